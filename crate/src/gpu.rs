@@ -1,0 +1,85 @@
+//! The GPU the engine runs on: burn's `Device` plus the cubecl client that our own WGSL
+//! kernels launch through, and the conversions between burn tensors and raw buffers.
+
+use burn::backend::wgpu::{CubeBackend, CubeTensor};
+use burn::tensor::{DType, Device, Shape, Tensor};
+use cubecl::client::Client;
+use cubecl::server::Handle;
+
+use crate::error::{Error, Result};
+
+#[derive(Clone)]
+pub struct Gpu {
+    device: Device,
+    client: Client,
+    cube_device: cubecl::Device,
+}
+
+impl Gpu {
+    /// Open the default adapter (Vulkan/Metal natively; lavapipe in CI).
+    #[cfg(not(target_family = "wasm"))]
+    pub fn new() -> Result<Self> {
+        let device = Device::wgpu_options().init().map_err(|e| Error::Gpu(e.to_string()))?;
+        Self::from_device(device)
+    }
+
+    /// Open the default adapter; the only way in a browser (WebGPU is asynchronous there).
+    pub async fn new_async() -> Result<Self> {
+        let device = Device::wgpu_options().init_async().await.map_err(|e| Error::Gpu(e.to_string()))?;
+        Self::from_device(device)
+    }
+
+    fn from_device(device: Device) -> Result<Self> {
+        let probe = Tensor::<1>::zeros([1], &device)
+            .try_into_primitive::<CubeBackend>()
+            .map_err(|e| Error::Gpu(format!("the device is not a wgpu device: {e:?}")))?;
+        Ok(Self { client: probe.client.clone(), cube_device: probe.device.clone(), device })
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Upload words into a new storage buffer.
+    pub fn upload_u32(&self, words: &[u32]) -> Handle {
+        self.client.create_from_slice(bytemuck::cast_slice(words))
+    }
+
+    /// A new uninitialised f32 buffer of `len` elements.
+    pub fn empty_f32(&self, len: usize) -> Handle {
+        self.client.empty(len.max(1) * 4)
+    }
+
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The contiguous f32 buffer behind a tensor, for a kernel to read.
+    pub(crate) fn buffer_of<const D: usize>(&self, op: &'static str, t: Tensor<D>) -> Result<CubeTensor> {
+        let t = t
+            .try_into_primitive::<CubeBackend>()
+            .map_err(|e| Error::shape(op, format!("tensor is not on the wgpu device: {e:?}")))?;
+        if t.dtype != DType::F32 {
+            return Err(Error::shape(op, format!("expected an f32 tensor, got {:?}", t.dtype)));
+        }
+        Ok(burn::backend::wgpu::into_contiguous(t))
+    }
+
+    /// Wrap a contiguous f32 buffer as a burn tensor of `shape`.
+    pub(crate) fn tensor_of<const D: usize>(&self, handle: Handle, shape: [usize; D]) -> Tensor<D> {
+        let t = CubeTensor::new_contiguous(
+            self.client.clone(),
+            self.cube_device.clone(),
+            Shape::from(shape.to_vec()),
+            handle,
+            DType::F32,
+        );
+        Tensor::from_primitive::<CubeBackend>(t)
+    }
+}
+
+/// Read a tensor back to the CPU (asynchronous so it also works in a browser).
+pub async fn read_f32<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
+    let data = t.into_data_async().await.map_err(|e| Error::Execution(format!("{e:?}")))?;
+    data.try_into_vec::<f32>().map_err(|e| Error::Execution(format!("{e:?}")))
+}

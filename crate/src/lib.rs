@@ -1,0 +1,21 @@
+//! FUSION vision-language models (arXiv 2504.09925) on burn's wgpu backend with our own WGSL
+//! kernels, natively (Vulkan/Metal) and in the browser (WebGPU, through `wasm`).
+
+pub mod config;
+pub mod error;
+pub mod generate;
+pub mod gpu;
+pub mod image;
+pub mod kernels;
+pub mod loader;
+pub mod model;
+pub mod quant;
+pub mod rng;
+pub mod tokenizer;
+pub mod weights;
+
+#[cfg(target_family = "wasm")]
+mod wasm;
+
+pub use error::{Error, Result};
+pub use gpu::Gpu;

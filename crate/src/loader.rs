@@ -1,0 +1,183 @@
+//! Reading tensors from a Hugging Face checkpoint: one `model.safetensors`, or shards listed by
+//! `model.safetensors.index.json`. Each tensor is read on its own (header, then its byte range),
+//! so loading never holds more than one tensor of the checkpoint in memory.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use half::{bf16, f16};
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// A tensor on the host, converted to f32.
+#[derive(Clone, Debug)]
+pub struct HostTensor {
+    pub shape: Vec<usize>,
+    pub data: Vec<f32>,
+}
+
+/// Where the model's tensors come from: a checkpoint on disk, a converted model, or memory.
+pub trait TensorSource {
+    /// The tensor called `name`, as f32.
+    fn tensor(&mut self, name: &str) -> Result<HostTensor>;
+    /// The shape of `name`, without reading it; `None` if absent.
+    fn shape(&self, name: &str) -> Option<Vec<usize>>;
+}
+
+/// Largest safetensors header we accept; real ones are well under a megabyte.
+const MAX_HEADER: u64 = 100 << 20;
+
+#[derive(Clone, Debug, Deserialize)]
+struct Entry {
+    dtype: String,
+    shape: Vec<usize>,
+    data_offsets: [u64; 2],
+}
+
+struct Shard {
+    path: PathBuf,
+    data_start: u64,
+    entries: HashMap<String, Entry>,
+}
+
+impl Shard {
+    fn open(path: &Path) -> Result<Self> {
+        let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let file_len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+        let bad = |m: String| Error::invalid(path.display().to_string(), m);
+        let mut len = [0u8; 8];
+        file.read_exact(&mut len).map_err(|_| bad("not a safetensors file: shorter than its 8-byte header length".into()))?;
+        let header_len = u64::from_le_bytes(len);
+        if header_len > MAX_HEADER || 8 + header_len > file_len {
+            return Err(bad(format!("safetensors header length {header_len} does not fit the {file_len}-byte file")));
+        }
+        let mut header = vec![0u8; header_len as usize];
+        file.read_exact(&mut header).map_err(|e| Error::io(path, e))?;
+        let mut raw: HashMap<String, serde_json::Value> =
+            serde_json::from_slice(&header).map_err(|e| bad(format!("safetensors header is not valid JSON: {e}")))?;
+        raw.remove("__metadata__");
+        let data_start = 8 + header_len;
+        let mut entries = HashMap::with_capacity(raw.len());
+        for (name, value) in raw {
+            let entry: Entry = serde_json::from_value(value).map_err(|e| bad(format!("tensor `{name}`: {e}")))?;
+            let [begin, end] = entry.data_offsets;
+            let numel = entry.shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+            let expected = numel.and_then(|n| n.checked_mul(dtype_size(&entry.dtype).unwrap_or(0)));
+            if begin > end || data_start + end > file_len || expected != Some((end - begin) as usize) || dtype_size(&entry.dtype).is_none() {
+                return Err(bad(format!(
+                    "tensor `{name}` ({} {:?}, bytes {begin}..{end}) does not match its header or the file is truncated",
+                    entry.dtype, entry.shape
+                )));
+            }
+            entries.insert(name, entry);
+        }
+        Ok(Self { path: path.to_owned(), data_start, entries })
+    }
+
+    fn read(&self, name: &str, entry: &Entry) -> Result<HostTensor> {
+        let [begin, end] = entry.data_offsets;
+        let mut file = File::open(&self.path).map_err(|e| Error::io(&self.path, e))?;
+        file.seek(SeekFrom::Start(self.data_start + begin)).map_err(|e| Error::io(&self.path, e))?;
+        let mut bytes = vec![0u8; (end - begin) as usize];
+        file.read_exact(&mut bytes).map_err(|e| Error::io(&self.path, e))?;
+        let data = decode(&entry.dtype, &bytes).ok_or_else(|| Error::invalid(name, format!("unsupported dtype {}", entry.dtype)))?;
+        Ok(HostTensor { shape: entry.shape.clone(), data })
+    }
+}
+
+fn dtype_size(dtype: &str) -> Option<usize> {
+    match dtype {
+        "F32" => Some(4),
+        "F16" | "BF16" => Some(2),
+        _ => None,
+    }
+}
+
+fn decode(dtype: &str, bytes: &[u8]) -> Option<Vec<f32>> {
+    let pairs = || bytes.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]]));
+    Some(match dtype {
+        "F32" => bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+        "F16" => pairs().map(|b| f16::from_bits(b).to_f32()).collect(),
+        "BF16" => pairs().map(|b| bf16::from_bits(b).to_f32()).collect(),
+        _ => return None,
+    })
+}
+
+/// A Hugging Face checkpoint directory.
+pub struct Checkpoint {
+    shards: Vec<Shard>,
+    /// tensor name → shard index
+    index: HashMap<String, usize>,
+}
+
+#[derive(Deserialize)]
+struct IndexFile {
+    weight_map: HashMap<String, String>,
+}
+
+impl Checkpoint {
+    pub fn open(dir: &Path) -> Result<Self> {
+        let index_path = dir.join("model.safetensors.index.json");
+        let files: Vec<String> = if index_path.exists() {
+            let text = std::fs::read_to_string(&index_path).map_err(|e| Error::io(&index_path, e))?;
+            let index: IndexFile = serde_json::from_str(&text)
+                .map_err(|e| Error::invalid(index_path.display().to_string(), e.to_string()))?;
+            let mut files: Vec<String> = index.weight_map.into_values().collect();
+            files.sort();
+            files.dedup();
+            files
+        } else if dir.join("model.safetensors").exists() {
+            vec!["model.safetensors".into()]
+        } else {
+            return Err(Error::invalid(
+                dir.display().to_string(),
+                "no model.safetensors or model.safetensors.index.json: not a Hugging Face checkpoint",
+            ));
+        };
+        let mut shards = Vec::with_capacity(files.len());
+        let mut index = HashMap::new();
+        for (i, file) in files.iter().enumerate() {
+            if file.contains('/') || file.contains("..") {
+                return Err(Error::invalid(index_path.display().to_string(), format!("shard name `{file}` leaves the checkpoint folder")));
+            }
+            let shard = Shard::open(&dir.join(file))?;
+            for name in shard.entries.keys() {
+                index.insert(name.clone(), i);
+            }
+            shards.push(shard);
+        }
+        Ok(Self { shards, index })
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.index.keys().map(String::as_str)
+    }
+}
+
+impl TensorSource for Checkpoint {
+    fn tensor(&mut self, name: &str) -> Result<HostTensor> {
+        let shard = self.index.get(name).map(|&i| &self.shards[i]).ok_or_else(|| Error::invalid(name, "tensor missing from the checkpoint"))?;
+        shard.read(name, &shard.entries[name])
+    }
+
+    fn shape(&self, name: &str) -> Option<Vec<usize>> {
+        self.index.get(name).map(|&i| self.shards[i].entries[name].shape.clone())
+    }
+}
+
+/// Tensors held in memory (tests, generated models).
+#[derive(Default)]
+pub struct MemorySource(pub HashMap<String, HostTensor>);
+
+impl TensorSource for MemorySource {
+    fn tensor(&mut self, name: &str) -> Result<HostTensor> {
+        self.0.get(name).cloned().ok_or_else(|| Error::invalid(name, "tensor missing"))
+    }
+
+    fn shape(&self, name: &str) -> Option<Vec<usize>> {
+        self.0.get(name).map(|t| t.shape.clone())
+    }
+}

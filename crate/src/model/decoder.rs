@@ -1,0 +1,208 @@
+//! The LLM decoders: Phi-3.5-mini (fused `qkv_proj`/`gate_up_proj`, long-RoPE) and LLaMA-3.1
+//! (separate projections, GQA, llama3 RoPE) as transformers 4.48.1 runs them (spec §6).
+//! FUSION only adds the interaction hook between layers, which `model/mod.rs` drives.
+
+use burn::tensor::{Int, Tensor, TensorData, activation::{silu, softmax}};
+
+use super::kv_cache::KvCache;
+use super::linear::Linear;
+use super::norm::RmsNorm;
+use super::params::Params;
+use super::rope::Rope;
+use crate::config::{Backbone, FusionConfig};
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::weights::{self, DecoderLinear as L};
+
+/// q, k, v: one fused matrix (Phi: rows q, then k, then v) or three.
+enum Qkv {
+    Fused(Linear),
+    Split(Linear, Linear, Linear),
+}
+
+/// gate and up: one fused matrix (Phi: first half gate, second half up) or two.
+enum GateUp {
+    Fused(Linear),
+    Split(Linear, Linear),
+}
+
+struct DecoderLayer {
+    input_norm: RmsNorm,
+    qkv: Qkv,
+    o: Linear,
+    post_norm: RmsNorm,
+    gate_up: GateUp,
+    down: Linear,
+}
+
+pub struct Decoder {
+    pub width: usize,
+    heads: usize,
+    kv_heads: usize,
+    head_dim: usize,
+    intermediate: usize,
+    pub vocab: usize,
+    /// `[V, D]`
+    embed: Tensor<2>,
+    layers: Vec<DecoderLayer>,
+    norm: RmsNorm,
+    lm_head: Linear,
+    rope: Rope,
+}
+
+impl Decoder {
+    pub fn load(p: &mut Params, c: &FusionConfig) -> Result<Self> {
+        let (d, h, kv, hd, i) = (c.hidden_size, c.num_attention_heads, c.kv_heads(), c.head_dim(), c.intermediate_size);
+        let b = c.model_type;
+        let eps = c.rms_norm_eps;
+        let layers = (0..c.num_hidden_layers)
+            .map(|l| {
+                let lin = |which| weights::decoder_linear(b, l, which);
+                let strip = |name: String| name.trim_end_matches(".weight").to_owned();
+                let qkv = match b {
+                    Backbone::Phi => Qkv::Fused(p.linear(&strip(lin(L::Qkv)), d, (h + 2 * kv) * hd, false)?),
+                    Backbone::Llama => Qkv::Split(
+                        p.linear(&strip(lin(L::Q)), d, h * hd, false)?,
+                        p.linear(&strip(lin(L::K)), d, kv * hd, false)?,
+                        p.linear(&strip(lin(L::V)), d, kv * hd, false)?,
+                    ),
+                };
+                let gate_up = match b {
+                    Backbone::Phi => GateUp::Fused(p.linear(&strip(lin(L::GateUp)), d, 2 * i, false)?),
+                    Backbone::Llama => GateUp::Split(p.linear(&strip(lin(L::Gate)), d, i, false)?, p.linear(&strip(lin(L::Up)), d, i, false)?),
+                };
+                Ok(DecoderLayer {
+                    input_norm: p.rms_norm(&weights::decoder_norm(l, "input_layernorm"), d, eps)?,
+                    qkv,
+                    o: p.linear(&strip(lin(L::O)), h * hd, d, false)?,
+                    post_norm: p.rms_norm(&weights::decoder_norm(l, "post_attention_layernorm"), d, eps)?,
+                    gate_up,
+                    down: p.linear(&strip(lin(L::Down)), i, d, false)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let lm_head_name = if c.tie_word_embeddings && p.source.shape(&weights::lm_head()).is_none() { weights::embed_tokens() } else { weights::lm_head() };
+        Ok(Self {
+            width: d,
+            heads: h,
+            kv_heads: kv,
+            head_dim: hd,
+            intermediate: i,
+            vocab: c.vocab_size,
+            embed: p.matrix(&weights::embed_tokens(), c.vocab_size, d)?,
+            layers,
+            norm: p.rms_norm(&weights::final_norm(), d, eps)?,
+            lm_head: p.linear(lm_head_name.trim_end_matches(".weight"), d, c.vocab_size, false)?,
+            rope: Rope::new(c)?,
+        })
+    }
+
+    pub fn depth(&self) -> usize {
+        self.layers.len()
+    }
+
+    /// Token embeddings. Ids must be below the vocabulary size (checked: an out-of-range
+    /// gather would silently read another row).
+    ///
+    /// # Shapes
+    /// `ids [S] → [S, D]`
+    pub fn embed(&self, gpu: &Gpu, ids: &[u32]) -> Result<Tensor<2>> {
+        if let Some(bad) = ids.iter().find(|&&id| id as usize >= self.vocab) {
+            return Err(Error::invalid("prompt", format!("token id {bad} is outside the vocabulary of {}", self.vocab)));
+        }
+        let ids: Vec<i64> = ids.iter().map(|&i| i as i64).collect();
+        let n = ids.len();
+        Ok(self.embed.clone().select(0, Tensor::<1, Int>::from_data(TensorData::new(ids, [n]), gpu.device())))
+    }
+
+    /// Causal-attention tables for `len` new positions after `cache.len()` cached ones:
+    /// RoPE cos/sin `[len, head_dim]` and the additive mask `[len, past + len]`.
+    pub fn step_inputs(&self, gpu: &Gpu, cache: &KvCache, len: usize) -> StepInputs {
+        let past = cache.len();
+        let (cos, sin) = self.rope.tables(past, len);
+        let total = past + len;
+        let mask: Vec<f32> = (0..len).flat_map(|i| (0..total).map(move |j| if j > past + i { f32::MIN } else { 0.0 })).collect();
+        let dev = gpu.device();
+        StepInputs {
+            cos: Tensor::from_data(TensorData::new(cos, [len, self.head_dim]), dev),
+            sin: Tensor::from_data(TensorData::new(sin, [len, self.head_dim]), dev),
+            mask: (len > 1).then(|| Tensor::from_data(TensorData::new(mask, [len, total]), dev)),
+        }
+    }
+
+    /// One decoder layer over the new positions, appending their keys and values to `cache`.
+    ///
+    /// # Shapes
+    /// `x [S, D] → [S, D]`
+    pub fn layer(&self, gpu: &Gpu, index: usize, x: Tensor<2>, step: &StepInputs, cache: &mut KvCache) -> Result<Tensor<2>> {
+        let layer = &self.layers[index];
+        let [s, _] = x.dims();
+        let (h, kv, hd) = (self.heads, self.kv_heads, self.head_dim);
+        let normed = layer.input_norm.forward(x.clone());
+        let (q, k, v) = match &layer.qkv {
+            Qkv::Fused(w) => {
+                let qkv = w.forward(gpu, normed)?;
+                (qkv.clone().slice([0..s, 0..h * hd]), qkv.clone().slice([0..s, h * hd..(h + kv) * hd]), qkv.slice([0..s, (h + kv) * hd..(h + 2 * kv) * hd]))
+            }
+            Qkv::Split(wq, wk, wv) => (wq.forward(gpu, normed.clone())?, wk.forward(gpu, normed.clone())?, wv.forward(gpu, normed)?),
+        };
+        let heads = |t: Tensor<2>, n: usize| t.reshape([s, n, hd]).swap_dims(0, 1); // [n, S, hd]
+        let q = rotate(heads(q, h), &step.cos, &step.sin);
+        let k = rotate(heads(k, kv), &step.cos, &step.sin);
+        let (k, v) = cache.append(index, k, heads(v, kv));
+        let total = k.dims()[1];
+        // GQA: query head i reads kv head i / (h / kv), as HF's repeat_kv lays them out.
+        let rep = h / kv;
+        let expand = |t: Tensor<3>| t.unsqueeze_dim::<4>(1).expand([kv, rep, total, hd]).reshape([h, total, hd]);
+        let mut scores = q.matmul(expand(k).swap_dims(1, 2)) * (hd as f64).powf(-0.5);
+        if let Some(mask) = &step.mask {
+            scores = scores + mask.clone().unsqueeze::<3>();
+        }
+        let attn = softmax(scores, 2).matmul(expand(v)).swap_dims(0, 1).reshape([s, h * hd]);
+        let x = x + layer.o.forward(gpu, attn)?;
+
+        let normed = layer.post_norm.forward(x.clone());
+        let i = self.intermediate;
+        let (gate, up) = match &layer.gate_up {
+            GateUp::Fused(w) => {
+                let gu = w.forward(gpu, normed)?;
+                (gu.clone().slice([0..s, 0..i]), gu.slice([0..s, i..2 * i]))
+            }
+            GateUp::Split(wg, wu) => (wg.forward(gpu, normed.clone())?, wu.forward(gpu, normed)?),
+        };
+        Ok(x + layer.down.forward(gpu, silu(gate) * up)?)
+    }
+
+    /// Final norm and `lm_head` on the last position.
+    ///
+    /// # Shapes
+    /// `x [S, D] → logits [V]`
+    pub fn logits(&self, gpu: &Gpu, x: Tensor<2>) -> Result<Tensor<1>> {
+        let [s, d] = x.dims();
+        let last = self.norm.forward(x.slice([s - 1..s, 0..d]));
+        Ok(self.lm_head.forward(gpu, last)?.reshape([self.vocab]))
+    }
+
+    pub fn final_norm(&self, x: Tensor<2>) -> Tensor<2> {
+        self.norm.forward(x)
+    }
+}
+
+/// Per-step tables shared by every layer.
+pub struct StepInputs {
+    cos: Tensor<2>,
+    sin: Tensor<2>,
+    mask: Option<Tensor<2>>,
+}
+
+/// `x·cos + rotate_half(x)·sin`, rotate-half (non-interleaved) layout.
+///
+/// # Shapes
+/// `x [heads, S, hd]`, `cos`/`sin` `[S, hd]`
+fn rotate(x: Tensor<3>, cos: &Tensor<2>, sin: &Tensor<2>) -> Tensor<3> {
+    let [h, s, hd] = x.dims();
+    let x1 = x.clone().slice([0..h, 0..s, 0..hd / 2]);
+    let x2 = x.clone().slice([0..h, 0..s, hd / 2..hd]);
+    let rotated = Tensor::cat(vec![x2.neg(), x1], 2);
+    x * cos.clone().unsqueeze::<3>() + rotated * sin.clone().unsqueeze::<3>()
+}

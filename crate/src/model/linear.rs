@@ -1,0 +1,52 @@
+//! The one linear layer: f32 weights through burn's matmul, or int4 weights through our WGSL
+//! kernel. The model is written once; the weight format is a loading choice.
+
+use burn::tensor::Tensor;
+
+use crate::error::Result;
+use crate::gpu::Gpu;
+use crate::kernels::{Int4Matrix, int4_matvec};
+
+pub enum LinearWeight {
+    /// `[in, out]`: stored transposed from PyTorch's `[out, in]` so the forward is one matmul.
+    F32(Tensor<2>),
+    /// `[out, in]` in the int4 group format (`quant.rs`).
+    Int4(Int4Matrix),
+}
+
+pub struct Linear {
+    pub weight: LinearWeight,
+    /// `[out]`
+    pub bias: Option<Tensor<1>>,
+    pub in_features: usize,
+    pub out_features: usize,
+}
+
+impl Linear {
+    /// # Shapes
+    /// `x [..., in] → [..., out]`
+    pub fn forward<const D: usize>(&self, gpu: &Gpu, x: Tensor<D>) -> Result<Tensor<D>> {
+        let dims = x.dims();
+        let rows = dims[..D - 1].iter().product::<usize>();
+        let x2 = x.reshape([rows, self.in_features]);
+        let y = match &self.weight {
+            LinearWeight::F32(wt) => x2.matmul(wt.clone()),
+            LinearWeight::Int4(w) => {
+                // The matvec kernel takes up to MAX_ROWS rows; prefill-sized inputs go in
+                // blocks until the tiled int4 GEMM lands.
+                let block = crate::kernels::int4_matvec::MAX_ROWS;
+                let parts = (0..rows.div_ceil(block))
+                    .map(|b| int4_matvec(gpu, x2.clone().slice([b * block..((b + 1) * block).min(rows)]), w))
+                    .collect::<Result<Vec<_>>>()?;
+                Tensor::cat(parts, 0)
+            }
+        };
+        let y = match &self.bias {
+            Some(b) => y + b.clone().unsqueeze::<2>(),
+            None => y,
+        };
+        let mut out = dims;
+        out[D - 1] = self.out_features;
+        Ok(y.reshape(out))
+    }
+}

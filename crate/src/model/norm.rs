@@ -1,0 +1,47 @@
+//! LayerNorm (vision tower, interaction layers) and RMSNorm (decoders), in f32.
+
+use burn::tensor::Tensor;
+
+pub struct LayerNorm {
+    /// `[dim]`
+    pub weight: Tensor<1>,
+    /// `[dim]`
+    pub bias: Tensor<1>,
+    pub eps: f64,
+}
+
+impl LayerNorm {
+    /// # Shapes
+    /// `x [..., dim] → [..., dim]`
+    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        let mean = x.clone().mean_dim(D - 1);
+        let centered = x - mean;
+        let var = centered.clone().square().mean_dim(D - 1);
+        let normed = centered / (var + self.eps).sqrt();
+        normed * self.weight.clone().unsqueeze::<D>() + self.bias.clone().unsqueeze::<D>()
+    }
+}
+
+pub struct RmsNorm {
+    /// `[dim]`
+    pub weight: Tensor<1>,
+    pub eps: f64,
+}
+
+impl RmsNorm {
+    /// # Shapes
+    /// `x [..., dim] → [..., dim]`
+    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        let rms = (x.clone().square().mean_dim(D - 1) + self.eps).sqrt();
+        (x / rms) * self.weight.clone().unsqueeze::<D>()
+    }
+}
+
+/// GELU with the tanh approximation (`gelu_pytorch_tanh`, the vision tower's activation).
+/// Written out with `x·x·x`: a `pow` with a negative base is undefined in WGSL.
+pub fn gelu_tanh<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
+    let cube = x.clone() * x.clone() * x.clone();
+    let inner = (x.clone() + cube * 0.044715) * SQRT_2_OVER_PI;
+    x * (inner.tanh() + 1.0) * 0.5
+}

@@ -1,0 +1,215 @@
+//! The SigLIP / SigLIP2 vision tower with FUSION's text-guided unified encoding (spec §3).
+//!
+//! Reference: `fusion/model/multimodal_encoder/siglip_encoder.py` and `siglip2_encoder.py` at
+//! `starriver030515/FUSION@c40f93f`. The tower keeps all but the base model's last layer,
+//! never applies `post_layernorm`, and returns the feature connector
+//! `[hs[last], mean(hs[0..E]), mean(hs[E..2E])]` over every row.
+
+use burn::tensor::{Tensor, activation::softmax};
+
+use super::linear::Linear;
+use super::norm::{LayerNorm, gelu_tanh};
+use super::params::Params;
+use super::trace::{Trace, record};
+use crate::config::{TowerKind, VisionConfig};
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::weights;
+
+struct VisionLayer {
+    ln1: LayerNorm,
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    out: Linear,
+    ln2: LayerNorm,
+    fc1: Linear,
+    fc2: Linear,
+}
+
+/// The question half of a text-guided encoding.
+pub struct Question {
+    /// `aux_projector(embed_tokens(ids))`, `[T, C]`.
+    pub states: Tensor<2>,
+    /// `ids != 0` per question token: id 0 is treated as padding and masked out of every
+    /// layer's keys, bug-compatibly (spec §3.4, §10.4; for LLaMA-3 that is the token `!`).
+    pub keep: Vec<bool>,
+}
+
+pub struct VisionTower {
+    pub kind: TowerKind,
+    pub width: usize,
+    heads: usize,
+    patch: usize,
+    /// Patches per side of a 384 px view: 27 (so400m/14) or 24 (giant/16).
+    pub side: usize,
+    eps: f64,
+    /// Conv2d(3→C, kernel = stride = patch) as a linear map of flattened `(c, y, x)` patches.
+    patch_embed: Linear,
+    /// `[N, C]`
+    position: Tensor<2>,
+    layers: Vec<VisionLayer>,
+}
+
+impl VisionTower {
+    /// Widths come from tensor shapes (§10.8); the head count from the tower config.
+    pub fn load(p: &mut Params, kind: TowerKind, config: &VisionConfig) -> Result<Self> {
+        let shape = |p: &Params, name: &str| p.source.shape(name).ok_or_else(|| Error::invalid(name, "tensor missing from the checkpoint"));
+        let pos_name = weights::position_embedding();
+        let [n, width] = shape(p, &pos_name)?[..] else { return Err(Error::invalid(pos_name, "expected a 2-D tensor")) };
+        let patch_name = format!("{}.weight", weights::patch_embedding());
+        let patch = match shape(p, &patch_name)?[..] {
+            [c, 3, ph, pw] if c == width && ph == pw => ph,
+            ref s => return Err(Error::invalid(patch_name, format!("expected [{width}, 3, p, p], the checkpoint has {s:?}"))),
+        };
+        let side = config.image_size / patch;
+        if side * side != n {
+            return Err(Error::invalid(pos_name, format!("{n} positions do not make a square grid of {patch}-px patches over {} px", config.image_size)));
+        }
+        let fc1_name = format!("{}.weight", weights::vision_layer(0, "mlp.fc1"));
+        let intermediate = shape(p, &fc1_name)?[0];
+        let depth = (0..).take_while(|&l| p.source.shape(&format!("{}.weight", weights::vision_layer(l, "layer_norm1"))).is_some()).count();
+        if depth < 2 * kind.early_layers() {
+            return Err(Error::invalid(
+                "vision tower",
+                format!("{depth} encoder layers; a {kind:?} tower needs at least {} for its feature connector", 2 * kind.early_layers()),
+            ));
+        }
+        let heads = config.num_attention_heads;
+        if heads == 0 || width % heads != 0 {
+            return Err(Error::invalid("vision tower", format!("width {width} is not a multiple of {heads} heads")));
+        }
+        let eps = config.layer_norm_eps;
+
+        let w = p.host(&patch_name, &[width, 3, patch, patch])?;
+        let bias = p.vector(&format!("{}.bias", weights::patch_embedding()), width)?;
+        let patch_embed = p.linear_from(&patch_name, w.data, 3 * patch * patch, width, Some(bias))?;
+        let position = p.matrix(&pos_name, n, width)?;
+        let layers = (0..depth)
+            .map(|l| {
+                let name = |part: &str| weights::vision_layer(l, part);
+                Ok(VisionLayer {
+                    ln1: p.layer_norm(&name("layer_norm1"), width, eps)?,
+                    q: p.linear(&name("self_attn.q_proj"), width, width, true)?,
+                    k: p.linear(&name("self_attn.k_proj"), width, width, true)?,
+                    v: p.linear(&name("self_attn.v_proj"), width, width, true)?,
+                    out: p.linear(&name("self_attn.out_proj"), width, width, true)?,
+                    ln2: p.layer_norm(&name("layer_norm2"), width, eps)?,
+                    fc1: p.linear(&name("mlp.fc1"), width, intermediate, true)?,
+                    fc2: p.linear(&name("mlp.fc2"), intermediate, width, true)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self { kind, width, heads, patch, side, eps, patch_embed, position, layers })
+    }
+
+    pub fn patches(&self) -> usize {
+        self.side * self.side
+    }
+
+    /// Cut normalised `[3, S, S]` views into flattened patches `[B·N, 3·p·p]` on the host. The
+    /// conv has no padding, so pixels past `side·patch` (378 of 384 for so400m/14) are unused.
+    fn patchify(&self, views: &[&[f32]], size: usize) -> Vec<f32> {
+        let (p, side) = (self.patch, self.side);
+        let mut out = Vec::with_capacity(views.len() * side * side * 3 * p * p);
+        for view in views {
+            for py in 0..side {
+                for px in 0..side {
+                    for c in 0..3 {
+                        for y in 0..p {
+                            let row = c * size * size + (py * p + y) * size + px * p;
+                            out.extend_from_slice(&view[row..row + p]);
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Encode `B` views, with or without the question (one question, so `B = 1` with it).
+    /// Returns the connector features `[B, N(+T), 3C]`.
+    ///
+    /// # Shapes
+    /// `views`: `B` slices of `[3, size, size]` normalised pixels.
+    pub fn forward(&self, gpu: &Gpu, views: &[&[f32]], size: usize, question: Option<&Question>, mut trace: Option<&mut Trace>) -> Result<Tensor<3>> {
+        let (b, n, c) = (views.len(), self.patches(), self.width);
+        if views.iter().any(|v| v.len() != 3 * size * size) || size < self.side * self.patch {
+            return Err(Error::shape("vision tower", format!("views must be [3, {size}, {size}] with size ≥ {}", self.side * self.patch)));
+        }
+        if question.is_some() && b != 1 {
+            return Err(Error::shape("vision tower", "a question guides exactly one view"));
+        }
+        let pp = 3 * self.patch * self.patch;
+        let pixels = Tensor::<2>::from_data(burn::tensor::TensorData::new(self.patchify(views, size), [b * n, pp]), gpu.device());
+        let patches = self.patch_embed.forward(gpu, pixels)?.reshape([b, n, c]) + self.position.clone().unsqueeze::<3>();
+
+        // Question rows get no position embedding (spec §3.3).
+        let (mut h, key_bias) = match question {
+            Some(q) => {
+                let t = q.keep.len();
+                let h = Tensor::cat(vec![patches, q.states.clone().unsqueeze::<3>()], 1);
+                let bias: Vec<f32> = (0..n).map(|_| 0.0).chain(q.keep.iter().map(|&k| if k { 0.0 } else { f32::MIN })).collect();
+                let bias = Tensor::<1>::from_data(burn::tensor::TensorData::new(bias, [n + t]), gpu.device()).reshape([1, 1, 1, n + t]);
+                (h, Some(bias))
+            }
+            None => (patches, None),
+        };
+
+        let early = self.kind.early_layers();
+        let depth = self.layers.len();
+        let mut early_sum = h.clone();
+        let mut late_sum: Option<Tensor<3>> = None;
+        record(&mut trace, || "vision.hidden_0".into(), &h);
+        for (l, layer) in self.layers.iter().enumerate() {
+            // The early-layer quirk (spec §3.6) only exists when the question is present.
+            let quirk = question.is_some() && l < early;
+            h = layer.forward(gpu, h, self.heads, key_bias.clone(), quirk.then_some(n))?;
+            let i = l + 1; // h is hs[i]
+            record(&mut trace, || format!("vision.hidden_{i}"), &h);
+            if i < early {
+                early_sum = early_sum + h.clone();
+            } else if i < 2 * early {
+                late_sum = Some(match late_sum {
+                    Some(s) => s + h.clone(),
+                    None => h.clone(),
+                });
+            }
+        }
+        let _ = (depth, self.eps);
+        let late_sum = late_sum.expect("depth ≥ 2·early was checked at load");
+        Ok(Tensor::cat(vec![h, early_sum / early as f64, late_sum / early as f64], 2))
+    }
+}
+
+impl VisionLayer {
+    /// Pre-LN SigLIP layer. With `quirk_rows = Some(N)`, rows `N..` (the question) attend
+    /// uniformly to every key, padded ones included: the reference overwrites
+    /// `attn_weights[:, :N, N:]` on a `(batch, heads, rows, keys)` tensor, so `:N` spans the
+    /// heads and `N:` the rows (spec §3.6). A uniform softmax makes their output the mean of V.
+    ///
+    /// # Shapes
+    /// `h [B, L, C] → [B, L, C]`; `key_bias [1, 1, 1, L]`.
+    fn forward(&self, gpu: &Gpu, h: Tensor<3>, heads: usize, key_bias: Option<Tensor<4>>, quirk_rows: Option<usize>) -> Result<Tensor<3>> {
+        let [b, l, c] = h.dims();
+        let hd = c / heads;
+        let x = self.ln1.forward(h.clone());
+        let split = |t: Tensor<3>| t.reshape([b, l, heads, hd]).swap_dims(1, 2);
+        let q = split(self.q.forward(gpu, x.clone())?);
+        let k = split(self.k.forward(gpu, x.clone())?);
+        let v = split(self.v.forward(gpu, x)?);
+        let mut scores = q.matmul(k.swap_dims(2, 3)) * (hd as f64).powf(-0.5);
+        if let Some(bias) = key_bias {
+            scores = scores + bias;
+        }
+        let mut attn = softmax(scores, 3).matmul(v.clone());
+        if let Some(n) = quirk_rows {
+            let mean_v = v.mean_dim(2).expand([b, heads, l - n, hd]);
+            attn = Tensor::cat(vec![attn.slice([0..b, 0..heads, 0..n]), mean_v], 2);
+        }
+        let attn = attn.swap_dims(1, 2).reshape([b, l, c]);
+        let h = h + self.out.forward(gpu, attn)?;
+        let m = self.fc2.forward(gpu, gelu_tanh(self.fc1.forward(gpu, self.ln2.forward(h.clone()))?))?;
+        Ok(h + m)
+    }
+}

@@ -1,0 +1,97 @@
+//! The checkpoint's `tokenizer.json` through the `tokenizers` crate, FUSION's chat templates
+//! (`fusion/conversation.py`, spec §6.3) and the sentinel-splicing of `tokenizer_image_token`.
+
+use std::path::Path;
+
+use crate::config::Backbone;
+use crate::error::{Error, Result};
+use crate::model::{IMAGE_TOKEN_INDEX, LATENT_IMAGE_TOKEN_INDEX, Prompt};
+
+const IMAGE: &str = "<image>";
+const LATENT: &str = "<latent_image>";
+
+pub struct Tokenizer {
+    inner: tokenizers::Tokenizer,
+    backbone: Backbone,
+}
+
+const LLAMA_SYSTEM: &str = "You are a helpful, highly intelligent language and vision assistant. You are able to understand the visual content that the user provides, and assist the user with a variety of tasks using natural language. Whenever an image is present in the conversation, very carefully examine it and consider its content when formulating your response.";
+
+impl Tokenizer {
+    pub fn from_bytes(json: &[u8], backbone: Backbone) -> Result<Self> {
+        let inner = tokenizers::Tokenizer::from_bytes(json).map_err(|e| Error::invalid("tokenizer.json", e.to_string()))?;
+        Ok(Self { inner, backbone })
+    }
+
+    pub fn load(dir: &Path, backbone: Backbone) -> Result<Self> {
+        let path = dir.join("tokenizer.json");
+        Self::from_bytes(&std::fs::read(&path).map_err(|e| Error::io(&path, e))?, backbone)
+    }
+
+    pub fn encode(&self, text: &str, special: bool) -> Result<Vec<u32>> {
+        Ok(self.inner.encode(text, special).map_err(|e| Error::invalid("tokenizer", e.to_string()))?.get_ids().to_vec())
+    }
+
+    /// Text of generated ids, special tokens skipped (`skip_special_tokens=True`).
+    pub fn decode(&self, ids: &[u32]) -> Result<String> {
+        self.inner.decode(ids, true).map_err(|e| Error::invalid("tokenizer", e.to_string()))
+    }
+
+    pub fn token_id(&self, token: &str) -> Option<u32> {
+        self.inner.token_to_id(token)
+    }
+
+    /// The chat-template text of one image question, with the two placeholders.
+    pub fn chat_text(&self, question: &str) -> String {
+        let user = format!("<vision_start>{LATENT}<vision_end><vision_start>{IMAGE}<vision_end>\n{question}");
+        match self.backbone {
+            Backbone::Phi => format!("<|system|>\nYou are a helpful AI assistant.<|end|>\n<|user|>\n{user}<|end|>\n<|assistant|>\n"),
+            Backbone::Llama => format!(
+                "<|start_header_id|>system<|end_header_id|>\n\n{LLAMA_SYSTEM}<|eot_id|><|start_header_id|>user<|end_header_id|>\n\n{user}<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"
+            ),
+        }
+    }
+
+    /// Tokenise an image question as the reference does: the template split at the two
+    /// placeholders, each piece tokenised on its own with default special tokens, joined by
+    /// the sentinels; when pieces start with BOS, one BOS is kept (`tokenizer_image_token`).
+    /// The question ids for the tower are the stripped question tokenised alone (spec §1.4).
+    pub fn image_prompt(&self, question: &str) -> Result<Prompt> {
+        let question = question.trim();
+        if question.is_empty() {
+            return Err(Error::invalid("question", "the question is empty"));
+        }
+        let text = self.chat_text(question);
+        let bos = self.bos_id();
+        let mut ids = Vec::new();
+        let mut rest = text.as_str();
+        let mut first = true;
+        loop {
+            let next = [(IMAGE, IMAGE_TOKEN_INDEX), (LATENT, LATENT_IMAGE_TOKEN_INDEX)]
+                .into_iter()
+                .filter_map(|(tag, id)| rest.find(tag).map(|at| (at, tag, id)))
+                .min_by_key(|m| m.0);
+            let piece = next.map_or(rest, |(at, _, _)| &rest[..at]);
+            let mut t = self.encode(piece, true)?;
+            if !first && bos.is_some() && t.first().copied() == bos {
+                t.remove(0);
+            }
+            first = false;
+            ids.extend(t.into_iter().map(i64::from));
+            match next {
+                Some((at, tag, id)) => {
+                    ids.push(id);
+                    rest = &rest[at + tag.len()..];
+                }
+                None => break,
+            }
+        }
+        Ok(Prompt { ids, instructs: self.encode(question, true)? })
+    }
+
+    /// The token the tokenizer's post-processor puts first (BOS), if any.
+    fn bos_id(&self) -> Option<u32> {
+        let probe = self.inner.encode("", true).ok()?;
+        probe.get_ids().first().copied()
+    }
+}

@@ -1,0 +1,40 @@
+// Shared browser-test setup: a static server for web/ and Debian's Chromium with WebGPU.
+import { chromium } from 'playwright-core';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { serve } from '../../web/serve.mjs';
+
+export { serve };
+
+// WebGPU on SwiftShader in headless Chromium; the network flags keep Chromium from calling
+// out (this machine has no network beyond localhost). See shared/notes/toolchain.md.
+const CHROMIUM_ARGS = [
+  '--headless=new',
+  '--enable-unsafe-webgpu',
+  '--no-sandbox',
+  '--no-first-run',
+  '--disable-quic',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+export async function launchBrowser() {
+  const userDataDir = await mkdtemp(join(tmpdir(), 'fusion-chromium-'));
+  return chromium.launchPersistentContext(userDataDir, {
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    headless: true,
+    args: CHROMIUM_ARGS,
+  });
+}
+
+/** Open `url` and collect the page's console and errors, so a failing test can show them. */
+export async function openPage(context, url) {
+  const page = await context.newPage();
+  const log = [];
+  page.on('console', (m) => log.push(`[${m.type()}] ${m.text()}`));
+  page.on('pageerror', (e) => log.push(`[pageerror] ${e.message}`));
+  await page.goto(url);
+  return { page, log };
+}

@@ -1,0 +1,51 @@
+// The demo page starts WebGPU, and our int4 matvec WGSL kernel, compiled to wasm and run in
+// Chromium, matches the CPU reference. WebGPU missing is a failure, never a skip.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { serve, launchBrowser, openPage } from './harness.mjs';
+
+let server, browser, page, log;
+
+before(async () => {
+  server = await serve();
+  browser = await launchBrowser();
+  ({ page, log } = await openPage(browser, `${server.url}/demo/`));
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.close();
+});
+
+test('the demo page initialises WebGPU', async () => {
+  await page.waitForSelector('body[data-gpu]', { timeout: 60_000 });
+  const state = await page.getAttribute('body', 'data-gpu');
+  const text = await page.textContent('#status');
+  assert.equal(state, 'ready', `${text}\n${log.join('\n')}`);
+});
+
+// Same tolerance as the native test: f32 accumulation against an f64 reference.
+const TOL = 1e-5;
+
+test('int4 matvec in wasm on WebGPU matches the CPU reference', async () => {
+  const cases = [
+    [1, 37, 40, 32],
+    [3, 129, 333, 32],
+    [8, 257, 1000, 128],
+  ];
+  const seed = Math.floor(Math.random() * 2 ** 32);
+  const errors = await page.evaluate(
+    async ({ cases, seed }) => {
+      const wasm = await import('/pkg/fusion.js');
+      await wasm.default();
+      const engine = await wasm.Engine.create();
+      const out = [];
+      for (const [m, n, k, group] of cases) out.push(await engine.checkInt4Matvec(m, n, k, group, seed));
+      return out;
+    },
+    { cases, seed },
+  );
+  cases.forEach(([m, n, k, group], i) => {
+    assert.ok(errors[i] < TOL, `m=${m} n=${n} k=${k} group=${group} seed=${seed}: rel L2 ${errors[i]}\n${log.join('\n')}`);
+  });
+});
