@@ -2,6 +2,7 @@
 //! kernels, natively (Vulkan/Metal) and in the browser (WebGPU, through `wasm`).
 
 pub mod config;
+pub mod engine;
 pub mod error;
 pub mod generate;
 pub mod gpu;
@@ -11,6 +12,8 @@ pub mod loader;
 pub mod model;
 pub mod quant;
 pub mod rng;
+#[cfg(not(target_family = "wasm"))]
+pub mod testing;
 pub mod tokenizer;
 pub mod weights;
 

@@ -41,27 +41,52 @@ impl Tokenizer {
         self.inner.token_to_id(token)
     }
 
-    /// The chat-template text of one image question, with the two placeholders.
-    pub fn chat_text(&self, question: &str) -> String {
-        let user = format!("<vision_start>{LATENT}<vision_end><vision_start>{IMAGE}<vision_end>\n{question}");
+    /// The chat-template text of an image question after earlier `(question, answer)` turns.
+    ///
+    /// [§10.11] The reference re-sends every turn with its own image placeholders and joins all
+    /// questions into the tower's instruction. We keep earlier turns as plain text and put the
+    /// image in the newest turn only, guided by the newest question: one image per prompt, and
+    /// the per-image tile features are reused across turns.
+    pub fn chat_text(&self, history: &[(String, String)], question: &str) -> String {
+        let image_turn = format!("<vision_start>{LATENT}<vision_end><vision_start>{IMAGE}<vision_end>\n{question}");
         match self.backbone {
-            Backbone::Phi => format!("<|system|>\nYou are a helpful AI assistant.<|end|>\n<|user|>\n{user}<|end|>\n<|assistant|>\n"),
-            Backbone::Llama => format!(
-                "<|start_header_id|>system<|end_header_id|>\n\n{LLAMA_SYSTEM}<|eot_id|><|start_header_id|>user<|end_header_id|>\n\n{user}<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"
-            ),
+            Backbone::Phi => {
+                let mut t = String::from("<|system|>\nYou are a helpful AI assistant.<|end|>\n");
+                for (q, a) in history {
+                    t += &format!("<|user|>\n{q}<|end|>\n<|assistant|>\n{a}<|end|>\n");
+                }
+                t + &format!("<|user|>\n{image_turn}<|end|>\n<|assistant|>\n")
+            }
+            Backbone::Llama => {
+                let turn = |role: &str, text: &str| format!("<|start_header_id|>{role}<|end_header_id|>\n\n{text}<|eot_id|>");
+                let mut t = turn("system", LLAMA_SYSTEM);
+                for (q, a) in history {
+                    t += &turn("user", q);
+                    t += &turn("assistant", a);
+                }
+                t + &turn("user", &image_turn) + "<|start_header_id|>assistant<|end_header_id|>\n\n"
+            }
         }
+    }
+
+    /// The end-of-turn token of the chat template, when the vocabulary has it.
+    pub fn end_of_turn(&self) -> Option<u32> {
+        self.token_id(match self.backbone {
+            Backbone::Phi => "<|end|>",
+            Backbone::Llama => "<|eot_id|>",
+        })
     }
 
     /// Tokenise an image question as the reference does: the template split at the two
     /// placeholders, each piece tokenised on its own with default special tokens, joined by
     /// the sentinels; when pieces start with BOS, one BOS is kept (`tokenizer_image_token`).
     /// The question ids for the tower are the stripped question tokenised alone (spec §1.4).
-    pub fn image_prompt(&self, question: &str) -> Result<Prompt> {
+    pub fn image_prompt(&self, history: &[(String, String)], question: &str) -> Result<Prompt> {
         let question = question.trim();
         if question.is_empty() {
             return Err(Error::invalid("question", "the question is empty"));
         }
-        let text = self.chat_text(question);
+        let text = self.chat_text(history, question);
         let bos = self.bos_id();
         let mut ids = Vec::new();
         let mut rest = text.as_str();

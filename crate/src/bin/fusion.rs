@@ -1,8 +1,17 @@
-//! `fusion`: the native command line (conversion, questions, benchmarks, serving the web app).
+//! `fusion`: the native command line (questions, test models; conversion, benchmarks and
+//! serving come with their issues).
 
+use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
+use fusion::config::Backbone;
+use fusion::engine::{AskOptions, Engine};
+use fusion::generate::SamplingOptions;
+use fusion::image::Views;
+use fusion::model::WeightFormat;
+use fusion::{Error, Gpu, Result};
 
 #[derive(Parser)]
 #[command(name = "fusion", version, about = "FUSION vision-language models on burn + WGSL")]
@@ -13,31 +22,111 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Ask a question about a photo and stream the answer.
-    Ask,
+    /// Ask a question about a photo and stream the answer to stdout.
+    Ask {
+        /// Checkpoint directory (config.json, safetensors shards, tokenizer.json).
+        #[arg(long)]
+        model: PathBuf,
+        /// The photo (JPEG or PNG).
+        #[arg(long)]
+        image: PathBuf,
+        /// The question.
+        question: String,
+        /// Follow-up questions about the same photo, asked in order after the first.
+        #[arg(long = "then")]
+        follow_ups: Vec<String>,
+        #[arg(long, default_value_t = 512)]
+        max_tokens: usize,
+        /// 0 is greedy decoding.
+        #[arg(long, default_value_t = 0.0)]
+        temperature: f32,
+        #[arg(long, default_value_t = 1.0)]
+        top_p: f32,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Latent tokens Q (4, 16, 36, 64, 144, …); default: the config's, else 64.
+        #[arg(long)]
+        latents: Option<usize>,
+        /// Keep linear weights in int4 (group size 32) instead of f32.
+        #[arg(long)]
+        int4: bool,
+    },
+    /// Write a tiny random-weight FUSION checkpoint (for tests and the demo).
+    Tiny {
+        out: PathBuf,
+        #[arg(long, value_enum, default_value_t = TinyBackbone::Phi)]
+        backbone: TinyBackbone,
+        /// Use the SigLIP2 (FUSION-X) tower path.
+        #[arg(long)]
+        siglip2: bool,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// Convert a Hugging Face checkpoint to int4 shards and a manifest.
     Convert,
     /// Measure kernels and the model at real shapes; write a JSON report.
     Bench,
     /// Serve the web app and a converted model on localhost.
     Serve,
-    /// Print the GPU adapter the engine would use.
+    /// Check that a GPU adapter can be opened.
     Info,
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+enum TinyBackbone {
+    Phi,
+    Llama,
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Info => fusion::Gpu::new().map(|_| println!("GPU ready")),
-        Command::Ask | Command::Convert | Command::Bench | Command::Serve => {
-            Err(fusion::Error::invalid("fusion", "this subcommand is not built yet"))
-        }
-    };
-    match result {
+    match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Ask { model, image, question, follow_ups, max_tokens, temperature, top_p, seed, latents, int4 } => {
+            if let Some(q) = latents {
+                fusion::config::FusionConfig::latent_side(q)?;
+            }
+            let bytes = std::fs::read(&image).map_err(|e| Error::io(&image, e))?;
+            let (rgb, w, h) = fusion::image::decode(&bytes).map_err(|e| Error::invalid(image.display().to_string(), e.to_string()))?;
+            let views = Views::from_rgb(&rgb, w, h)?;
+            let gpu = Gpu::new()?;
+            let format = if int4 { WeightFormat::Int4 { group: 32 } } else { WeightFormat::F32 };
+            let engine = Engine::load(&model, &gpu, format)?;
+            let photo = engine.encode_photo(views)?;
+            let options = AskOptions { sampling: SamplingOptions { max_new_tokens: max_tokens, temperature, top_p, seed }, latents };
+            let mut history = Vec::new();
+            for q in std::iter::once(question).chain(follow_ups) {
+                if !history.is_empty() {
+                    println!("\n> {q}");
+                }
+                let answer = pollster::block_on(engine.ask(&photo, &history, &q, &options, |piece| {
+                    print!("{piece}");
+                    std::io::stdout().flush().is_ok()
+                }))?;
+                println!();
+                history.push((q, answer.text));
+            }
+            Ok(())
+        }
+        Command::Tiny { out, backbone, siglip2, seed } => {
+            let backbone = match backbone {
+                TinyBackbone::Phi => Backbone::Phi,
+                TinyBackbone::Llama => Backbone::Llama,
+            };
+            let spec = fusion::testing::TinySpec { siglip2, seed, ..fusion::testing::TinySpec::new(backbone) };
+            fusion::testing::write_tiny_checkpoint(&out, &spec)?;
+            println!("wrote {}", out.display());
+            Ok(())
+        }
+        Command::Info => Gpu::new().map(|_| println!("GPU ready")),
+        Command::Convert | Command::Bench | Command::Serve => Err(Error::invalid("fusion", "this subcommand is not built yet")),
     }
 }

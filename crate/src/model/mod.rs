@@ -138,6 +138,14 @@ impl FusionModel {
         if let Some(bad) = prompt.ids.iter().find(|&&id| id < 0 && id != IMAGE_TOKEN_INDEX && id != LATENT_IMAGE_TOKEN_INDEX) {
             return Err(Error::invalid("prompt", format!("unknown sentinel id {bad}")));
         }
+        // Refuse an over-long prompt before any GPU work.
+        let expected = prompt.ids.len() - sentinels.len() + if sentinels.is_empty() { 0 } else { self.tower.patches() + latents };
+        if cache.len() + expected > self.config.max_context() {
+            return Err(Error::invalid(
+                "prompt",
+                format!("{} positions ({} cached + {expected} new) exceed the model's context of {}", cache.len() + expected, cache.len(), self.config.max_context()),
+            ));
+        }
         let mut pieces: Vec<Tensor<2>> = Vec::new();
         let mut vision_pos = None;
         let mut len = 0;
@@ -184,12 +192,6 @@ impl FusionModel {
         };
         if len == 0 {
             return Err(Error::invalid("prompt", "the prompt is empty"));
-        }
-        if cache.len() + len > self.config.max_context() {
-            return Err(Error::invalid(
-                "prompt",
-                format!("{} positions ({} cached + {len} new) exceed the model's context of {}", cache.len() + len, cache.len(), self.config.max_context()),
-            ));
         }
         let mut x = Tensor::cat(pieces, 0);
         record(&mut trace, || "inputs_embeds".into(), &x);

@@ -1,0 +1,81 @@
+//! `fusion ask` end to end on generated checkpoints, and bad input: each failure is a clear
+//! error that names the problem, exit code 1, never a panic.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use fusion::config::Backbone;
+use fusion::testing::{TinySpec, write_tiny_checkpoint};
+use serde_json::json;
+
+fn photo(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/photos").join(name)
+}
+
+fn checkpoint(name: &str, spec: TinySpec) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("fusion-cli-{}-{name}", std::process::id()));
+    write_tiny_checkpoint(&dir, &spec).unwrap();
+    dir
+}
+
+fn ask(model: &Path, image: &Path, extra: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_fusion"))
+        .args(["ask", "--model"])
+        .arg(model)
+        .arg("--image")
+        .arg(image)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn assert_clear_failure(out: &Output, needle: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
+    assert!(stderr.starts_with("error: ") && stderr.contains(needle), "expected an error naming `{needle}`, got: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn ask_streams_an_answer_with_a_follow_up() {
+    let model = checkpoint("ok", TinySpec::new(Backbone::Phi));
+    let out = ask(&model, &photo("waterview.jpg"), &["What is in the photo?", "--max-tokens", "3", "--then", "Where is it?"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("> Where is it?") && stdout.trim().len() > "> Where is it?".len(), "{stdout}");
+}
+
+#[test]
+fn an_unreadable_photo_is_named() {
+    let model = checkpoint("photo", TinySpec::new(Backbone::Phi));
+    let not_a_photo = model.join("config.json");
+    assert_clear_failure(&ask(&model, &not_a_photo, &["q"]), "cannot decode the photo");
+    assert_clear_failure(&ask(&model, &model.join("missing.jpg"), &["q"]), "missing.jpg");
+}
+
+#[test]
+fn an_unknown_architecture_is_named() {
+    let spec = TinySpec { config_overrides: json!({"model_type": "fusion_qwen"}), ..TinySpec::new(Backbone::Phi) };
+    assert_clear_failure(&ask(&checkpoint("arch", spec), &photo("waterview.jpg"), &["q"]), "fusion_qwen");
+    let spec = TinySpec { config_overrides: json!({"mm_vision_tower": "openai/clip-vit-large"}), ..TinySpec::new(Backbone::Phi) };
+    assert_clear_failure(&ask(&checkpoint("tower", spec), &photo("waterview.jpg"), &["q"]), "unknown vision tower");
+}
+
+#[test]
+fn a_missing_tensor_is_named() {
+    let name = "model.layers.2.mlp.down_proj.weight";
+    let spec = TinySpec { omit: Some(name.into()), ..TinySpec::new(Backbone::Llama) };
+    assert_clear_failure(&ask(&checkpoint("missing", spec), &photo("waterview.jpg"), &["q"]), name);
+}
+
+#[test]
+fn a_prompt_longer_than_the_context_is_refused() {
+    let spec = TinySpec { config_overrides: json!({"tokenizer_model_max_length": 200}), ..TinySpec::new(Backbone::Phi) };
+    assert_clear_failure(&ask(&checkpoint("context", spec), &photo("waterview.jpg"), &["q"]), "exceed the model's context of 200");
+}
+
+#[test]
+fn a_bad_latent_count_is_refused() {
+    let model = checkpoint("latents", TinySpec::new(Backbone::Phi));
+    assert_clear_failure(&ask(&model, &photo("waterview.jpg"), &["q", "--latents", "15"]), "perfect square");
+}
