@@ -39,7 +39,7 @@ fn assert_clear_failure(out: &Output, needle: &str) {
 #[test]
 fn ask_streams_an_answer_with_a_follow_up() {
     let model = checkpoint("ok", TinySpec::new(Backbone::Phi));
-    let out = ask(&model, &photo("waterview.jpg"), &["What is in the photo?", "--max-tokens", "3", "--then", "Where is it?"]);
+    let out = ask(&model, &photo("waterview.jpg"), &["What is in the photo?", "--max-tokens", "3", "--then", "Where is it?", "--reduced"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("> Where is it?") && stdout.trim().len() > "> Where is it?".len(), "{stdout}");

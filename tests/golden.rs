@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use fusion::image::{Views, views_u8};
-use fusion::model::{FusionModel, Prompt, Trace, WeightFormat};
+use fusion::model::{FusionModel, Prompt, Trace, VisionOptions, WeightFormat};
 use fusion::quant::rel_l2;
 use safetensors::{Dtype, SafeTensors};
 
@@ -81,7 +81,8 @@ fn golden(name: &str, vision_layers: &[usize]) {
     let image = model.encode_image(&views).unwrap();
     let mut trace = Trace::default();
     let mut cache = model.new_cache();
-    let logits = model.prefill(&prompt, Some((&views, &image)), latents, &mut cache, Some(&mut trace)).unwrap();
+    let vision = VisionOptions { latents, reduced_side: None };
+    let logits = model.prefill(&prompt, Some((&views, &image)), vision, &mut cache, Some(&mut trace)).unwrap();
 
     // The tower, stage by stage.
     check("instruct_states", &read(&trace, "vision.question_view.instruct_states"), &fx.f32("vision.question_view.instruct_states"));

@@ -5,7 +5,7 @@ use crate::error::Result;
 use crate::generate::{Sampler, SamplingOptions};
 use crate::gpu::read_f32;
 use crate::image::Views;
-use crate::model::{FusionModel, ImageContext};
+use crate::model::{FusionModel, ImageContext, VisionOptions};
 use crate::tokenizer::Tokenizer;
 
 /// A photo with its question-independent features (the tile grid), reused by every question.
@@ -19,6 +19,8 @@ pub struct AskOptions {
     pub sampling: SamplingOptions,
     /// Latent tokens Q (a perfect square); `None` takes the config's default.
     pub latents: Option<usize>,
+    /// FUSION-L: the image-token grid side after reduction (`None`: all N tokens).
+    pub reduced_side: Option<usize>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,7 +93,8 @@ impl Engine {
         let prompt = self.tokenizer.image_prompt(history, question)?;
         let latents = options.latents.unwrap_or_else(|| self.model.config.default_latents());
         let mut cache = self.model.new_cache();
-        let logits = self.model.prefill(&prompt, Some((&photo.views, &photo.context)), latents, &mut cache, None)?;
+        let vision = VisionOptions { latents, reduced_side: options.reduced_side };
+        let logits = self.model.prefill(&prompt, Some((&photo.views, &photo.context)), vision, &mut cache, None)?;
         let prompt_tokens = cache.len();
         let mut logits = read_f32(logits).await?;
         let mut sampler = Sampler::new(options.sampling.clone());

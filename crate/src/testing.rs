@@ -68,7 +68,7 @@ fn specials(backbone: Backbone) -> Vec<&'static str> {
     s
 }
 
-fn tokenizer_json(backbone: Backbone) -> serde_json::Value {
+pub(crate) fn tokenizer_json(backbone: Backbone) -> serde_json::Value {
     let map = bytes_to_unicode();
     let vocab: serde_json::Map<String, serde_json::Value> = map.iter().enumerate().map(|(i, c)| (c.to_string(), json!(i))).collect();
     let added: Vec<_> = specials(backbone)

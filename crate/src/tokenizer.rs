@@ -120,3 +120,48 @@ impl Tokenizer {
         probe.get_ids().first().copied()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny(backbone: Backbone) -> Tokenizer {
+        let json = serde_json::to_vec(&crate::testing::tokenizer_json(backbone)).unwrap();
+        Tokenizer::from_bytes(&json, backbone).unwrap()
+    }
+
+    #[test]
+    fn phi_prompt_puts_the_sentinels_inside_the_vision_markers() {
+        let t = tiny(Backbone::Phi);
+        let p = t.image_prompt(&[], "  What is this?\n").unwrap();
+        let (vs, ve) = (t.token_id("<vision_start>").unwrap() as i64, t.token_id("<vision_end>").unwrap() as i64);
+        let at = |id: i64| p.ids.iter().position(|&x| x == id).unwrap();
+        let (latent, image) = (at(LATENT_IMAGE_TOKEN_INDEX), at(IMAGE_TOKEN_INDEX));
+        assert!(latent < image);
+        assert_eq!(&p.ids[latent - 1..=image + 1], &[vs, LATENT_IMAGE_TOKEN_INDEX, ve, vs, IMAGE_TOKEN_INDEX, ve]);
+        assert_eq!(p.ids.iter().filter(|&&x| x < 0).count(), 2);
+        // The tower's question is the stripped question alone.
+        assert_eq!(t.decode(&p.instructs).unwrap(), "What is this?");
+        // The prompt ends with the assistant header and its newline.
+        let tail = t.encode("<|assistant|>\n", false).unwrap();
+        assert_eq!(&p.ids[p.ids.len() - tail.len()..], tail.iter().map(|&x| x as i64).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn llama_prompt_keeps_one_bos() {
+        let t = tiny(Backbone::Llama);
+        let bos = t.token_id("<|begin_of_text|>").unwrap() as i64;
+        let p = t.image_prompt(&[("first?".into(), "an answer".into())], "second?").unwrap();
+        assert_eq!(p.ids[0], bos);
+        assert_eq!(p.ids.iter().filter(|&&x| x == bos).count(), 1, "{:?}", p.ids);
+        assert_eq!(p.instructs[0], bos as u32, "the tower's question ids carry BOS too (spec §1.4)");
+        let text = t.chat_text(&[("first?".into(), "an answer".into())], "second?");
+        assert!(text.contains("user<|end_header_id|>\n\nfirst?<|eot_id|>") && text.ends_with("assistant<|end_header_id|>\n\n"));
+        assert_eq!(t.end_of_turn(), t.token_id("<|eot_id|>"));
+    }
+
+    #[test]
+    fn empty_questions_are_refused() {
+        assert!(tiny(Backbone::Phi).image_prompt(&[], " \n ").is_err());
+    }
+}

@@ -47,6 +47,9 @@ enum Command {
         /// Latent tokens Q (4, 16, 36, 64, 144, …); default: the config's, else 64.
         #[arg(long)]
         latents: Option<usize>,
+        /// FUSION-L: reduce the image tokens to an M×M grid (the reference's comment uses 12).
+        #[arg(long, value_name = "M", num_args = 0..=1, default_missing_value = "12")]
+        reduced: Option<usize>,
         /// Keep linear weights in int4 (group size 32) instead of f32.
         #[arg(long)]
         int4: bool,
@@ -90,7 +93,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Ask { model, image, question, follow_ups, max_tokens, temperature, top_p, seed, latents, int4 } => {
+        Command::Ask { model, image, question, follow_ups, max_tokens, temperature, top_p, seed, latents, reduced, int4 } => {
             if let Some(q) = latents {
                 fusion::config::FusionConfig::latent_side(q)?;
             }
@@ -101,7 +104,7 @@ fn run(cli: Cli) -> Result<()> {
             let format = if int4 { WeightFormat::Int4 { group: 32 } } else { WeightFormat::F32 };
             let engine = Engine::load(&model, &gpu, format)?;
             let photo = engine.encode_photo(views)?;
-            let options = AskOptions { sampling: SamplingOptions { max_new_tokens: max_tokens, temperature, top_p, seed }, latents };
+            let options = AskOptions { sampling: SamplingOptions { max_new_tokens: max_tokens, temperature, top_p, seed }, latents, reduced_side: reduced };
             let mut history = Vec::new();
             for q in std::iter::once(question).chain(follow_ups) {
                 if !history.is_empty() {

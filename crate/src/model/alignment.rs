@@ -38,6 +38,35 @@ pub fn adaptive_max_pool(grid: Tensor<2>, side: usize, out: usize) -> Tensor<2> 
     Tensor::cat(cols, 1).reshape([out * out, d])
 }
 
+/// PyTorch `interpolate(mode="bilinear", align_corners=False)` weights from `len` to `out`
+/// samples, without antialiasing, as a row-major `[out, len]` matrix.
+pub fn bilinear_weights(len: usize, out: usize) -> Vec<f32> {
+    let mut w = vec![0f32; out * len];
+    let scale = len as f32 / out as f32;
+    for i in 0..out {
+        let src = ((i as f32 + 0.5) * scale - 0.5).max(0.0);
+        let i0 = (src.floor() as usize).min(len - 1);
+        let i1 = (i0 + 1).min(len - 1);
+        let l1 = src - i0 as f32;
+        w[i * len + i0] += 1.0 - l1;
+        w[i * len + i1] += l1;
+    }
+    w
+}
+
+/// Bilinear resize of a row-major `side×side` grid of `D`-vectors to `out×out` (FUSION-L), as
+/// two matrix products: rows, then columns.
+///
+/// # Shapes
+/// `grid [side·side, D] → [out·out, D]`
+pub fn bilinear_resize(gpu: &Gpu, grid: Tensor<2>, side: usize, out: usize) -> Tensor<2> {
+    let d = grid.dims()[1];
+    let r = Tensor::<2>::from_data(TensorData::new(bilinear_weights(side, out), [out, side]), gpu.device());
+    let rows = r.clone().matmul(grid.reshape([side, side * d])).reshape([out, side, d]);
+    let cols = r.matmul(rows.swap_dims(0, 1).reshape([side, out * d])).reshape([out, out, d]);
+    cols.swap_dims(0, 1).reshape([out * out, d])
+}
+
 /// The context windows of every latent: latent `j` at `(r, c) = (j / q, j % q)` owns the `w×w`
 /// block of the `wq×wq` context grid at rows `w·r..`, columns `w·c..` (`F.unfold`, kernel =
 /// stride = w). Order inside a block is irrelevant: the attention has no positions.
@@ -120,6 +149,18 @@ impl Interaction {
 #[cfg(test)]
 mod tests {
     use super::window;
+
+    #[test]
+    fn bilinear_weights_match_pytorch() {
+        // interpolate([0, 1, 2, 3], size=2, bilinear, align_corners=False) = [0.5, 2.5]
+        let w = super::bilinear_weights(4, 2);
+        let ramp = [0.0f32, 1.0, 2.0, 3.0];
+        let out: Vec<f32> = (0..2).map(|i| (0..4).map(|j| w[i * 4 + j] * ramp[j]).sum()).collect();
+        assert_eq!(out, vec![0.5, 2.5]);
+        // Upsampling clamps at both edges and every row sums to 1.
+        let w = super::bilinear_weights(3, 7);
+        assert!((0..7).all(|i| ((0..3).map(|j| w[i * 3 + j]).sum::<f32>() - 1.0).abs() < 1e-6));
+    }
 
     #[test]
     fn adaptive_windows_match_pytorch() {

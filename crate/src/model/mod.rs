@@ -46,6 +46,21 @@ pub struct Prompt {
     pub instructs: Vec<u32>,
 }
 
+/// Per-question vision choices.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VisionOptions {
+    /// Latent tokens Q, a perfect square (spec §5.1; [OPEN §10.2] fixed, user-chosen).
+    pub latents: usize,
+    /// FUSION-L: resize the projected `n×n` image-token grid to `m×m` before it enters the
+    /// sequence (the reference's commented-out, training-free reduction, spec §2). [OPEN §10.5]
+    /// the code comment says 12×12, the README's token count fits 16×16: `m` is a parameter,
+    /// [`FUSION_L_SIDE`] by default.
+    pub reduced_side: Option<usize>,
+}
+
+/// Default FUSION-L grid side, as in the reference's code comment.
+pub const FUSION_L_SIDE: usize = 12;
+
 /// What the tiles of one photo give, independent of the question: cached per image.
 #[derive(Clone)]
 pub struct ImageContext {
@@ -131,15 +146,23 @@ impl FusionModel {
     /// Run the whole prompt through the decoder, with the interaction layers after the listed
     /// layers, filling `cache`; returns the logits of the first new token (spec §1.7–1.9).
     /// `image` is `None` only for text-only prompts (no sentinels; our extension, §10.10).
-    pub fn prefill(&self, prompt: &Prompt, image: Option<(&Views, &ImageContext)>, latents: usize, cache: &mut KvCache, mut trace: Option<&mut Trace>) -> Result<Tensor<1>> {
+    pub fn prefill(&self, prompt: &Prompt, image: Option<(&Views, &ImageContext)>, vision: VisionOptions, cache: &mut KvCache, mut trace: Option<&mut Trace>) -> Result<Tensor<1>> {
         let gpu = &self.gpu;
+        let latents = vision.latents;
+        let image_tokens = match vision.reduced_side {
+            Some(m) if m == 0 || m > self.tower.side => {
+                return Err(Error::invalid("reduced image tokens", format!("a {m}×{m} grid; it must be 1 to {} per side", self.tower.side)));
+            }
+            Some(m) => m * m,
+            None => self.tower.patches(),
+        };
         let d = self.config.hidden_size;
         let sentinels: Vec<usize> = prompt.ids.iter().enumerate().filter(|(_, id)| **id < 0).map(|(i, _)| i).collect();
         if let Some(bad) = prompt.ids.iter().find(|&&id| id < 0 && id != IMAGE_TOKEN_INDEX && id != LATENT_IMAGE_TOKEN_INDEX) {
             return Err(Error::invalid("prompt", format!("unknown sentinel id {bad}")));
         }
         // Refuse an over-long prompt before any GPU work.
-        let expected = prompt.ids.len() - sentinels.len() + if sentinels.is_empty() { 0 } else { self.tower.patches() + latents };
+        let expected = prompt.ids.len() - sentinels.len() + if sentinels.is_empty() { 0 } else { image_tokens + latents };
         if cache.len() + expected > self.config.max_context() {
             return Err(Error::invalid(
                 "prompt",
@@ -174,7 +197,10 @@ impl FusionModel {
                 let ctx = adaptive_max_pool(image.grid.clone(), grid_side, w * side);
                 record(&mut trace, || "latent0".into(), &latent0);
                 record(&mut trace, || "ctx".into(), &ctx);
-                let tokens = self.encode_question_view(views, &prompt.instructs, &mut trace)?;
+                let mut tokens = self.encode_question_view(views, &prompt.instructs, &mut trace)?;
+                if let Some(m) = vision.reduced_side {
+                    tokens = alignment::bilinear_resize(gpu, tokens, self.tower.side, m);
+                }
                 text_run(&prompt.ids[..first], &mut pieces, &mut len)?;
                 len += tokens.dims()[0];
                 pieces.push(tokens);
