@@ -79,3 +79,21 @@ fn a_bad_latent_count_is_refused() {
     let model = checkpoint("latents", TinySpec::new(Backbone::Phi));
     assert_clear_failure(&ask(&model, &photo("waterview.jpg"), &["q", "--latents", "15"]), "perfect square");
 }
+
+#[test]
+fn a_converted_model_answers_and_a_corrupt_shard_is_refused() {
+    let src = checkpoint("convert-src", TinySpec::new(Backbone::Llama));
+    let out = src.with_extension("int4");
+    let run = Command::new(env!("CARGO_BIN_EXE_fusion")).arg("convert").arg(&src).arg(&out).output().unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let ok = ask(&out, &photo("waterview.jpg"), &["What is this?", "--max-tokens", "2", "--int4"]);
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+
+    let shard = out.join("shard-00000.bin");
+    let mut bytes = std::fs::read(&shard).unwrap();
+    bytes[1000] ^= 0x10;
+    std::fs::write(&shard, &bytes).unwrap();
+    assert_clear_failure(&ask(&out, &photo("waterview.jpg"), &["q", "--int4"]), "shard is corrupt");
+    std::fs::write(&shard, &bytes[..bytes.len() / 2]).unwrap();
+    assert_clear_failure(&ask(&out, &photo("waterview.jpg"), &["q"]), "shard-00000.bin");
+}

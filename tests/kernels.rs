@@ -38,3 +38,13 @@ fn int4_matvec_rejects_mismatched_shapes() {
     let e = int4_matvec(gpu(), x(9, 32), &w).err().unwrap();
     assert!(e.to_string().contains("9 rows"), "{e}");
 }
+
+#[test]
+fn int4_matmul_matches_cpu_reference() {
+    use fusion::kernels::int4_matmul::check_against_reference;
+    for (m, n, k, group) in [(9, 17, 40, 8), (33, 129, 333, 32), (100, 70, 1000, 128), (729, 24, 72, 32)] {
+        let seed = fresh_seed();
+        let err = pollster::block_on(check_against_reference(gpu(), m, n, k, group, seed)).unwrap();
+        assert!(err < INT4_MATVEC_TOL, "m={m} n={n} k={k} group={group} seed={seed}: rel L2 {err:e}");
+    }
+}

@@ -74,7 +74,10 @@ impl Engine {
     pub fn load(dir: &std::path::Path, gpu: &crate::Gpu, format: crate::model::WeightFormat) -> Result<Self> {
         let model = FusionModel::load(dir, gpu, format)?;
         let tokenizer = Tokenizer::load(dir, model.config.model_type)?;
-        let generation = std::fs::read_to_string(dir.join("generation_config.json")).ok();
+        let generation = match dir.join("manifest.json").exists() {
+            true => crate::loader::Converted::open(dir)?.manifest.generation_config.map(|v| v.to_string()),
+            false => std::fs::read_to_string(dir.join("generation_config.json")).ok(),
+        };
         Self::new(model, tokenizer, generation.as_deref())
     }
 

@@ -2,6 +2,8 @@
 //! kernels, natively (Vulkan/Metal) and in the browser (WebGPU, through `wasm`).
 
 pub mod config;
+#[cfg(not(target_family = "wasm"))]
+pub mod convert;
 pub mod engine;
 pub mod error;
 pub mod generate;
@@ -9,6 +11,7 @@ pub mod gpu;
 pub mod image;
 pub mod kernels;
 pub mod loader;
+pub mod manifest;
 pub mod model;
 pub mod quant;
 pub mod rng;

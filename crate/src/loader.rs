@@ -25,6 +25,10 @@ pub trait TensorSource {
     fn tensor(&mut self, name: &str) -> Result<HostTensor>;
     /// The shape of `name`, without reading it; `None` if absent.
     fn shape(&self, name: &str) -> Option<Vec<usize>>;
+    /// `name` as stored int4, when the source holds it so (a converted model).
+    fn int4(&mut self, _name: &str) -> Result<Option<crate::quant::Int4Weight>> {
+        Ok(None)
+    }
 }
 
 /// Largest safetensors header we accept; real ones are well under a megabyte.
@@ -179,5 +183,107 @@ impl TensorSource for MemorySource {
 
     fn shape(&self, name: &str) -> Option<Vec<usize>> {
         self.0.get(name).map(|t| t.shape.clone())
+    }
+}
+
+/// A converted model (`fusion convert`): `manifest.json` plus shards, each checked against its
+/// sha256 before any byte is used.
+pub struct Converted {
+    dir: PathBuf,
+    pub manifest: crate::manifest::Manifest,
+    index: HashMap<String, usize>,
+}
+
+impl Converted {
+    pub fn open(dir: &Path) -> Result<Self> {
+        use sha2::{Digest, Sha256};
+        let path = dir.join("manifest.json");
+        let manifest = crate::manifest::Manifest::from_json(&std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?)?;
+        for shard in &manifest.shards {
+            if shard.file.contains('/') || shard.file.contains("..") {
+                return Err(Error::invalid("manifest.json", format!("shard name `{}` leaves the model folder", shard.file)));
+            }
+            let path = dir.join(&shard.file);
+            let mut file = File::open(&path).map_err(|e| Error::io(&path, e))?;
+            let mut hash = Sha256::new();
+            let mut buf = vec![0u8; 1 << 20];
+            let mut bytes = 0u64;
+            loop {
+                let n = file.read(&mut buf).map_err(|e| Error::io(&path, e))?;
+                if n == 0 {
+                    break;
+                }
+                hash.update(&buf[..n]);
+                bytes += n as u64;
+            }
+            let digest: String = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
+            if bytes != shard.bytes || digest != shard.sha256 {
+                return Err(Error::invalid(
+                    path.display().to_string(),
+                    format!("{bytes} bytes with sha256 {digest}; the manifest pins {} bytes with {}: the shard is corrupt or truncated", shard.bytes, shard.sha256),
+                ));
+            }
+        }
+        let index = manifest.tensors.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
+        Ok(Self { dir: dir.to_owned(), manifest, index })
+    }
+
+    fn entry(&self, name: &str) -> Result<&crate::manifest::TensorEntry> {
+        self.index.get(name).map(|&i| &self.manifest.tensors[i]).ok_or_else(|| Error::invalid(name, "tensor missing from the converted model"))
+    }
+
+    fn bytes(&self, ranges: &[crate::manifest::Range]) -> Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(ranges.iter().map(|r| r.bytes as usize).sum());
+        for r in ranges {
+            let path = self.dir.join(&self.manifest.shards[r.shard].file);
+            let mut file = File::open(&path).map_err(|e| Error::io(&path, e))?;
+            file.seek(SeekFrom::Start(r.offset)).map_err(|e| Error::io(&path, e))?;
+            let start = out.len();
+            out.resize(start + r.bytes as usize, 0);
+            file.read_exact(&mut out[start..]).map_err(|e| Error::io(&path, e))?;
+        }
+        Ok(out)
+    }
+
+    fn words(&self, name: &str, ranges: &[crate::manifest::Range], expected: usize) -> Result<Vec<u32>> {
+        let bytes = self.bytes(ranges)?;
+        if bytes.len() != expected * 4 {
+            return Err(Error::invalid(name, format!("{} bytes stored, {} expected", bytes.len(), expected * 4)));
+        }
+        Ok(bytes.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+    }
+}
+
+impl TensorSource for Converted {
+    fn tensor(&mut self, name: &str) -> Result<HostTensor> {
+        use crate::manifest::DType;
+        let entry = self.entry(name)?.clone();
+        let data = match entry.dtype {
+            DType::Int4 => return self.int4(name)?.map(|q| HostTensor { shape: entry.shape.clone(), data: q.dequantize() }).ok_or_else(|| Error::invalid(name, "not int4")),
+            DType::F32 => decode("F32", &self.bytes(&entry.data)?),
+            DType::F16 => decode("F16", &self.bytes(&entry.data)?),
+        }
+        .ok_or_else(|| Error::invalid(name, "undecodable"))?;
+        if data.len() != entry.shape.iter().product::<usize>() {
+            return Err(Error::invalid(name, format!("{} values stored for shape {:?}", data.len(), entry.shape)));
+        }
+        Ok(HostTensor { shape: entry.shape, data })
+    }
+
+    fn shape(&self, name: &str) -> Option<Vec<usize>> {
+        self.entry(name).ok().map(|e| e.shape.clone())
+    }
+
+    fn int4(&mut self, name: &str) -> Result<Option<crate::quant::Int4Weight>> {
+        let entry = self.entry(name)?.clone();
+        let (Some(scales), Some(group), &[rows, cols]) = (&entry.scales, entry.group, entry.shape.as_slice()) else { return Ok(None) };
+        if group == 0 || group % crate::quant::NIBBLES_PER_WORD != 0 {
+            return Err(Error::invalid(name, format!("int4 group size {group}")));
+        }
+        let packed = self.words(name, &entry.data, rows * crate::quant::Int4Weight::words_per_row(cols, group))?;
+        let n_scales = rows * crate::quant::Int4Weight::groups_per_row(cols, group);
+        let words = self.words(name, scales, n_scales.div_ceil(2))?;
+        let scales = (0..n_scales).map(|i| half::f16::from_bits((words[i / 2] >> (16 * (i % 2))) as u16)).collect();
+        Ok(Some(crate::quant::Int4Weight { rows, cols, group, packed, scales }))
     }
 }

@@ -82,11 +82,13 @@ impl Tokenizer {
     /// the sentinels; when pieces start with BOS, one BOS is kept (`tokenizer_image_token`).
     /// The question ids for the tower are the stripped question tokenised alone (spec §1.4).
     pub fn image_prompt(&self, history: &[(String, String)], question: &str) -> Result<Prompt> {
+        let question = without_vision_tags(question);
         let question = question.trim();
         if question.is_empty() {
             return Err(Error::invalid("question", "the question is empty"));
         }
-        let text = self.chat_text(history, question);
+        let history: Vec<(String, String)> = history.iter().map(|(q, a)| (without_vision_tags(q), without_vision_tags(a))).collect();
+        let text = self.chat_text(&history, question);
         let bos = self.bos_id();
         let mut ids = Vec::new();
         let mut rest = text.as_str();
@@ -119,6 +121,12 @@ impl Tokenizer {
         let probe = self.inner.encode("", true).ok()?;
         probe.get_ids().first().copied()
     }
+}
+
+/// User text never places an image: the placeholders and vision markers are removed from it
+/// (the reference strips them from the question too, spec §1.4).
+fn without_vision_tags(text: &str) -> String {
+    [IMAGE, LATENT, "<vision_start>", "<vision_end>"].iter().fold(text.to_owned(), |t, tag| t.replace(tag, ""))
 }
 
 #[cfg(test)]
@@ -161,7 +169,12 @@ mod tests {
     }
 
     #[test]
-    fn empty_questions_are_refused() {
-        assert!(tiny(Backbone::Phi).image_prompt(&[], " \n ").is_err());
+    fn empty_questions_are_refused_and_tags_never_place_images() {
+        let t = tiny(Backbone::Phi);
+        assert!(t.image_prompt(&[], " \n ").is_err());
+        assert!(t.image_prompt(&[], "<image>").is_err());
+        let p = t.image_prompt(&[("<image>?".into(), "<latent_image>".into())], "what <image> is <vision_start>this").unwrap();
+        assert_eq!(p.ids.iter().filter(|&&x| x < 0).count(), 2);
+        assert_eq!(t.decode(&p.instructs).unwrap(), "what  is this");
     }
 }

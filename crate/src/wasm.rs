@@ -50,4 +50,12 @@ impl Engine {
             .await
             .map_err(js_error)
     }
+
+    /// The same check for the tiled int4 GEMM (prefill, vision tower).
+    #[wasm_bindgen(js_name = checkInt4Matmul)]
+    pub async fn check_int4_matmul(&self, m: usize, n: usize, k: usize, group: usize, seed: u32) -> Result<f64, JsError> {
+        crate::kernels::int4_matmul::check_against_reference(&self.gpu, m, n, k, group, seed as u64)
+            .await
+            .map_err(js_error)
+    }
 }

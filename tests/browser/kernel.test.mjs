@@ -27,23 +27,30 @@ test('the demo page initialises WebGPU', async () => {
 // Same tolerance as the native test: f32 accumulation against an f64 reference.
 const TOL = 1e-5;
 
-test('int4 matvec in wasm on WebGPU matches the CPU reference', async () => {
-  const cases = [
+const KERNELS = {
+  checkInt4Matvec: [
     [1, 37, 40, 32],
     [3, 129, 333, 32],
     [8, 257, 1000, 128],
-  ];
+  ],
+  checkInt4Matmul: [
+    [9, 17, 40, 8],
+    [33, 129, 333, 32],
+  ],
+};
+
+for (const [check, cases] of Object.entries(KERNELS)) test(`${check} in wasm on WebGPU matches the CPU reference`, async () => {
   const seed = Math.floor(Math.random() * 2 ** 32);
   const errors = await page.evaluate(
-    async ({ cases, seed }) => {
+    async ({ check, cases, seed }) => {
       const wasm = await import('/pkg/fusion.js');
       await wasm.default();
       const engine = await wasm.Engine.create();
       const out = [];
-      for (const [m, n, k, group] of cases) out.push(await engine.checkInt4Matvec(m, n, k, group, seed));
+      for (const [m, n, k, group] of cases) out.push(await engine[check](m, n, k, group, seed));
       return out;
     },
-    { cases, seed },
+    { check, cases, seed },
   );
   cases.forEach(([m, n, k, group], i) => {
     assert.ok(errors[i] < TOL, `m=${m} n=${n} k=${k} group=${group} seed=${seed}: rel L2 ${errors[i]}\n${log.join('\n')}`);

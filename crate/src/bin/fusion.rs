@@ -65,8 +65,16 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
-    /// Convert a Hugging Face checkpoint to int4 shards and a manifest.
-    Convert,
+    /// Convert a Hugging Face checkpoint to int4 shards (≤ 256 MB) and a manifest.
+    Convert {
+        /// The checkpoint directory.
+        src: PathBuf,
+        /// Where to write manifest.json, the shards and tokenizer.json.
+        out: PathBuf,
+        /// int4 group size (a multiple of 8).
+        #[arg(long, default_value_t = 32)]
+        group: usize,
+    },
     /// Measure kernels and the model at real shapes; write a JSON report.
     Bench,
     /// Serve the web app and a converted model on localhost.
@@ -130,6 +138,13 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Info => Gpu::new().map(|_| println!("GPU ready")),
-        Command::Convert | Command::Bench | Command::Serve => Err(Error::invalid("fusion", "this subcommand is not built yet")),
+        Command::Convert { src, out, group } => {
+            let options = fusion::convert::ConvertOptions { group, ..Default::default() };
+            let m = fusion::convert::convert(&src, &out, &options)?;
+            let bytes: u64 = m.shards.iter().map(|s| s.bytes).sum();
+            println!("wrote {} tensors in {} shards ({:.1} MB) to {}", m.tensors.len(), m.shards.len(), bytes as f64 / 1e6, out.display());
+            Ok(())
+        }
+        Command::Bench | Command::Serve => Err(Error::invalid("fusion", "this subcommand is not built yet")),
     }
 }

@@ -26,6 +26,10 @@ pub struct Int4Matrix {
 }
 
 impl Int4Matrix {
+    pub(crate) fn buffers(&self) -> (Handle, Handle) {
+        (self.packed.clone(), self.scales.clone())
+    }
+
     pub fn upload(gpu: &Gpu, w: &Int4Weight) -> Self {
         Self {
             rows: w.rows,

@@ -5,7 +5,7 @@ use burn::tensor::Tensor;
 
 use crate::error::Result;
 use crate::gpu::Gpu;
-use crate::kernels::{Int4Matrix, int4_matvec};
+use crate::kernels::{Int4Matrix, int4_matmul, int4_matvec};
 
 pub enum LinearWeight {
     /// `[in, out]`: stored transposed from PyTorch's `[out, in]` so the forward is one matmul.
@@ -31,15 +31,10 @@ impl Linear {
         let x2 = x.reshape([rows, self.in_features]);
         let y = match &self.weight {
             LinearWeight::F32(wt) => x2.matmul(wt.clone()),
-            LinearWeight::Int4(w) => {
-                // The matvec kernel takes up to MAX_ROWS rows; prefill-sized inputs go in
-                // blocks until the tiled int4 GEMM lands.
-                let block = crate::kernels::int4_matvec::MAX_ROWS;
-                let parts = (0..rows.div_ceil(block))
-                    .map(|b| int4_matvec(gpu, x2.clone().slice([b * block..((b + 1) * block).min(rows)]), w))
-                    .collect::<Result<Vec<_>>>()?;
-                Tensor::cat(parts, 0)
-            }
+            // Decode-sized inputs stream the weights once (matvec); longer ones share each
+            // dequantised weight tile across many rows (tiled GEMM).
+            LinearWeight::Int4(w) if rows <= crate::kernels::int4_matvec::MAX_ROWS => int4_matvec(gpu, x2, w)?,
+            LinearWeight::Int4(w) => int4_matmul(gpu, x2, w)?,
         };
         let y = match &self.bias {
             Some(b) => y + b.clone().unsqueeze::<2>(),

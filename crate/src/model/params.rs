@@ -51,8 +51,19 @@ impl Params<'_> {
 
     /// A PyTorch `Linear` at `prefix` (`prefix.weight [out, in]`, optional `prefix.bias [out]`).
     pub fn linear(&mut self, prefix: &str, in_features: usize, out_features: usize, bias: bool) -> Result<Linear> {
-        let w = self.host(&format!("{prefix}.weight"), &[out_features, in_features])?;
+        let name = format!("{prefix}.weight");
         let bias = if bias { Some(self.vector(&format!("{prefix}.bias"), out_features)?) } else { None };
+        // Stored int4 (a converted model) is uploaded as is, never requantised.
+        if matches!(self.format, WeightFormat::Int4 { .. }) {
+            if let Some(q) = self.source.int4(&name)? {
+                if (q.rows, q.cols) != (out_features, in_features) {
+                    return Err(Error::invalid(&name, format!("expected shape [{out_features}, {in_features}], the model has [{}, {}]", q.rows, q.cols)));
+                }
+                let weight = LinearWeight::Int4(Int4Matrix::upload(self.gpu, &q));
+                return Ok(Linear { weight, bias, in_features, out_features });
+            }
+        }
+        let w = self.host(&name, &[out_features, in_features])?;
         self.linear_from(prefix, w.data, in_features, out_features, bias)
     }
 

@@ -43,7 +43,6 @@ pub struct VisionTower {
     patch: usize,
     /// Patches per side of a 384 px view: 27 (so400m/14) or 24 (giant/16).
     pub side: usize,
-    eps: f64,
     /// Conv2d(3→C, kernel = stride = patch) as a linear map of flattened `(c, y, x)` patches.
     patch_embed: Linear,
     /// `[N, C]`
@@ -100,7 +99,7 @@ impl VisionTower {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(Self { kind, width, heads, patch, side, eps, patch_embed, position, layers })
+        Ok(Self { kind, width, heads, patch, side, patch_embed, position, layers })
     }
 
     pub fn patches(&self) -> usize {
@@ -157,7 +156,6 @@ impl VisionTower {
         };
 
         let early = self.kind.early_layers();
-        let depth = self.layers.len();
         let mut early_sum = h.clone();
         let mut late_sum: Option<Tensor<3>> = None;
         record(&mut trace, || "vision.hidden_0".into(), &h);
@@ -176,7 +174,6 @@ impl VisionTower {
                 });
             }
         }
-        let _ = (depth, self.eps);
         let late_sum = late_sum.expect("depth ≥ 2·early was checked at load");
         Ok(Tensor::cat(vec![h, early_sum / early as f64, late_sum / early as f64], 2))
     }
