@@ -67,16 +67,23 @@ impl Params<'_> {
         self.linear_from(prefix, w.data, in_features, out_features, bias)
     }
 
-    /// A linear layer from a row-major `[out, in]` weight already on the host.
+    /// A linear layer from a row-major `[out, in]` weight already on the host, in the load format.
     pub fn linear_from(&self, name: &str, w: Vec<f32>, in_features: usize, out_features: usize, bias: Option<Tensor<1>>) -> Result<Linear> {
         let weight = match self.format {
-            WeightFormat::F32 => LinearWeight::F32(self.upload(w, [out_features, in_features]).transpose()),
+            WeightFormat::F32 => return Ok(self.dense_from(w, in_features, out_features, bias)),
             WeightFormat::Int4 { group } => {
                 let q = Int4Weight::quantize(name, &w, out_features, in_features, group)?;
                 LinearWeight::Int4(Int4Matrix::upload(self.gpu, &q))
             }
         };
         Ok(Linear { weight, bias, in_features, out_features })
+    }
+
+    /// A linear layer kept in f32 whatever the load format (the patch embedding: a conv that
+    /// `fusion convert` stores in f16, touched once per view).
+    pub fn dense_from(&self, w: Vec<f32>, in_features: usize, out_features: usize, bias: Option<Tensor<1>>) -> Linear {
+        let weight = LinearWeight::F32(self.upload(w, [out_features, in_features]).transpose());
+        Linear { weight, bias, in_features, out_features }
     }
 
     pub fn layer_norm(&mut self, prefix: &str, dim: usize, eps: f64) -> Result<LayerNorm> {

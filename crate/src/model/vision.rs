@@ -82,7 +82,7 @@ impl VisionTower {
 
         let w = p.host(&patch_name, &[width, 3, patch, patch])?;
         let bias = p.vector(&format!("{}.bias", weights::patch_embedding()), width)?;
-        let patch_embed = p.linear_from(&patch_name, w.data, 3 * patch * patch, width, Some(bias))?;
+        let patch_embed = p.dense_from(w.data, 3 * patch * patch, width, Some(bias));
         let position = p.matrix(&pos_name, n, width)?;
         let layers = (0..depth)
             .map(|l| {
