@@ -186,37 +186,57 @@ impl TensorSource for MemorySource {
     }
 }
 
-/// A converted model (`fusion convert`): `manifest.json` plus shards, each checked against its
-/// sha256 before any byte is used.
-pub struct Converted {
-    dir: PathBuf,
+/// Reads byte ranges of a converted model's shards: files natively, the browser's cache (OPFS)
+/// through JS in wasm.
+pub trait ShardReader {
+    fn read(&mut self, shard: &crate::manifest::ShardEntry, offset: u64, out: &mut [u8]) -> Result<()>;
+}
+
+/// Shards as files in a directory.
+pub struct ShardFiles(pub PathBuf);
+
+impl ShardReader for ShardFiles {
+    fn read(&mut self, shard: &crate::manifest::ShardEntry, offset: u64, out: &mut [u8]) -> Result<()> {
+        let path = self.0.join(&shard.file);
+        let mut file = File::open(&path).map_err(|e| Error::io(&path, e))?;
+        file.seek(SeekFrom::Start(offset)).map_err(|e| Error::io(&path, e))?;
+        file.read_exact(out).map_err(|e| Error::io(&path, e))
+    }
+}
+
+/// The lowercase hex sha256 of everything `read` yields, and its length.
+pub fn sha256_hex(mut read: impl FnMut(&mut [u8]) -> Result<usize>) -> Result<(String, u64)> {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut bytes = 0u64;
+    loop {
+        let n = read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hash.update(&buf[..n]);
+        bytes += n as u64;
+    }
+    Ok((hash.finalize().iter().map(|b| format!("{b:02x}")).collect(), bytes))
+}
+
+/// A converted model (`fusion convert`): `manifest.json` plus shards.
+pub struct Converted<R = ShardFiles> {
+    reader: R,
     pub manifest: crate::manifest::Manifest,
     index: HashMap<String, usize>,
 }
 
-impl Converted {
+impl Converted<ShardFiles> {
+    /// Open a converted model directory, checking every shard against its sha256 first.
     pub fn open(dir: &Path) -> Result<Self> {
-        use sha2::{Digest, Sha256};
         let path = dir.join("manifest.json");
         let manifest = crate::manifest::Manifest::from_json(&std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?)?;
         for shard in &manifest.shards {
-            if shard.file.contains('/') || shard.file.contains("..") {
-                return Err(Error::invalid("manifest.json", format!("shard name `{}` leaves the model folder", shard.file)));
-            }
             let path = dir.join(&shard.file);
             let mut file = File::open(&path).map_err(|e| Error::io(&path, e))?;
-            let mut hash = Sha256::new();
-            let mut buf = vec![0u8; 1 << 20];
-            let mut bytes = 0u64;
-            loop {
-                let n = file.read(&mut buf).map_err(|e| Error::io(&path, e))?;
-                if n == 0 {
-                    break;
-                }
-                hash.update(&buf[..n]);
-                bytes += n as u64;
-            }
-            let digest: String = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
+            let (digest, bytes) = sha256_hex(|buf| file.read(buf).map_err(|e| Error::io(&path, e)))?;
             if bytes != shard.bytes || digest != shard.sha256 {
                 return Err(Error::invalid(
                     path.display().to_string(),
@@ -224,28 +244,32 @@ impl Converted {
                 ));
             }
         }
+        Ok(Self::new(manifest, ShardFiles(dir.to_owned())))
+    }
+}
+
+impl<R: ShardReader> Converted<R> {
+    /// A converted model whose shards `reader` has already verified.
+    pub fn new(manifest: crate::manifest::Manifest, reader: R) -> Self {
         let index = manifest.tensors.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
-        Ok(Self { dir: dir.to_owned(), manifest, index })
+        Self { reader, manifest, index }
     }
 
     fn entry(&self, name: &str) -> Result<&crate::manifest::TensorEntry> {
         self.index.get(name).map(|&i| &self.manifest.tensors[i]).ok_or_else(|| Error::invalid(name, "tensor missing from the converted model"))
     }
 
-    fn bytes(&self, ranges: &[crate::manifest::Range]) -> Result<Vec<u8>> {
+    fn bytes(&mut self, ranges: &[crate::manifest::Range]) -> Result<Vec<u8>> {
         let mut out = Vec::with_capacity(ranges.iter().map(|r| r.bytes as usize).sum());
         for r in ranges {
-            let path = self.dir.join(&self.manifest.shards[r.shard].file);
-            let mut file = File::open(&path).map_err(|e| Error::io(&path, e))?;
-            file.seek(SeekFrom::Start(r.offset)).map_err(|e| Error::io(&path, e))?;
             let start = out.len();
             out.resize(start + r.bytes as usize, 0);
-            file.read_exact(&mut out[start..]).map_err(|e| Error::io(&path, e))?;
+            self.reader.read(&self.manifest.shards[r.shard], r.offset, &mut out[start..])?;
         }
         Ok(out)
     }
 
-    fn words(&self, name: &str, ranges: &[crate::manifest::Range], expected: usize) -> Result<Vec<u32>> {
+    fn words(&mut self, name: &str, ranges: &[crate::manifest::Range], expected: usize) -> Result<Vec<u32>> {
         let bytes = self.bytes(ranges)?;
         if bytes.len() != expected * 4 {
             return Err(Error::invalid(name, format!("{} bytes stored, {} expected", bytes.len(), expected * 4)));
@@ -254,7 +278,7 @@ impl Converted {
     }
 }
 
-impl TensorSource for Converted {
+impl<R: ShardReader> TensorSource for Converted<R> {
     fn tensor(&mut self, name: &str) -> Result<HostTensor> {
         use crate::manifest::DType;
         let entry = self.entry(name)?.clone();

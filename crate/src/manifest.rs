@@ -77,6 +77,11 @@ impl Manifest {
         if m.format != FORMAT || m.version != FORMAT_VERSION {
             return Err(bad(format!("format {} v{}; this engine reads {FORMAT} v{FORMAT_VERSION}", m.format, m.version)));
         }
+        for shard in &m.shards {
+            if shard.file.is_empty() || shard.file.contains(['/', '\\']) || shard.file.contains("..") {
+                return Err(bad(format!("shard name `{}` leaves the model folder", shard.file)));
+            }
+        }
         for t in &m.tensors {
             for r in t.data.iter().chain(t.scales.iter().flatten()) {
                 let shard = m.shards.get(r.shard).ok_or_else(|| bad(format!("tensor `{}` names shard {} of {}", t.name, r.shard, m.shards.len())))?;

@@ -1,9 +1,17 @@
-//! The wasm-bindgen surface. Engine errors become JS `Error`s here, once.
+//! The wasm-bindgen surface, used by `web/src/worker.js`. Engine errors become JS `Error`s
+//! here, once.
 
 use std::cell::RefCell;
 
 use wasm_bindgen::prelude::*;
 
+use crate::engine::{AskOptions, Engine as QaEngine, Photo, StopReason};
+use crate::generate::SamplingOptions;
+use crate::image::Views;
+use crate::loader::{Converted, ShardReader};
+use crate::manifest::{Manifest, ShardEntry};
+use crate::model::{FusionModel, WeightFormat};
+use crate::tokenizer::Tokenizer;
 use crate::{Error, Gpu};
 
 fn js_error(e: Error) -> JsError {
@@ -29,7 +37,7 @@ async fn shared_gpu() -> Result<Gpu, Error> {
     Ok(gpu)
 }
 
-/// The engine's handle on the browser's GPU.
+/// The engine's handle on the browser's GPU (kernel self-checks).
 #[wasm_bindgen]
 pub struct Engine {
     gpu: Gpu,
@@ -57,5 +65,138 @@ impl Engine {
         crate::kernels::int4_matmul::check_against_reference(&self.gpu, m, n, k, group, seed as u64)
             .await
             .map_err(js_error)
+    }
+}
+
+/// Incremental sha256 (SubtleCrypto can only hash a whole buffer at once).
+#[wasm_bindgen]
+pub struct Sha256Stream(sha2::Sha256);
+
+#[wasm_bindgen]
+impl Sha256Stream {
+    #[wasm_bindgen(constructor)]
+    pub fn new() -> Self {
+        use sha2::Digest;
+        Self(sha2::Sha256::new())
+    }
+
+    pub fn update(&mut self, bytes: &[u8]) {
+        use sha2::Digest;
+        self.0.update(bytes);
+    }
+
+    /// Lowercase hex digest.
+    pub fn finish(self) -> String {
+        use sha2::Digest;
+        self.0.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+impl Default for Sha256Stream {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Shard bytes from JS: `read(file, offset, length) → Uint8Array`, synchronous (the worker
+/// reads its verified OPFS copy through a `FileSystemSyncAccessHandle`). One tensor at a time
+/// passes through the wasm heap.
+struct JsShards(js_sys::Function);
+
+impl ShardReader for JsShards {
+    fn read(&mut self, shard: &ShardEntry, offset: u64, out: &mut [u8]) -> crate::Result<()> {
+        let got = self
+            .0
+            .call3(&JsValue::NULL, &JsValue::from_str(&shard.file), &JsValue::from_f64(offset as f64), &JsValue::from_f64(out.len() as f64))
+            .map_err(|e| Error::invalid(&shard.file, format!("read failed: {e:?}")))?;
+        let bytes = js_sys::Uint8Array::new(&got);
+        if bytes.length() as usize != out.len() {
+            return Err(Error::invalid(&shard.file, format!("{} bytes read at {offset}, {} expected: the cached shard is truncated", bytes.length(), out.len())));
+        }
+        bytes.copy_to(out);
+        Ok(())
+    }
+}
+
+/// A loaded model and the photos it has encoded.
+#[wasm_bindgen]
+pub struct Model {
+    engine: QaEngine,
+    photos: RefCell<Vec<Option<Photo>>>,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct JsAskOptions {
+    max_new_tokens: Option<usize>,
+    temperature: f32,
+    top_p: Option<f32>,
+    seed: u64,
+    latents: Option<usize>,
+    reduced_side: Option<usize>,
+}
+
+#[wasm_bindgen]
+impl Model {
+    /// Build the model from a converted model's manifest (shards already verified by the caller).
+    pub async fn load(manifest_json: String, tokenizer_json: String, read: js_sys::Function) -> Result<Model, JsError> {
+        let gpu = shared_gpu().await.map_err(js_error)?;
+        let manifest = Manifest::from_json(&manifest_json).map_err(js_error)?;
+        let group = manifest.tensors.iter().find_map(|t| t.group).unwrap_or(32);
+        let generation = manifest.generation_config.as_ref().map(|v| v.to_string());
+        let mut converted = Converted::new(manifest, JsShards(read));
+        let model = FusionModel::from_converted(&mut converted, &gpu, WeightFormat::Int4 { group }).map_err(js_error)?;
+        let tokenizer = Tokenizer::from_bytes(tokenizer_json.as_bytes(), model.config.model_type).map_err(js_error)?;
+        let engine = QaEngine::new(model, tokenizer, generation.as_deref()).map_err(js_error)?;
+        Ok(Model { engine, photos: RefCell::new(Vec::new()) })
+    }
+
+    /// Preprocess RGBA pixels (from `createImageBitmap` + canvas) and encode the photo's tiles;
+    /// returns a photo id for [`Model::ask`].
+    #[wasm_bindgen(js_name = encodePhoto)]
+    pub fn encode_photo(&self, rgba: &[u8], width: usize, height: usize) -> Result<u32, JsError> {
+        if rgba.len() != width * height * 4 {
+            return Err(js_error(Error::invalid("image", format!("{width}×{height} RGBA needs {} bytes, got {}", width * height * 4, rgba.len()))));
+        }
+        let rgb: Vec<u8> = rgba.chunks_exact(4).flat_map(|p| [p[0], p[1], p[2]]).collect();
+        let views = Views::from_rgb(&rgb, width, height).map_err(js_error)?;
+        let photo = self.engine.encode_photo(views).map_err(js_error)?;
+        let mut photos = self.photos.borrow_mut();
+        photos.push(Some(photo));
+        Ok(photos.len() as u32 - 1)
+    }
+
+    #[wasm_bindgen(js_name = forgetPhoto)]
+    pub fn forget_photo(&self, id: u32) {
+        if let Some(slot) = self.photos.borrow_mut().get_mut(id as usize) {
+            *slot = None;
+        }
+    }
+
+    /// Answer `question` about photo `id` after `history_json` (`[[question, answer], …]`).
+    /// `on_text(piece)` gets each new piece of text and returns `false` to stop. Resolves to
+    /// `{ text, tokens, promptTokens, stop }` as JSON.
+    pub async fn ask(&self, id: u32, history_json: String, question: String, options_json: String, on_text: js_sys::Function) -> Result<String, JsError> {
+        let history: Vec<(String, String)> = serde_json::from_str(&history_json).map_err(|e| js_error(Error::invalid("history", e.to_string())))?;
+        let o: JsAskOptions = serde_json::from_str(&options_json).map_err(|e| js_error(Error::invalid("options", e.to_string())))?;
+        let options = AskOptions {
+            sampling: SamplingOptions { max_new_tokens: o.max_new_tokens.unwrap_or(512), temperature: o.temperature, top_p: o.top_p.unwrap_or(1.0), seed: o.seed },
+            latents: o.latents,
+            reduced_side: o.reduced_side,
+        };
+        // The photo is taken out while answering so no RefCell borrow lives across an await.
+        let photo = self.photos.borrow_mut().get_mut(id as usize).and_then(Option::take).ok_or_else(|| js_error(Error::invalid("photo", format!("no photo {id}"))))?;
+        let result = self
+            .engine
+            .ask(&photo, &history, &question, &options, |piece| on_text.call1(&JsValue::NULL, &JsValue::from_str(piece)).map(|v| v.as_bool() != Some(false)).unwrap_or(false))
+            .await;
+        self.photos.borrow_mut()[id as usize] = Some(photo);
+        let answer = result.map_err(js_error)?;
+        let stop = match answer.stop {
+            StopReason::EndOfTurn => "end_of_turn",
+            StopReason::Length => "length",
+            StopReason::Cancelled => "cancelled",
+        };
+        Ok(serde_json::json!({ "text": answer.text, "tokens": answer.tokens, "promptTokens": answer.prompt_tokens, "stop": stop }).to_string())
     }
 }

@@ -23,7 +23,7 @@ use crate::config::{FusionConfig, VisionConfig};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::image::Views;
-use crate::loader::{Checkpoint, Converted, TensorSource};
+use crate::loader::{Checkpoint, Converted, ShardReader, TensorSource};
 use alignment::{Interaction, adaptive_max_pool, context_windows};
 use decoder::Decoder;
 pub use kv_cache::KvCache;
@@ -82,19 +82,23 @@ impl FusionModel {
     /// Load a Hugging Face FUSION checkpoint directory, or a converted one (`manifest.json`).
     pub fn load(dir: &Path, gpu: &Gpu, format: WeightFormat) -> Result<Self> {
         if dir.join("manifest.json").exists() {
-            let mut converted = Converted::open(dir)?;
-            let m = &converted.manifest;
-            let config = FusionConfig::from_json(&m.config.to_string())?;
-            let vision = match &m.vision_config {
-                Some(v) => serde_json::from_value(v.clone()).map_err(|e| Error::invalid("manifest.json vision_config", e.to_string()))?,
-                None => VisionConfig::defaults(config.tower_kind()),
-            };
-            return Self::from_source(config, &vision, &mut converted, gpu, format);
+            return Self::from_converted(&mut Converted::open(dir)?, gpu, format);
         }
         let config = FusionConfig::load(dir)?;
         let vision = VisionConfig::load(dir, &config)?;
         let mut checkpoint = Checkpoint::open(dir)?;
         Self::from_source(config, &vision, &mut checkpoint, gpu, format)
+    }
+
+    /// Load a converted model (configs from its manifest).
+    pub fn from_converted<R: ShardReader>(converted: &mut Converted<R>, gpu: &Gpu, format: WeightFormat) -> Result<Self> {
+        let m = &converted.manifest;
+        let config = FusionConfig::from_json(&m.config.to_string())?;
+        let vision = match &m.vision_config {
+            Some(v) => serde_json::from_value(v.clone()).map_err(|e| Error::invalid("manifest.json vision_config", e.to_string()))?,
+            None => VisionConfig::defaults(config.tower_kind()),
+        };
+        Self::from_source(config, &vision, converted, gpu, format)
     }
 
     pub fn from_source(config: FusionConfig, vision: &VisionConfig, source: &mut dyn TensorSource, gpu: &Gpu, format: WeightFormat) -> Result<Self> {

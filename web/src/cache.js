@@ -1,0 +1,159 @@
+// The offline copy of a converted model in the Origin Private File System: each shard is
+// streamed from the network straight to disk (never whole in memory), resumed with an HTTP
+// Range request after an interruption, and checked against the manifest's sha256 before any
+// byte is used. A shard that fails the check is deleted and fetched again, never used.
+// Runs inside the worker (synchronous access handles exist only there).
+
+const ROOT = 'fusion-models';
+
+/** OPFS folder for one model, keyed by its manifest URL. */
+async function modelDir(manifestUrl) {
+  const root = await navigator.storage.getDirectory();
+  const models = await root.getDirectoryHandle(ROOT, { create: true });
+  return models.getDirectoryHandle(encodeURIComponent(manifestUrl), { create: true });
+}
+
+async function fileSize(dir, name) {
+  try {
+    return (await (await dir.getFileHandle(name)).getFile()).size;
+  } catch {
+    return -1;
+  }
+}
+
+/** sha256 of a cached file, read in chunks through `hasher` (wasm's Sha256Stream). */
+async function hashFile(dir, name, newHasher) {
+  const handle = await (await dir.getFileHandle(name)).createSyncAccessHandle();
+  try {
+    const hasher = newHasher();
+    const size = handle.getSize();
+    const buf = new Uint8Array(Math.min(size, 8 << 20) || 1);
+    for (let at = 0; at < size; at += buf.length) {
+      const n = handle.read(buf, { at });
+      hasher.update(buf.subarray(0, n));
+    }
+    return hasher.finish();
+  } finally {
+    handle.close();
+  }
+}
+
+/** Fetch `url` into `dir/name.part` from where it stopped; resolves when the file is whole. */
+async function download(url, dir, name, expected, signal, onBytes) {
+  const part = `${name}.part`;
+  const handle = await (await dir.getFileHandle(part, { create: true })).createSyncAccessHandle();
+  try {
+    let at = handle.getSize();
+    if (at > expected) {
+      handle.truncate(0);
+      at = 0;
+    }
+    if (at < expected) {
+      const res = await fetch(url, { signal, headers: at > 0 ? { Range: `bytes=${at}-` } : {} });
+      if (!res.ok) throw new Error(`fetching ${url}: HTTP ${res.status}`);
+      if (at > 0 && res.status !== 206) {
+        handle.truncate(0); // the server ignored the range: start over
+        at = 0;
+      }
+      onBytes(at);
+      const reader = res.body.getReader();
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        if (at + value.length > expected) throw new Error(`${url} is longer than the ${expected} bytes the manifest pins`);
+        handle.write(value, { at });
+        at += value.length;
+        onBytes(at);
+      }
+      handle.flush();
+      if (at !== expected) {
+        throw new Error(`download of ${url} stopped at ${at} of ${expected} bytes; loading again resumes it`);
+      }
+    }
+  } finally {
+    handle.close();
+  }
+  const file = await dir.getFileHandle(part);
+  await file.move(name);
+}
+
+/**
+ * Make every shard of `manifest` present and verified in OPFS. Returns the folder handle.
+ * `onProgress({ file, loaded, total, etaSeconds })` reports bytes over the whole model.
+ */
+export async function ensureModel(manifestUrl, manifest, { newHasher, onProgress, signal }) {
+  const dir = await modelDir(manifestUrl);
+  const total = manifest.shards.reduce((s, sh) => s + sh.bytes, 0);
+  const base = new URL('.', manifestUrl);
+  let done = 0;
+  const started = performance.now();
+  let fetchedSinceStart = 0;
+  const report = (file, loaded) => {
+    const rate = fetchedSinceStart / Math.max((performance.now() - started) / 1000, 1e-3);
+    const remaining = total - loaded;
+    onProgress?.({ file, loaded, total, etaSeconds: rate > 0 ? remaining / rate : null });
+  };
+
+  const estimate = await navigator.storage.estimate?.();
+  for (const shard of manifest.shards) {
+    signal?.throwIfAborted();
+    let size = await fileSize(dir, shard.file);
+    if (size === shard.bytes && (await hashFile(dir, shard.file, newHasher)) === shard.sha256) {
+      done += shard.bytes;
+      report(shard.file, done);
+      continue;
+    }
+    if (size >= 0) await dir.removeEntry(shard.file); // corrupt or stale: never used
+    const partSize = Math.max(await fileSize(dir, `${shard.file}.part`), 0);
+    if (estimate && estimate.quota - estimate.usage < shard.bytes - partSize) {
+      throw new Error(`not enough storage for ${shard.file}: ${shard.bytes - partSize} bytes needed, ${estimate.quota - estimate.usage} free`);
+    }
+    let last = partSize;
+    await download(new URL(shard.file, base).href, dir, shard.file, shard.bytes, signal, (at) => {
+      fetchedSinceStart += at - last;
+      last = at;
+      report(shard.file, done + at);
+    });
+    if ((await hashFile(dir, shard.file, newHasher)) !== shard.sha256) {
+      await dir.removeEntry(shard.file);
+      throw new Error(`${shard.file} does not match the sha256 the manifest pins; it was deleted, loading again fetches it anew`);
+    }
+    done += shard.bytes;
+    report(shard.file, done);
+  }
+  return dir;
+}
+
+/** Open every shard for synchronous reads: `read(file, offset, length) → Uint8Array`. */
+export async function openShards(dir, manifest) {
+  const handles = new Map();
+  for (const shard of manifest.shards) {
+    handles.set(shard.file, await (await dir.getFileHandle(shard.file)).createSyncAccessHandle());
+  }
+  return {
+    read(file, offset, length) {
+      const buf = new Uint8Array(length);
+      const n = handles.get(file).read(buf, { at: offset });
+      return n === length ? buf : buf.subarray(0, n);
+    },
+    close() {
+      for (const h of handles.values()) h.close();
+    },
+  };
+}
+
+/** URLs of the models cached in this origin. */
+export async function cachedModels() {
+  const root = await navigator.storage.getDirectory();
+  const models = await root.getDirectoryHandle(ROOT, { create: true });
+  const out = [];
+  for await (const name of models.keys()) out.push(decodeURIComponent(name));
+  return out;
+}
+
+/** Delete a cached model. */
+export async function evictModel(manifestUrl) {
+  const root = await navigator.storage.getDirectory();
+  const models = await root.getDirectoryHandle(ROOT, { create: true });
+  await models.removeEntry(encodeURIComponent(manifestUrl), { recursive: true }).catch(() => {});
+}

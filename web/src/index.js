@@ -1,0 +1,184 @@
+// FUSION in the browser: the public API. The engine runs in a module worker; this module only
+// passes messages, so the page thread never blocks.
+import { Msg } from './protocol.js';
+import { cachedModels, evictModel } from './cache.js';
+
+let nextId = 1;
+
+/** Turn any supported image input into an ImageBitmap (decoded by the browser). */
+async function toBitmap(image) {
+  if (typeof image === 'string' || image instanceof URL) {
+    const res = await fetch(image);
+    if (!res.ok) throw new Error(`fetching ${image}: HTTP ${res.status}`);
+    image = await res.blob();
+  }
+  if (typeof HTMLImageElement !== 'undefined' && image instanceof HTMLImageElement && !image.complete) {
+    await image.decode();
+  }
+  try {
+    return await createImageBitmap(image, { colorSpaceConversion: 'none', premultiplyAlpha: 'none' });
+  } catch (e) {
+    throw new Error(`cannot decode the image: ${e.message ?? e}`);
+  }
+}
+
+export class Fusion {
+  #worker;
+  #pending = new Map(); // id → { resolve, reject, onText?, onProgress? }
+  #photos = new WeakMap(); // image input → photo id (tile features are reused per photo)
+  #stats = {};
+  info;
+
+  constructor(worker) {
+    this.#worker = worker;
+    worker.onmessage = ({ data }) => this.#receive(data);
+    worker.onerror = (e) => this.#failAll(new Error(`the engine worker failed: ${e.message ?? e}`));
+  }
+
+  /**
+   * Download (or reuse the verified offline copy of) a converted model and put it on the GPU.
+   * @param {string} manifestUrl URL of the model's manifest.json
+   * @param {{ onProgress?: (p: {file: string, loaded: number, total: number, etaSeconds: number|null}) => void, signal?: AbortSignal, workerUrl?: string|URL }} [options]
+   */
+  static async load(manifestUrl, { onProgress, signal, workerUrl } = {}) {
+    if (!('gpu' in navigator)) throw new Error('this browser has no WebGPU (navigator.gpu is missing)');
+    const url = new URL(manifestUrl, location.href).href;
+    const worker = new Worker(workerUrl ?? new URL('./worker.js', import.meta.url), { type: 'module' });
+    const model = new Fusion(worker);
+    const abort = () => {
+      worker.terminate();
+      model.#failAll(signal.reason ?? new DOMException('loading was aborted', 'AbortError'));
+    };
+    signal?.throwIfAborted();
+    signal?.addEventListener('abort', abort, { once: true });
+    try {
+      const t0 = performance.now();
+      model.info = await model.#request({ type: Msg.load, manifestUrl: url }, { onProgress });
+      model.#stats.loadMs = performance.now() - t0;
+      return model;
+    } catch (e) {
+      worker.terminate();
+      throw e;
+    } finally {
+      signal?.removeEventListener('abort', abort);
+    }
+  }
+
+  /** Models cached for offline use in this origin (their manifest URLs). */
+  static cached() {
+    return cachedModels();
+  }
+
+  /** Delete a cached model. */
+  static evict(manifestUrl) {
+    return evictModel(new URL(manifestUrl, location.href).href);
+  }
+
+  /**
+   * Ask about a photo; yields the answer as it is generated.
+   * @param {{ image: Blob|File|ImageBitmap|HTMLImageElement|HTMLCanvasElement|OffscreenCanvas|string|URL, question: string, history?: [string, string][], signal?: AbortSignal, maxNewTokens?: number, temperature?: number, topP?: number, seed?: number, latents?: number }} request
+   */
+  async *ask({ image, question, history = [], signal, maxNewTokens, temperature, topP, seed, latents }) {
+    signal?.throwIfAborted();
+    const photo = await this.#photo(image);
+    const queue = [];
+    let wake = null;
+    let finished = false;
+    let failure = null;
+    const id = nextId++;
+    const options = { max_new_tokens: maxNewTokens, temperature, top_p: topP, seed, latents };
+    const onAbort = () => this.#worker.postMessage({ type: Msg.abort, id });
+    signal?.addEventListener('abort', onAbort, { once: true });
+    const done = this.#request({ type: Msg.ask, photo, history, question, options }, {
+      id,
+      onText: (piece) => {
+        queue.push(piece);
+        wake?.();
+      },
+    }).then(
+      (result) => {
+        this.#stats.lastAnswer = result.stats;
+        this.lastAnswer = result;
+      },
+      (e) => {
+        failure = e;
+      },
+    ).finally(() => {
+      finished = true;
+      wake?.();
+    });
+    try {
+      for (;;) {
+        if (queue.length) {
+          yield queue.shift();
+        } else if (finished) {
+          break;
+        } else {
+          await new Promise((r) => (wake = r));
+          wake = null;
+        }
+      }
+      await done;
+      if (failure) throw failure;
+      if (signal?.aborted) throw signal.reason ?? new DOMException('the answer was aborted', 'AbortError');
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+      if (!finished) onAbort(); // the caller stopped iterating: stop the GPU work too
+    }
+  }
+
+  /** Per-phase timings of the last load, photo and answer. */
+  stats() {
+    return structuredClone(this.#stats);
+  }
+
+  /** Stop the worker and free the GPU memory. The offline copy stays cached. */
+  unload() {
+    this.#worker.terminate();
+    this.#failAll(new Error('the model was unloaded'));
+  }
+
+  async #photo(image) {
+    const key = typeof image === 'object' && image !== null ? image : null;
+    if (key && this.#photos.has(key)) return this.#photos.get(key);
+    const bitmap = image instanceof ImageBitmap ? image : await toBitmap(image);
+    const { photo, ms } = await this.#request({ type: Msg.photo, bitmap }, { transfer: [bitmap] });
+    this.#stats.photo = ms;
+    if (key) this.#photos.set(key, photo);
+    return photo;
+  }
+
+  #request(message, { id = nextId++, onText, onProgress, transfer = [] } = {}) {
+    return new Promise((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject, onText, onProgress });
+      this.#worker.postMessage({ ...message, id }, transfer);
+    });
+  }
+
+  #receive(data) {
+    const p = this.#pending.get(data.id);
+    if (!p) return;
+    switch (data.type) {
+      case Msg.progress:
+        p.onProgress?.({ file: data.file, loaded: data.loaded, total: data.total, etaSeconds: data.etaSeconds });
+        break;
+      case Msg.text:
+        p.onText?.(data.piece);
+        break;
+      case Msg.error:
+        this.#pending.delete(data.id);
+        p.reject(new Error(data.message));
+        break;
+      default: // loaded, photo, done
+        this.#pending.delete(data.id);
+        p.resolve(data.type === Msg.loaded ? data.info : data.type === Msg.done ? data.result : data);
+    }
+  }
+
+  #failAll(error) {
+    for (const p of this.#pending.values()) p.reject(error);
+    this.#pending.clear();
+  }
+}
+
+export default Fusion;

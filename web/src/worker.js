@@ -1,0 +1,108 @@
+// The engine's module worker: everything heavy (download, verification, GPU work) runs here,
+// so the page thread never blocks. Messages are described in protocol.js.
+import init, { Model, Sha256Stream } from '../pkg/fusion.js';
+import { Msg } from './protocol.js';
+import { ensureModel, openShards } from './cache.js';
+
+let model = null;
+const aborted = new Set();
+const ready = init();
+
+const post = (message) => self.postMessage(message);
+
+async function load({ id, manifestUrl }) {
+  await ready;
+  const manifestRes = await fetch(manifestUrl);
+  if (!manifestRes.ok) throw new Error(`fetching ${manifestUrl}: HTTP ${manifestRes.status}`);
+  const manifestText = await manifestRes.text();
+  const manifest = JSON.parse(manifestText);
+  await checkLimits(manifest);
+  const tokenizerUrl = new URL(manifest.tokenizer ?? 'tokenizer.json', manifestUrl).href;
+  const tokenizerRes = await fetch(tokenizerUrl);
+  if (!tokenizerRes.ok) throw new Error(`fetching ${tokenizerUrl}: HTTP ${tokenizerRes.status}`);
+  const tokenizer = await tokenizerRes.text();
+
+  const t0 = performance.now();
+  const dir = await ensureModel(manifestUrl, manifest, {
+    newHasher: () => new Sha256Stream(),
+    onProgress: (p) => post({ type: Msg.progress, id, ...p }),
+  });
+  const t1 = performance.now();
+  const shards = await openShards(dir, manifest);
+  try {
+    model?.free();
+    model = await Model.load(manifestText, tokenizer, shards.read);
+  } finally {
+    shards.close();
+  }
+  const bytes = manifest.shards.reduce((s, sh) => s + sh.bytes, 0);
+  post({ type: Msg.loaded, id, info: { bytes, downloadMs: t1 - t0, uploadMs: performance.now() - t1, config: manifest.config } });
+}
+
+/** Refuse a model the adapter cannot hold before downloading anything. */
+async function checkLimits(manifest) {
+  const adapter = await navigator.gpu?.requestAdapter();
+  if (!adapter) throw new Error('this browser has no WebGPU adapter');
+  const largest = Math.max(...manifest.tensors.flatMap((t) => [t.data, t.scales ?? []].flat().map((r) => r.bytes)));
+  const { maxBufferSize, maxStorageBufferBindingSize } = adapter.limits;
+  if (largest > Math.min(maxBufferSize, maxStorageBufferBindingSize)) {
+    throw new Error(`the model has a ${largest}-byte tensor; this GPU binds at most ${Math.min(maxBufferSize, maxStorageBufferBindingSize)} bytes`);
+  }
+}
+
+async function photo({ id, bitmap }) {
+  if (!model) throw new Error('no model is loaded');
+  const t0 = performance.now();
+  const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
+  const ctx = canvas.getContext('2d', { colorSpace: 'srgb', willReadFrequently: true });
+  ctx.drawImage(bitmap, 0, 0);
+  bitmap.close();
+  const { data } = ctx.getImageData(0, 0, canvas.width, canvas.height);
+  const t1 = performance.now();
+  const photoId = model.encodePhoto(new Uint8Array(data.buffer), canvas.width, canvas.height);
+  post({ type: Msg.photo, id, photo: photoId, ms: { decode: t1 - t0, tiles: performance.now() - t1 } });
+}
+
+async function ask({ id, photo, history, question, options }) {
+  if (!model) throw new Error('no model is loaded');
+  const t0 = performance.now();
+  let first = null;
+  let pieces = 0;
+  const result = JSON.parse(
+    await model.ask(photo, JSON.stringify(history ?? []), question, JSON.stringify(options ?? {}), (piece) => {
+      first ??= performance.now();
+      pieces++;
+      post({ type: Msg.text, id, piece });
+      return !aborted.has(id);
+    }),
+  );
+  aborted.delete(id);
+  const end = performance.now();
+  const decodeTokens = Math.max(result.tokens.length - 1, 0);
+  const stats = {
+    firstTokenMs: first === null ? null : first - t0,
+    totalMs: end - t0,
+    decodeTokensPerSecond: first === null || decodeTokens === 0 ? null : decodeTokens / ((end - first) / 1000),
+    promptTokens: result.promptTokens,
+  };
+  post({ type: Msg.done, id, result: { ...result, stats } });
+}
+
+// One request at a time reaches the GPU; aborts bypass the queue.
+let queue = Promise.resolve();
+self.onmessage = ({ data }) => {
+  if (data.type === Msg.abort) {
+    aborted.add(data.id);
+    return;
+  }
+  if (data.type === Msg.forget) {
+    model?.forgetPhoto(data.photo);
+    return;
+  }
+  const handler = { [Msg.load]: load, [Msg.photo]: photo, [Msg.ask]: ask }[data.type];
+  if (!handler) {
+    post({ type: Msg.error, id: data.id, message: `unknown request ${data.type}` });
+    return;
+  }
+  queue = queue.then(() => handler(data)).catch((e) => post({ type: Msg.error, id: data.id, message: e?.message ?? String(e) }));
+};
