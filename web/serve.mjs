@@ -20,8 +20,12 @@ const TYPES = {
   '.d.ts': 'text/plain; charset=utf-8',
 };
 
-/** Start a static server for `root`; resolves to { url, close }. */
-export async function serve({ root = fileURLToPath(new URL('.', import.meta.url)), port = 0, host = '127.0.0.1' } = {}) {
+/**
+ * Start a static server; resolves to { url, close }. `mounts` maps URL prefixes to folders
+ * (e.g. { '/models/': '/tmp/models' }); everything else is served from `root`. Byte ranges
+ * (`Range: bytes=N-`) are honoured so interrupted model downloads resume.
+ */
+export async function serve({ root = fileURLToPath(new URL('.', import.meta.url)), mounts = {}, port = 0, host = '127.0.0.1' } = {}) {
   root = resolve(root);
   const server = createServer(async (req, res) => {
     try {
@@ -30,8 +34,10 @@ export async function serve({ root = fileURLToPath(new URL('.', import.meta.url)
         res.writeHead(302, { location: '/demo/' }).end();
         return;
       }
-      let file = normalize(join(root, path));
-      if (file !== root && !file.startsWith(root + sep)) {
+      const mount = Object.keys(mounts).find((prefix) => path.startsWith(prefix));
+      const base = mount ? resolve(mounts[mount]) : root;
+      let file = normalize(join(base, mount ? path.slice(mount.length) : path));
+      if (file !== base && !file.startsWith(base + sep)) {
         res.writeHead(403).end('forbidden');
         return;
       }
@@ -44,12 +50,21 @@ export async function serve({ root = fileURLToPath(new URL('.', import.meta.url)
         res.writeHead(404, { 'content-type': 'text/plain' }).end(`not found: ${path}`);
         return;
       }
-      res.writeHead(200, {
+      const headers = {
         'content-type': TYPES[extname(file)] ?? 'application/octet-stream',
-        'content-length': info.size,
         'cache-control': 'no-cache',
-      });
-      createReadStream(file).pipe(res);
+        'accept-ranges': 'bytes',
+      };
+      const range = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
+      const start = range ? Number(range[1]) : 0;
+      if (range && start >= info.size) {
+        res.writeHead(416, { 'content-range': `bytes */${info.size}` }).end();
+        return;
+      }
+      if (range) headers['content-range'] = `bytes ${start}-${info.size - 1}/${info.size}`;
+      headers['content-length'] = info.size - start;
+      res.writeHead(range ? 206 : 200, headers);
+      createReadStream(file, { start }).pipe(res);
     } catch (e) {
       res.writeHead(400, { 'content-type': 'text/plain' }).end(String(e));
     }
@@ -60,8 +75,12 @@ export async function serve({ root = fileURLToPath(new URL('.', import.meta.url)
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const i = process.argv.indexOf('--port');
-  const port = i > 0 ? Number(process.argv[i + 1]) : 8080;
-  const { url } = await serve({ port });
+  const arg = (name) => {
+    const i = process.argv.indexOf(name);
+    return i > 0 ? process.argv[i + 1] : undefined;
+  };
+  const port = Number(arg('--port') ?? 8080);
+  const models = arg('--models');
+  const { url } = await serve({ port, mounts: models ? { '/models/': models } : {} });
   console.log(`FUSION demo: ${url}/demo/  (Ctrl-C to stop)`);
 }
