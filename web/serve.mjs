@@ -25,11 +25,12 @@ const TYPES = {
  * (e.g. { '/models/': '/tmp/models' }); everything else is served from `root`. Byte ranges
  * (`Range: bytes=N-`) are honoured so interrupted model downloads resume.
  */
-export async function serve({ root = fileURLToPath(new URL('.', import.meta.url)), mounts = {}, port = 0, host = '127.0.0.1' } = {}) {
+export async function serve({ root = fileURLToPath(new URL('.', import.meta.url)), mounts = {}, port = 0, host = '127.0.0.1', onRequest } = {}) {
   root = resolve(root);
   const server = createServer(async (req, res) => {
     try {
       const path = decodeURIComponent(new URL(req.url, 'http://x').pathname);
+      if (onRequest?.(req, res)) return; // a test took over this request
       if (path === '/') {
         res.writeHead(302, { location: '/demo/' }).end();
         return;

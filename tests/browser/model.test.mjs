@@ -4,7 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,14 +16,32 @@ const fusion = join(process.env.CARGO_TARGET_DIR ?? join(homedir(), '.cache/fusi
 const QUESTION = 'What is unusual about this image?';
 
 let server, browser, page, log, models;
+// What the server saw, and a switch to cut the next shard download short.
+const shardRequests = [];
+let truncateNext = false;
+
+function onRequest(req, res) {
+  if (!req.url.endsWith('.bin')) return false;
+  shardRequests.push({ url: req.url, range: req.headers.range ?? null });
+  if (!truncateNext) return false;
+  truncateNext = false;
+  const data = readFileSync(join(models, new URL(req.url, 'http://x').pathname.replace(/^\/models\//, '')));
+  res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': data.length });
+  res.write(data.subarray(0, Math.floor(data.length / 3)));
+  setTimeout(() => res.destroy(), 100);
+  return true;
+}
+
+const MANIFEST = '/models/tiny/manifest.json';
 
 before(async () => {
   models = mkdtempSync(join(tmpdir(), 'fusion-models-'));
   execFileSync(fusion, ['tiny', join(models, 'src'), '--backbone', 'llama', '--seed', '7']);
   execFileSync(fusion, ['convert', join(models, 'src'), join(models, 'tiny')]);
-  server = await serve({ mounts: { '/models/': models, '/photos/': photos } });
+  server = await serve({ mounts: { '/models/': models, '/photos/': photos }, onRequest });
   browser = await launchBrowser();
   ({ page, log } = await openPage(browser, `${server.url}/demo/`));
+  await page.waitForSelector('body[data-state=model], body[data-state=error]', { timeout: 120_000 });
 });
 
 after(async () => {
@@ -55,4 +73,84 @@ test('the greedy answer in the browser equals the native CLI', async () => {
   assert.ok(got.answer.tokens.length > 0, 'no tokens streamed');
   assert.equal(got.text, want);
   assert.ok(got.stats.lastAnswer.firstTokenMs > 0);
+});
+
+test('abort stops the answer; a follow-up about the same photo reuses its features', async () => {
+  const r = await page.evaluate(async () => {
+    const { Fusion } = await import('/src/index.js');
+    window.fusion ??= await Fusion.load('/models/tiny/manifest.json');
+    const image = await (await fetch('/photos/waterview.jpg')).blob();
+    const photosBefore = window.fusion.stats().photosEncoded ?? 0;
+    const controller = new AbortController();
+    let pieces = 0;
+    let error = null;
+    try {
+      for await (const _ of window.fusion.ask({ image, question: 'Describe it.', maxNewTokens: 64, signal: controller.signal })) {
+        pieces++;
+        controller.abort();
+      }
+    } catch (e) {
+      error = e.name;
+    }
+    const aborted = window.fusion.lastAnswer;
+    let text = '';
+    for await (const piece of window.fusion.ask({ image, question: 'And the sky?', history: [['Describe it.', 'a lake']], maxNewTokens: 2 })) text += piece;
+    return { pieces, error, abortedStop: aborted.stop, abortedTokens: aborted.tokens.length, text, stop: window.fusion.lastAnswer.stop, photos: window.fusion.stats().photosEncoded - photosBefore };
+  });
+  assert.equal(r.error, 'AbortError');
+  assert.equal(r.abortedStop, 'cancelled');
+  assert.ok(r.abortedTokens < 64 && r.pieces <= 2, JSON.stringify(r));
+  assert.ok(r.text.length > 0 && r.stop === 'length', JSON.stringify(r));
+  assert.equal(r.photos, 1, 'the second question must reuse the photo\'s tile features');
+});
+
+const load = () =>
+  page.evaluate(async (url) => {
+    const { Fusion } = await import('/src/index.js');
+    try {
+      (await Fusion.load(url)).unload();
+      return null;
+    } catch (e) {
+      return e.message;
+    }
+  }, MANIFEST);
+
+test('a truncated download is a clear error, and loading again resumes it', async () => {
+  await page.evaluate((url) => import('/src/index.js').then((m) => m.Fusion.evict(url)), MANIFEST);
+  truncateNext = true;
+  assert.match((await load()) ?? 'loaded', /stopped at \d+ of \d+ bytes.*resumes/);
+  shardRequests.length = 0;
+  assert.equal(await load(), null);
+  assert.ok(shardRequests.some((r) => /^bytes=[1-9]\d*-$/.test(r.range ?? '')), `no resumed request: ${JSON.stringify(shardRequests)}`);
+});
+
+test('a corrupted cached shard is detected, fetched again and never used', async () => {
+  await page.evaluate(async (url) => {
+    const root = await navigator.storage.getDirectory();
+    const dir = await (await root.getDirectoryHandle('fusion-models')).getDirectoryHandle(encodeURIComponent(new URL(url, location.href).href));
+    const w = await (await dir.getFileHandle('shard-00000.bin')).createWritable({ keepExistingData: true });
+    await w.write({ type: 'write', position: 1000, data: new Uint8Array([0x55, 0xaa, 0x55]) });
+    await w.close();
+  }, MANIFEST);
+  shardRequests.length = 0;
+  assert.equal(await load(), null);
+  assert.ok(shardRequests.some((r) => r.url.endsWith('shard-00000.bin') && !r.range), JSON.stringify(shardRequests));
+});
+
+test('after one visit the page and the cached model work offline', async () => {
+  await page.evaluate(() => navigator.serviceWorker.ready);
+  await browser.setOffline(true);
+  try {
+    await page.reload();
+    await page.waitForSelector('body[data-state=model], body[data-state=error]', { timeout: 120_000 });
+    assert.equal(await page.getAttribute('body', 'data-state'), 'model', `${await page.textContent('#status')}\n${log.join('\n')}`);
+    await page.setInputFiles('#file', join(photos, 'extreme_ironing.jpg'));
+    await page.fill('#question', 'What is the man doing?');
+    await page.click('#go');
+    await page.waitForFunction(() => document.querySelector('#chat .a')?.textContent.length > 0, null, { timeout: 600_000 });
+    await page.click('#stop');
+    await page.waitForSelector('body[data-state=model]', { timeout: 120_000 });
+  } finally {
+    await browser.setOffline(false);
+  }
 });

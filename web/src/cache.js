@@ -57,15 +57,21 @@ async function download(url, dir, name, expected, signal, onBytes) {
       }
       onBytes(at);
       const reader = res.body.getReader();
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) break;
-        if (at + value.length > expected) throw new Error(`${url} is longer than the ${expected} bytes the manifest pins`);
-        handle.write(value, { at });
-        at += value.length;
-        onBytes(at);
+      try {
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done) break;
+          if (at + value.length > expected) throw new Error(`${url} is longer than the ${expected} bytes the manifest pins`);
+          handle.write(value, { at });
+          at += value.length;
+          onBytes(at);
+        }
+      } catch (e) {
+        if (signal?.aborted) throw e;
+        throw new Error(`download of ${url} stopped at ${at} of ${expected} bytes (${e.message ?? e}); loading again resumes it`);
+      } finally {
+        handle.flush();
       }
-      handle.flush();
       if (at !== expected) {
         throw new Error(`download of ${url} stopped at ${at} of ${expected} bytes; loading again resumes it`);
       }
@@ -75,6 +81,36 @@ async function download(url, dir, name, expected, signal, onBytes) {
   }
   const file = await dir.getFileHandle(part);
   await file.move(name);
+}
+
+/**
+ * A small model file (manifest.json, tokenizer.json): from the network when it answers, kept in
+ * OPFS next to the shards so an offline load finds it.
+ */
+export async function fetchModelFile(manifestUrl, url, name) {
+  const dir = await modelDir(manifestUrl);
+  try {
+    const res = await fetch(url);
+    if (!res.ok) throw new Error(`fetching ${url}: HTTP ${res.status}`);
+    const text = await res.text();
+    const w = await (await dir.getFileHandle(name, { create: true })).createWritable();
+    await w.write(text);
+    await w.close();
+    return text;
+  } catch (e) {
+    const cached = await dir
+      .getFileHandle(name)
+      .then((h) => h.getFile())
+      .then((f) => f.text())
+      .catch(() => null);
+    if (cached === null) {
+      const entries = [];
+      for await (const k of dir.keys()) entries.push(k);
+      if (entries.length === 0) await evictModel(manifestUrl).catch(() => {}); // leave no empty folder behind
+      throw e;
+    }
+    return cached;
+  }
 }
 
 /**

@@ -144,6 +144,7 @@ export class Fusion {
     const bitmap = image instanceof ImageBitmap ? image : await toBitmap(image);
     const { photo, ms } = await this.#request({ type: Msg.photo, bitmap }, { transfer: [bitmap] });
     this.#stats.photo = ms;
+    this.#stats.photosEncoded = (this.#stats.photosEncoded ?? 0) + 1;
     if (key) this.#photos.set(key, photo);
     return photo;
   }

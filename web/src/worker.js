@@ -2,7 +2,7 @@
 // so the page thread never blocks. Messages are described in protocol.js.
 import init, { Model, Sha256Stream } from '../pkg/fusion.js';
 import { Msg } from './protocol.js';
-import { ensureModel, openShards } from './cache.js';
+import { ensureModel, fetchModelFile, openShards } from './cache.js';
 
 let model = null;
 const aborted = new Set();
@@ -12,15 +12,19 @@ const post = (message) => self.postMessage(message);
 
 async function load({ id, manifestUrl }) {
   await ready;
-  const manifestRes = await fetch(manifestUrl);
-  if (!manifestRes.ok) throw new Error(`fetching ${manifestUrl}: HTTP ${manifestRes.status}`);
-  const manifestText = await manifestRes.text();
-  const manifest = JSON.parse(manifestText);
+  const manifestText = await fetchModelFile(manifestUrl, manifestUrl, 'manifest.json');
+  let manifest;
+  try {
+    manifest = JSON.parse(manifestText);
+  } catch (e) {
+    throw new Error(`${manifestUrl} is not JSON: ${e.message}`);
+  }
+  if (!Array.isArray(manifest.shards) || !Array.isArray(manifest.tensors)) {
+    throw new Error(`${manifestUrl} is not a FUSION model manifest (made by \`fusion convert\`)`);
+  }
   await checkLimits(manifest);
   const tokenizerUrl = new URL(manifest.tokenizer ?? 'tokenizer.json', manifestUrl).href;
-  const tokenizerRes = await fetch(tokenizerUrl);
-  if (!tokenizerRes.ok) throw new Error(`fetching ${tokenizerUrl}: HTTP ${tokenizerRes.status}`);
-  const tokenizer = await tokenizerRes.text();
+  const tokenizer = await fetchModelFile(manifestUrl, tokenizerUrl, 'tokenizer.json');
 
   const t0 = performance.now();
   const dir = await ensureModel(manifestUrl, manifest, {

@@ -1,0 +1,86 @@
+/** Loading progress over the whole model (all shards). */
+export interface LoadProgress {
+  /** The shard being fetched or verified. */
+  file: string;
+  /** Bytes present and verified so far. */
+  loaded: number;
+  /** Bytes of the whole model. */
+  total: number;
+  /** Seconds left at the current download rate; `null` before it is known. */
+  etaSeconds: number | null;
+}
+
+export interface LoadOptions {
+  onProgress?: (progress: LoadProgress) => void;
+  signal?: AbortSignal;
+  /** Where the engine worker is served from (default: `worker.js` next to this module). */
+  workerUrl?: string | URL;
+}
+
+export type ImageInput = Blob | File | ImageBitmap | HTMLImageElement | HTMLCanvasElement | OffscreenCanvas | string | URL;
+
+export interface AskRequest {
+  image: ImageInput;
+  question: string;
+  /** Earlier `[question, answer]` turns about the same photo. */
+  history?: [string, string][];
+  signal?: AbortSignal;
+  /** Default 512. */
+  maxNewTokens?: number;
+  /** 0 (default) is greedy decoding. */
+  temperature?: number;
+  topP?: number;
+  seed?: number;
+  /** Latent tokens (a perfect square: 4, 16, 36, 64, 144). */
+  latents?: number;
+}
+
+export interface AnswerStats {
+  firstTokenMs: number | null;
+  totalMs: number;
+  decodeTokensPerSecond: number | null;
+  promptTokens: number;
+}
+
+export interface Answer {
+  text: string;
+  tokens: number[];
+  promptTokens: number;
+  stop: 'end_of_turn' | 'length' | 'cancelled';
+  stats: AnswerStats;
+}
+
+export interface Stats {
+  loadMs?: number;
+  /** Decoding the last photo in the browser and encoding its tiles. */
+  photo?: { decode: number; tiles: number };
+  photosEncoded?: number;
+  lastAnswer?: AnswerStats;
+}
+
+export interface ModelInfo {
+  bytes: number;
+  downloadMs: number;
+  uploadMs: number;
+  config: Record<string, unknown>;
+}
+
+export declare class Fusion {
+  /** Download (or reuse the verified offline copy of) a converted model and put it on the GPU. */
+  static load(manifestUrl: string | URL, options?: LoadOptions): Promise<Fusion>;
+  /** Manifest URLs of the models cached in this origin. */
+  static cached(): Promise<string[]>;
+  /** Delete a cached model. */
+  static evict(manifestUrl: string | URL): Promise<void>;
+  readonly info: ModelInfo;
+  /** The last finished answer. */
+  readonly lastAnswer?: Answer;
+  /** Ask about a photo; yields the answer's text as it is generated. */
+  ask(request: AskRequest): AsyncGenerator<string, void, undefined>;
+  /** Per-phase timings. */
+  stats(): Stats;
+  /** Stop the engine and free its GPU memory; the offline copy stays cached. */
+  unload(): void;
+}
+
+export default Fusion;
