@@ -75,11 +75,11 @@ test('the greedy answer in the browser equals the native CLI', async () => {
   assert.ok(got.stats.lastAnswer.firstTokenMs > 0);
 });
 
-test('abort stops the answer; a follow-up about the same photo reuses its features', async () => {
+test('abort stops the answer; an OpenAI-style follow-up about the same photo reuses its features', async () => {
   const r = await page.evaluate(async () => {
     const { Fusion } = await import('/src/index.js');
     window.fusion ??= await Fusion.load('/models/tiny/manifest.json');
-    const image = await (await fetch('/photos/waterview.jpg')).blob();
+    const image = URL.createObjectURL(await (await fetch('/photos/waterview.jpg')).blob());
     const photosBefore = window.fusion.stats().photosEncoded ?? 0;
     const controller = new AbortController();
     let pieces = 0;
@@ -93,15 +93,31 @@ test('abort stops the answer; a follow-up about the same photo reuses its featur
       error = e.name;
     }
     const aborted = window.fusion.lastAnswer;
-    let text = '';
-    for await (const piece of window.fusion.ask({ image, question: 'And the sky?', history: [['Describe it.', 'a lake']], maxNewTokens: 2 })) text += piece;
-    return { pieces, error, abortedStop: aborted.stop, abortedTokens: aborted.tokens.length, text, stop: window.fusion.lastAnswer.stop, photos: window.fusion.stats().photosEncoded - photosBefore };
+    let badRole = null;
+    try {
+      window.fusion.chat.completions.create({ messages: [{ role: 'tool', content: 'x' }] });
+    } catch (e) {
+      badRole = e.message;
+    }
+    const chunks = [];
+    const messages = [
+      { role: 'system', content: 'ignored' },
+      { role: 'user', content: [{ type: 'image_url', image_url: { url: image } }, { type: 'text', text: 'Describe it.' }] },
+      { role: 'assistant', content: 'a lake' },
+      { role: 'user', content: 'And the sky?' },
+    ];
+    for await (const chunk of window.fusion.chat.completions.create({ messages, stream: true, max_tokens: 2 })) chunks.push(chunk);
+    return { pieces, error, abortedStop: aborted.stop, abortedTokens: aborted.tokens.length, badRole, chunks, photos: window.fusion.stats().photosEncoded - photosBefore };
   });
   assert.equal(r.error, 'AbortError');
   assert.equal(r.abortedStop, 'cancelled');
   assert.ok(r.abortedTokens < 64 && r.pieces <= 2, JSON.stringify(r));
-  assert.ok(r.text.length > 0 && r.stop === 'length', JSON.stringify(r));
-  assert.equal(r.photos, 1, 'the second question must reuse the photo\'s tile features');
+  assert.match(r.badRole ?? '', /role must be/);
+  const text = r.chunks.map((c) => c.choices[0].delta.content ?? '').join('');
+  assert.ok(text.length > 0, JSON.stringify(r.chunks));
+  assert.equal(r.chunks.at(-1).choices[0].finish_reason, 'length');
+  assert.equal(r.chunks.at(-1).usage.completion_tokens, 2);
+  assert.equal(r.photos, 1, 'the follow-up must reuse the photo\'s tile features');
 });
 
 const load = () =>

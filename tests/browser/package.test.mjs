@@ -43,7 +43,7 @@ after(async () => {
 
 test('the packed npm package loads a model in a fresh page', async () => {
   const { page, log } = await openPage(browser, `${server.url}/index.html`);
-  await page.waitForSelector('body[data-result]', { timeout: 120_000 });
+  await page.waitForSelector('body[data-result]', { state: 'attached', timeout: 120_000 });
   const result = await page.getAttribute('body', 'data-result');
   assert.match(result, /^loaded \d+$/, `${result}\n${log.join('\n')}`);
 });

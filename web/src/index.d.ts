@@ -65,6 +65,47 @@ export interface ModelInfo {
   config: Record<string, unknown>;
 }
 
+export type ChatContentPart = { type: 'text'; text: string } | { type: 'image_url'; image_url: { url: string } | string };
+
+export interface ChatMessage {
+  role: 'system' | 'user' | 'assistant';
+  content: string | ChatContentPart[];
+}
+
+export interface ChatRequest {
+  messages: ChatMessage[];
+  stream?: boolean;
+  max_tokens?: number;
+  temperature?: number;
+  top_p?: number;
+  seed?: number;
+  signal?: AbortSignal;
+}
+
+export interface ChatUsage {
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+}
+
+export interface ChatCompletion {
+  id: string;
+  object: 'chat.completion';
+  created: number;
+  model: string;
+  choices: { index: 0; message: { role: 'assistant'; content: string }; finish_reason: 'stop' | 'length' }[];
+  usage: ChatUsage;
+}
+
+export interface ChatCompletionChunk {
+  id: string;
+  object: 'chat.completion.chunk';
+  created: number;
+  model: string;
+  choices: { index: 0; delta: { role?: 'assistant'; content?: string }; finish_reason: 'stop' | 'length' | null }[];
+  usage?: ChatUsage;
+}
+
 export declare class Fusion {
   /** Download (or reuse the verified offline copy of) a converted model and put it on the GPU. */
   static load(manifestUrl: string | URL, options?: LoadOptions): Promise<Fusion>;
@@ -77,6 +118,13 @@ export declare class Fusion {
   readonly lastAnswer?: Answer;
   /** Ask about a photo; yields the answer's text as it is generated. */
   ask(request: AskRequest): AsyncGenerator<string, void, undefined>;
+  /** OpenAI-style chat completions; the newest user message carries the photo as `image_url`. */
+  readonly chat: {
+    completions: {
+      create(request: ChatRequest & { stream: true }): AsyncIterable<ChatCompletionChunk>;
+      create(request: ChatRequest & { stream?: false }): Promise<ChatCompletion>;
+    };
+  };
   /** Per-phase timings. */
   stats(): Stats;
   /** Stop the engine and free its GPU memory; the offline copy stays cached. */

@@ -22,10 +22,45 @@ async function toBitmap(image) {
   }
 }
 
+function usage(answer) {
+  const prompt = answer?.promptTokens ?? 0;
+  const completion = answer?.tokens.length ?? 0;
+  return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
+}
+
+const textOf = (content) =>
+  typeof content === 'string' ? content : (content ?? []).filter((p) => p.type === 'text').map((p) => p.text).join('\n');
+
+/** OpenAI-style messages → the newest image, the newest question and earlier turns. */
+function toTurns(messages) {
+  if (!Array.isArray(messages) || messages.length === 0) throw new TypeError('messages must be a non-empty array');
+  const turns = [];
+  let image = null;
+  for (const [i, m] of messages.entries()) {
+    if (m?.role === 'system') continue;
+    if (m?.role !== 'user' && m?.role !== 'assistant') throw new TypeError(`messages[${i}]: role must be "system", "user" or "assistant", got ${JSON.stringify(m?.role)}`);
+    if (m.role === 'user') {
+      for (const part of Array.isArray(m.content) ? m.content : []) {
+        if (part?.type === 'image_url') image = part.image_url?.url ?? part.image_url;
+      }
+      turns.push([textOf(m.content), null]);
+    } else if (turns.length && turns.at(-1)[1] === null) {
+      turns.at(-1)[1] = textOf(m.content);
+    } else {
+      throw new TypeError(`messages[${i}]: an assistant message must follow a user message`);
+    }
+  }
+  const last = turns.pop();
+  if (!last || last[1] !== null) throw new TypeError('the last message must come from the user');
+  if (!image) throw new TypeError('FUSION answers about a photo: give one as an image_url part of a user message');
+  return { image, question: last[0], history: turns };
+}
+
 export class Fusion {
   #worker;
   #pending = new Map(); // id → { resolve, reject, onText?, onProgress? }
-  #photos = new WeakMap(); // image input → photo id (tile features are reused per photo)
+  #photos = new WeakMap(); // image object → photo id (tile features are reused per photo)
+  #photoUrls = new Map(); // image URL → photo id
   #stats = {};
   info;
 
@@ -127,6 +162,45 @@ export class Fusion {
     }
   }
 
+  /**
+   * OpenAI-style chat: `model.chat.completions.create({ messages, stream })`. The newest user
+   * message must carry the photo as an `image_url` part (an http(s) or data: URL); earlier
+   * user/assistant turns become the history. System messages are ignored: FUSION's chat
+   * template fixes its own system prompt. Only the newest image is used.
+   */
+  get chat() {
+    return { completions: { create: (request) => this.#complete(request) } };
+  }
+
+  #complete({ messages, stream = false, max_tokens, temperature, top_p, seed, signal } = {}) {
+    const { image, question, history } = toTurns(messages);
+    const id = `chatcmpl-${nextId++}`;
+    const created = Math.floor(Date.now() / 1000);
+    const pieces = this.ask({ image, question, history, signal, maxNewTokens: max_tokens, temperature, topP: top_p, seed });
+    const finish = () => (this.lastAnswer?.stop === 'end_of_turn' ? 'stop' : 'length');
+    if (stream) {
+      const model = this;
+      return (async function* () {
+        for await (const content of pieces) {
+          yield { id, object: 'chat.completion.chunk', created, model: 'fusion', choices: [{ index: 0, delta: { role: 'assistant', content }, finish_reason: null }] };
+        }
+        yield { id, object: 'chat.completion.chunk', created, model: 'fusion', choices: [{ index: 0, delta: {}, finish_reason: finish() }], usage: usage(model.lastAnswer) };
+      })();
+    }
+    return (async () => {
+      let content = '';
+      for await (const piece of pieces) content += piece;
+      return {
+        id,
+        object: 'chat.completion',
+        created,
+        model: 'fusion',
+        choices: [{ index: 0, message: { role: 'assistant', content: content.trim() }, finish_reason: finish() }],
+        usage: usage(this.lastAnswer),
+      };
+    })();
+  }
+
   /** Per-phase timings of the last load, photo and answer. */
   stats() {
     return structuredClone(this.#stats);
@@ -139,13 +213,15 @@ export class Fusion {
   }
 
   async #photo(image) {
-    const key = typeof image === 'object' && image !== null ? image : null;
-    if (key && this.#photos.has(key)) return this.#photos.get(key);
+    if (image instanceof URL) image = image.href;
+    const cache = typeof image === 'string' ? this.#photoUrls : this.#photos;
+    const key = typeof image === 'string' || (typeof image === 'object' && image !== null) ? image : null;
+    if (key && cache.has(key)) return cache.get(key);
     const bitmap = image instanceof ImageBitmap ? image : await toBitmap(image);
     const { photo, ms } = await this.#request({ type: Msg.photo, bitmap }, { transfer: [bitmap] });
     this.#stats.photo = ms;
     this.#stats.photosEncoded = (this.#stats.photosEncoded ?? 0) + 1;
-    if (key) this.#photos.set(key, photo);
+    if (key) cache.set(key, photo);
     return photo;
   }
 
