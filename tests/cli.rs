@@ -40,9 +40,22 @@ fn assert_clear_failure(out: &Output, needle: &str) {
 fn ask_streams_an_answer_with_a_follow_up() {
     let model = checkpoint("ok", TinySpec::new(Backbone::Phi));
     let out = ask(&model, &photo("waterview.jpg"), &["What is in the photo?", "--max-tokens", "3", "--then", "Where is it?", "--reduced"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("> Where is it?") && stdout.trim().len() > "> Where is it?".len(), "{stdout}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("> Where is it?"));
+    // One report per answer: FUSION-L's 144 image tokens + latents in the first prompt; the
+    // follow-up continues the KV cache, so only its own turn is prefilled.
+    let reports: Vec<(usize, usize)> = stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix('['))
+        .map(|l| {
+            let n: Vec<usize> = l.split(|c: char| !c.is_ascii_digit()).filter_map(|w| w.parse().ok()).collect();
+            (n[0], n[1])
+        })
+        .collect();
+    assert_eq!(reports.len(), 2, "{stderr}");
+    assert!(reports[0].0 > 144 && reports[1].0 < 60, "{reports:?}");
+    assert!(reports.iter().all(|r| r.1 == 3), "{reports:?}");
 }
 
 #[test]

@@ -5,7 +5,9 @@ use crate::error::Result;
 use crate::generate::{Sampler, SamplingOptions};
 use crate::gpu::read_f32;
 use crate::image::Views;
-use crate::model::{FusionModel, ImageContext, VisionOptions};
+use burn::tensor::Tensor;
+
+use crate::model::{FusionModel, ImageContext, KvCache, Prompt, VisionOptions};
 use crate::tokenizer::Tokenizer;
 
 /// A photo with its question-independent features (the tile grid), reused by every question.
@@ -90,20 +92,71 @@ impl Engine {
         Ok(Photo { views, context })
     }
 
-    /// Answer `question` about `photo` after earlier `(question, answer)` turns. `on_text`
-    /// receives each new piece of text and returns `false` to stop.
-    pub async fn ask(&self, photo: &Photo, history: &[(String, String)], question: &str, options: &AskOptions, mut on_text: impl FnMut(&str) -> bool) -> Result<Answer> {
-        let prompt = self.tokenizer.image_prompt(history, question)?;
+    pub fn new_conversation(&self) -> Conversation {
+        Conversation { cache: self.model.new_cache(), pending: None, questions: Vec::new() }
+    }
+
+    /// A conversation rebuilt from earlier `(question, answer)` turns about `photo`, as if they
+    /// had been asked here: the first turn's full prefill, then every later turn appended.
+    pub fn resume(&self, photo: &Photo, history: &[(String, String)], options: &AskOptions) -> Result<Conversation> {
+        let mut conversation = self.new_conversation();
+        let Some(((first, _), _)) = history.split_first() else { return Ok(conversation) };
+        let prompt = self.tokenizer.image_prompt(first)?;
         let latents = options.latents.unwrap_or_else(|| self.model.config.default_latents());
-        let mut cache = self.model.new_cache();
         let vision = VisionOptions { latents, reduced_side: options.reduced_side };
-        let logits = self.model.prefill(&prompt, Some((&photo.views, &photo.context)), vision, &mut cache, None)?;
-        let prompt_tokens = cache.len();
+        self.model.prefill(&prompt, Some((&photo.views, &photo.context)), vision, &mut conversation.cache, None)?;
+        let mut ids = Vec::new();
+        for (i, (question, answer)) in history.iter().enumerate() {
+            if i > 0 {
+                ids.extend(self.tokenizer.follow_up(question)?);
+            }
+            ids.extend(self.tokenizer.encode(answer, false)?);
+        }
+        if !ids.is_empty() {
+            let prompt = Prompt { ids: ids.into_iter().map(i64::from).collect(), instructs: Vec::new() };
+            self.model.prefill(&prompt, None, vision, &mut conversation.cache, None)?;
+        }
+        conversation.questions = history.iter().map(|(q, _)| q.trim().to_owned()).collect();
+        Ok(conversation)
+    }
+
+    /// Answer `question` about `photo` in `conversation`. The first question runs FUSION's
+    /// whole prefill (question-guided vision, latents, interaction layers); a follow-up appends
+    /// only its own turn to the KV cache and runs no vision work. `on_text` receives each new
+    /// piece of text and returns `false` to stop.
+    ///
+    /// [§10.11] The reference re-sends the whole conversation each turn, re-encoding the photo
+    /// with all questions joined. Reusing the KV cache answers follow-ups without re-reading the
+    /// photo for the new question; the photo's tile features and the first turn's image and
+    /// latent tokens stay in context.
+    pub async fn ask(&self, conversation: &mut Conversation, photo: &Photo, question: &str, options: &AskOptions, on_text: impl FnMut(&str) -> bool) -> Result<Answer> {
+        let cache = &mut conversation.cache;
+        let before = cache.len();
+        let logits = if conversation.questions.is_empty() {
+            let prompt = self.tokenizer.image_prompt(question)?;
+            let latents = options.latents.unwrap_or_else(|| self.model.config.default_latents());
+            let vision = VisionOptions { latents, reduced_side: options.reduced_side };
+            self.model.prefill(&prompt, Some((&photo.views, &photo.context)), vision, cache, None)?
+        } else {
+            let ids = conversation.pending.iter().copied().chain(self.tokenizer.follow_up(question)?).map(i64::from).collect();
+            self.model.prefill(&Prompt { ids, instructs: Vec::new() }, None, VisionOptions { latents: 0, reduced_side: None }, cache, None)?
+        };
+        let prompt_tokens = cache.len() - before;
+        let (answer, pending) = self.generate(cache, logits, options, on_text).await?;
+        conversation.pending = pending;
+        conversation.questions.push(question.trim().to_owned());
+        Ok(Answer { prompt_tokens, ..answer })
+    }
+
+    /// Sample until a stop token, the token budget or the context ends, or `on_text` says stop.
+    /// Returns the answer and the last sampled token if it never entered the cache.
+    async fn generate(&self, cache: &mut KvCache, logits: Tensor<1>, options: &AskOptions, mut on_text: impl FnMut(&str) -> bool) -> Result<(Answer, Option<u32>)> {
         let mut logits = read_f32(logits).await?;
         let mut sampler = Sampler::new(options.sampling.clone());
         let (mut tokens, mut text) = (Vec::new(), String::new());
+        let mut pending = None;
         let stop = loop {
-            if tokens.len() >= options.sampling.max_new_tokens || cache.len() >= self.model.config.max_context() {
+            if tokens.len() >= options.sampling.max_new_tokens || cache.len() + 1 >= self.model.config.max_context() {
                 break StopReason::Length;
             }
             let next = sampler.pick(&logits);
@@ -111,23 +164,33 @@ impl Engine {
                 break StopReason::EndOfTurn;
             }
             tokens.push(next);
+            pending = Some(next);
             // Decode the whole answer each time so multi-token characters come out whole; hold
             // back a trailing partial character (U+FFFD) until it completes.
             let decoded = self.tokenizer.decode(&tokens)?;
             let complete = decoded.trim_end_matches('\u{FFFD}');
             if complete.len() > text.len() && complete.starts_with(text.as_str()) {
-                let delta = &complete[text.len()..];
-                let go_on = on_text(delta);
+                let go_on = on_text(&complete[text.len()..]);
                 text = complete.to_owned();
                 if !go_on {
                     break StopReason::Cancelled;
                 }
             }
             if tokens.len() < options.sampling.max_new_tokens {
-                logits = read_f32(self.model.decode(next, &mut cache)?).await?;
+                logits = read_f32(self.model.decode(next, cache)?).await?;
+                pending = None;
             }
         };
         let text = self.tokenizer.decode(&tokens)?.trim().to_owned();
-        Ok(Answer { text, tokens, prompt_tokens, stop })
+        Ok((Answer { text, tokens, prompt_tokens: 0, stop }, pending))
     }
+}
+
+/// A conversation about one photo: the KV cache of every turn so far.
+pub struct Conversation {
+    cache: KvCache,
+    /// The last answer's final token, sampled but not yet in the cache.
+    pending: Option<u32>,
+    /// The questions asked so far.
+    pub questions: Vec<String>,
 }

@@ -99,16 +99,16 @@ pub(crate) fn tokenizer_json(backbone: Backbone) -> serde_json::Value {
 
 struct Tensors {
     rng: SplitMix64,
-    /// name → (shape, values, stored as bf16?)
-    items: BTreeMap<String, (Vec<usize>, Vec<f32>, bool)>,
-    bf16: bool,
+    /// name → (shape, values, stored dtype)
+    items: BTreeMap<String, (Vec<usize>, Vec<f32>, Dtype)>,
+    dtype: Dtype,
 }
 
 impl Tensors {
     fn put(&mut self, name: String, shape: &[usize], std: f32, mean: f32) {
         let n = shape.iter().product();
         let v = self.rng.normal_vec(n, std).into_iter().map(|x| x + mean).collect();
-        self.items.insert(name, (shape.to_vec(), v, self.bf16));
+        self.items.insert(name, (shape.to_vec(), v, self.dtype));
     }
     fn linear(&mut self, prefix: &str, inp: usize, out: usize, bias: bool) {
         self.put(format!("{prefix}.weight"), &[out, inp], 1.0 / (inp as f32).sqrt(), 0.0);
@@ -134,7 +134,7 @@ pub fn write_tiny_checkpoint(dir: &Path, spec: &TinySpec) -> Result<()> {
     let kv = if b == Backbone::Llama { 1 } else { HEADS };
     let hd = D / HEADS;
 
-    let mut t = Tensors { rng: SplitMix64::new(spec.seed), items: BTreeMap::new(), bf16: false };
+    let mut t = Tensors { rng: SplitMix64::new(spec.seed), items: BTreeMap::new(), dtype: Dtype::F32 };
     // Vision tower (f32 shard): the base tower's last layer is already deleted, as in real checkpoints.
     t.put(format!("{}.weight", weights::patch_embedding()), &[C, 3, patch, patch], 1.0 / ((3 * patch * patch) as f32).sqrt(), 0.0);
     t.put(format!("{}.bias", weights::patch_embedding()), &[C], 0.1, 0.0);
@@ -150,12 +150,14 @@ pub fn write_tiny_checkpoint(dir: &Path, spec: &TinySpec) -> Result<()> {
         t.linear(&n("mlp.fc2"), C_INTER, C, true);
     }
     t.layer_norm("model.vision_tower.vision_tower.vision_model.post_layernorm", C);
-    // Everything else in bf16, as the published checkpoints store it.
-    t.bf16 = true;
+    // The projectors in f16, everything else in bf16 as the published checkpoints store it:
+    // every dtype the loader reads is exercised.
+    t.dtype = Dtype::F16;
     t.linear(&weights::mm_projector(0), 3 * C, D, true);
     t.linear(&weights::mm_projector(2), D, D, true);
     t.linear(&weights::aux_projector(0), D, C, true);
     t.linear(&weights::aux_projector(2), C, C, true);
+    t.dtype = Dtype::BF16;
     for k in 0..2 {
         let n = |p: &str| weights::interaction(k, p);
         t.put(format!("{}.weight", n("proj_in")), &[D, 2 * D], 1.0 / (2.0 * D as f32).sqrt(), 0.0);
@@ -198,16 +200,16 @@ pub fn write_tiny_checkpoint(dir: &Path, spec: &TinySpec) -> Result<()> {
     let shards = ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"];
     let mut weight_map = serde_json::Map::new();
     for (i, shard) in shards.iter().enumerate() {
-        let mine: Vec<(&String, &(Vec<usize>, Vec<f32>, bool))> = t.items.iter().filter(|(n, _)| n.starts_with("model.vision_tower") == (i == 0)).collect();
+        let mine: Vec<(&String, &(Vec<usize>, Vec<f32>, Dtype))> = t.items.iter().filter(|(n, _)| n.starts_with("model.vision_tower") == (i == 0)).collect();
         let bytes: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = mine
             .iter()
-            .map(|(n, (shape, v, half))| {
-                let (dtype, raw) = if *half {
-                    (Dtype::BF16, v.iter().flat_map(|x| bf16::from_f32(*x).to_le_bytes()).collect())
-                } else {
-                    (Dtype::F32, v.iter().flat_map(|x| x.to_le_bytes()).collect())
+            .map(|(n, (shape, v, dtype))| {
+                let raw = match dtype {
+                    Dtype::BF16 => v.iter().flat_map(|x| bf16::from_f32(*x).to_le_bytes()).collect(),
+                    Dtype::F16 => v.iter().flat_map(|x| half::f16::from_f32(*x).to_le_bytes()).collect(),
+                    _ => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
                 };
-                ((*n).clone(), dtype, shape.clone(), raw)
+                ((*n).clone(), *dtype, shape.clone(), raw)
             })
             .collect();
         let views = bytes

@@ -41,32 +41,30 @@ impl Tokenizer {
         self.inner.token_to_id(token)
     }
 
-    /// The chat-template text of an image question after earlier `(question, answer)` turns.
-    ///
-    /// [§10.11] The reference re-sends every turn with its own image placeholders and joins all
-    /// questions into the tower's instruction. We keep earlier turns as plain text and put the
-    /// image in the newest turn only, guided by the newest question: one image per prompt, and
-    /// the per-image tile features are reused across turns.
-    pub fn chat_text(&self, history: &[(String, String)], question: &str) -> String {
-        let image_turn = format!("<vision_start>{LATENT}<vision_end><vision_start>{IMAGE}<vision_end>\n{question}");
+    /// The chat-template text of an image question.
+    pub fn chat_text(&self, question: &str) -> String {
+        let user = format!("<vision_start>{LATENT}<vision_end><vision_start>{IMAGE}<vision_end>\n{question}");
         match self.backbone {
-            Backbone::Phi => {
-                let mut t = String::from("<|system|>\nYou are a helpful AI assistant.<|end|>\n");
-                for (q, a) in history {
-                    t += &format!("<|user|>\n{q}<|end|>\n<|assistant|>\n{a}<|end|>\n");
-                }
-                t + &format!("<|user|>\n{image_turn}<|end|>\n<|assistant|>\n")
-            }
-            Backbone::Llama => {
-                let turn = |role: &str, text: &str| format!("<|start_header_id|>{role}<|end_header_id|>\n\n{text}<|eot_id|>");
-                let mut t = turn("system", LLAMA_SYSTEM);
-                for (q, a) in history {
-                    t += &turn("user", q);
-                    t += &turn("assistant", a);
-                }
-                t + &turn("user", &image_turn) + "<|start_header_id|>assistant<|end_header_id|>\n\n"
-            }
+            Backbone::Phi => format!("<|system|>\nYou are a helpful AI assistant.<|end|>\n<|user|>\n{user}<|end|>\n<|assistant|>\n"),
+            Backbone::Llama => format!(
+                "<|start_header_id|>system<|end_header_id|>\n\n{LLAMA_SYSTEM}<|eot_id|><|start_header_id|>user<|end_header_id|>\n\n{user}<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"
+            ),
         }
+    }
+
+    /// The ids that continue a conversation after an answer with a new user turn (the
+    /// template's end of turn, the question, the assistant header), without BOS.
+    pub fn follow_up(&self, question: &str) -> Result<Vec<u32>> {
+        let question = without_vision_tags(question);
+        let question = question.trim();
+        if question.is_empty() {
+            return Err(Error::invalid("question", "the question is empty"));
+        }
+        let text = match self.backbone {
+            Backbone::Phi => format!("<|end|>\n<|user|>\n{question}<|end|>\n<|assistant|>\n"),
+            Backbone::Llama => format!("<|eot_id|><|start_header_id|>user<|end_header_id|>\n\n{question}<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"),
+        };
+        self.encode(&text, false)
     }
 
     /// The end-of-turn token of the chat template, when the vocabulary has it.
@@ -81,14 +79,13 @@ impl Tokenizer {
     /// placeholders, each piece tokenised on its own with default special tokens, joined by
     /// the sentinels; when pieces start with BOS, one BOS is kept (`tokenizer_image_token`).
     /// The question ids for the tower are the stripped question tokenised alone (spec §1.4).
-    pub fn image_prompt(&self, history: &[(String, String)], question: &str) -> Result<Prompt> {
+    pub fn image_prompt(&self, question: &str) -> Result<Prompt> {
         let question = without_vision_tags(question);
         let question = question.trim();
         if question.is_empty() {
             return Err(Error::invalid("question", "the question is empty"));
         }
-        let history: Vec<(String, String)> = history.iter().map(|(q, a)| (without_vision_tags(q), without_vision_tags(a))).collect();
-        let text = self.chat_text(&history, question);
+        let text = self.chat_text(question);
         let bos = self.bos_id();
         let mut ids = Vec::new();
         let mut rest = text.as_str();
@@ -141,7 +138,7 @@ mod tests {
     #[test]
     fn phi_prompt_puts_the_sentinels_inside_the_vision_markers() {
         let t = tiny(Backbone::Phi);
-        let p = t.image_prompt(&[], "  What is this?\n").unwrap();
+        let p = t.image_prompt("  What is this?\n").unwrap();
         let (vs, ve) = (t.token_id("<vision_start>").unwrap() as i64, t.token_id("<vision_end>").unwrap() as i64);
         let at = |id: i64| p.ids.iter().position(|&x| x == id).unwrap();
         let (latent, image) = (at(LATENT_IMAGE_TOKEN_INDEX), at(IMAGE_TOKEN_INDEX));
@@ -159,21 +156,26 @@ mod tests {
     fn llama_prompt_keeps_one_bos() {
         let t = tiny(Backbone::Llama);
         let bos = t.token_id("<|begin_of_text|>").unwrap() as i64;
-        let p = t.image_prompt(&[("first?".into(), "an answer".into())], "second?").unwrap();
+        let p = t.image_prompt("first?").unwrap();
         assert_eq!(p.ids[0], bos);
         assert_eq!(p.ids.iter().filter(|&&x| x == bos).count(), 1, "{:?}", p.ids);
         assert_eq!(p.instructs[0], bos as u32, "the tower's question ids carry BOS too (spec §1.4)");
-        let text = t.chat_text(&[("first?".into(), "an answer".into())], "second?");
-        assert!(text.contains("user<|end_header_id|>\n\nfirst?<|eot_id|>") && text.ends_with("assistant<|end_header_id|>\n\n"));
-        assert_eq!(t.end_of_turn(), t.token_id("<|eot_id|>"));
+        assert!(t.chat_text("first?").ends_with("first?<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"));
+        let eot = t.end_of_turn().unwrap();
+        assert_eq!(Some(eot), t.token_id("<|eot_id|>"));
+        let follow = t.follow_up(" second? ").unwrap();
+        assert_eq!(follow[0], eot, "a follow-up closes the previous answer's turn");
+        assert!(!follow.contains(&(bos as u32)), "no BOS mid-conversation");
+        assert!(t.decode(&follow).unwrap().contains("second?"));
     }
 
     #[test]
     fn empty_questions_are_refused_and_tags_never_place_images() {
         let t = tiny(Backbone::Phi);
-        assert!(t.image_prompt(&[], " \n ").is_err());
-        assert!(t.image_prompt(&[], "<image>").is_err());
-        let p = t.image_prompt(&[("<image>?".into(), "<latent_image>".into())], "what <image> is <vision_start>this").unwrap();
+        assert!(t.image_prompt(" \n ").is_err());
+        assert!(t.image_prompt("<image>").is_err());
+        assert!(t.follow_up("<image>").is_err());
+        let p = t.image_prompt("what <image> is <vision_start>this").unwrap();
         assert_eq!(p.ids.iter().filter(|&&x| x < 0).count(), 2);
         assert_eq!(t.decode(&p.instructs).unwrap(), "what  is this");
     }

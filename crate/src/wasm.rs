@@ -5,7 +5,7 @@ use std::cell::RefCell;
 
 use wasm_bindgen::prelude::*;
 
-use crate::engine::{AskOptions, Engine as QaEngine, Photo, StopReason};
+use crate::engine::{AskOptions, Conversation, Engine as QaEngine, Photo, StopReason};
 use crate::generate::SamplingOptions;
 use crate::image::Views;
 use crate::loader::{Converted, ShardReader};
@@ -118,11 +118,13 @@ impl ShardReader for JsShards {
     }
 }
 
-/// A loaded model and the photos it has encoded.
+/// A loaded model, the photos it has encoded and the current conversation.
 #[wasm_bindgen]
 pub struct Model {
     engine: QaEngine,
     photos: RefCell<Vec<Option<Photo>>>,
+    /// The conversation a follow-up continues: its photo id and KV cache.
+    conversation: RefCell<Option<(u32, Conversation)>>,
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -148,7 +150,7 @@ impl Model {
         let model = FusionModel::from_converted(&mut converted, &gpu, WeightFormat::Int4 { group }).map_err(js_error)?;
         let tokenizer = Tokenizer::from_bytes(tokenizer_json.as_bytes(), model.config.model_type).map_err(js_error)?;
         let engine = QaEngine::new(model, tokenizer, generation.as_deref()).map_err(js_error)?;
-        Ok(Model { engine, photos: RefCell::new(Vec::new()) })
+        Ok(Model { engine, photos: RefCell::new(Vec::new()), conversation: RefCell::new(None) })
     }
 
     /// Preprocess RGBA pixels (from `createImageBitmap` + canvas) and encode the photo's tiles;
@@ -174,7 +176,9 @@ impl Model {
     }
 
     /// Answer `question` about photo `id` after `history_json` (`[[question, answer], …]`).
-    /// `on_text(piece)` gets each new piece of text and returns `false` to stop. Resolves to
+    /// When the history is the current conversation's (same photo, same questions), the
+    /// follow-up continues its KV cache; otherwise the history is replayed into a new one. `on_text(piece)`
+    /// gets each new piece of text and returns `false` to stop. Resolves to
     /// `{ text, tokens, promptTokens, stop }` as JSON.
     pub async fn ask(&self, id: u32, history_json: String, question: String, options_json: String, on_text: js_sys::Function) -> Result<String, JsError> {
         let history: Vec<(String, String)> = serde_json::from_str(&history_json).map_err(|e| js_error(Error::invalid("history", e.to_string())))?;
@@ -186,11 +190,26 @@ impl Model {
         };
         // The photo is taken out while answering so no RefCell borrow lives across an await.
         let photo = self.photos.borrow_mut().get_mut(id as usize).and_then(Option::take).ok_or_else(|| js_error(Error::invalid("photo", format!("no photo {id}"))))?;
+        let asked: Vec<String> = history.iter().map(|(q, _)| q.trim().to_owned()).collect();
+        let mut conversation = match self.conversation.borrow_mut().take() {
+            Some((photo_id, c)) if photo_id == id && c.questions == asked => c,
+            // Another photo or an edited history: rebuild its cache (the same photo is reused).
+            _ => match self.engine.resume(&photo, &history, &options) {
+                Ok(c) => c,
+                Err(e) => {
+                    self.photos.borrow_mut()[id as usize] = Some(photo);
+                    return Err(js_error(e));
+                }
+            },
+        };
         let result = self
             .engine
-            .ask(&photo, &history, &question, &options, |piece| on_text.call1(&JsValue::NULL, &JsValue::from_str(piece)).map(|v| v.as_bool() != Some(false)).unwrap_or(false))
+            .ask(&mut conversation, &photo, &question, &options, |piece| on_text.call1(&JsValue::NULL, &JsValue::from_str(piece)).map(|v| v.as_bool() != Some(false)).unwrap_or(false))
             .await;
         self.photos.borrow_mut()[id as usize] = Some(photo);
+        if result.is_ok() {
+            *self.conversation.borrow_mut() = Some((id, conversation));
+        }
         let answer = result.map_err(js_error)?;
         let stop = match answer.stop {
             StopReason::EndOfTurn => "end_of_turn",

@@ -75,7 +75,7 @@ test('the greedy answer in the browser equals the native CLI', async () => {
   assert.ok(got.stats.lastAnswer.firstTokenMs > 0);
 });
 
-test('abort stops the answer; an OpenAI-style follow-up about the same photo reuses its features', async () => {
+test('abort stops the answer; an OpenAI-style follow-up continues the KV cache', async () => {
   const r = await page.evaluate(async () => {
     const { Fusion } = await import('/src/index.js');
     window.fusion ??= await Fusion.load('/models/tiny/manifest.json');
@@ -117,6 +117,8 @@ test('abort stops the answer; an OpenAI-style follow-up about the same photo reu
   assert.ok(text.length > 0, JSON.stringify(r.chunks));
   assert.equal(r.chunks.at(-1).choices[0].finish_reason, 'length');
   assert.equal(r.chunks.at(-1).usage.completion_tokens, 2);
+  // The follow-up continues the KV cache: only its own turn is prefilled, no image tokens.
+  assert.ok(r.chunks.at(-1).usage.prompt_tokens < 100, JSON.stringify(r.chunks.at(-1).usage));
   assert.equal(r.photos, 1, 'the follow-up must reuse the photo\'s tile features');
 });
 

@@ -95,6 +95,8 @@ $('ask').addEventListener('submit', async (e) => {
     history.push([question, a.textContent.trim()]);
     show('model', 'Ask a follow-up, or choose another photo.');
   } catch (err) {
+    // A stopped answer stays in the conversation, as the engine keeps it.
+    if (err.name === 'AbortError') history.push([question, a.textContent.trim()]);
     show(err.name === 'AbortError' ? 'model' : 'error', err.name === 'AbortError' ? 'Stopped.' : `Error: ${err.message}`);
   } finally {
     $('go').disabled = false;

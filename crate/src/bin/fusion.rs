@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use fusion::config::Backbone;
-use fusion::engine::{AskOptions, Engine};
+use fusion::engine::{AskOptions, Engine, StopReason};
 use fusion::generate::SamplingOptions;
 use fusion::image::Views;
 use fusion::model::WeightFormat;
@@ -113,17 +113,22 @@ fn run(cli: Cli) -> Result<()> {
             let engine = Engine::load(&model, &gpu, format)?;
             let photo = engine.encode_photo(views)?;
             let options = AskOptions { sampling: SamplingOptions { max_new_tokens: max_tokens, temperature, top_p, seed }, latents, reduced_side: reduced };
-            let mut history = Vec::new();
-            for q in std::iter::once(question).chain(follow_ups) {
-                if !history.is_empty() {
+            let mut conversation = engine.new_conversation();
+            for (i, q) in std::iter::once(question).chain(follow_ups).enumerate() {
+                if i > 0 {
                     println!("\n> {q}");
                 }
-                let answer = pollster::block_on(engine.ask(&photo, &history, &q, &options, |piece| {
+                let answer = pollster::block_on(engine.ask(&mut conversation, &photo, &q, &options, |piece| {
                     print!("{piece}");
                     std::io::stdout().flush().is_ok()
                 }))?;
                 println!();
-                history.push((q, answer.text));
+                let stop = match answer.stop {
+                    StopReason::EndOfTurn => "end of turn",
+                    StopReason::Length => "token limit",
+                    StopReason::Cancelled => "cancelled",
+                };
+                eprintln!("[{} prompt tokens, {} new tokens, stopped at {stop}]", answer.prompt_tokens, answer.tokens.len());
             }
             Ok(())
         }

@@ -54,13 +54,7 @@ pub fn int4_matmul(gpu: &Gpu, x: Tensor<2>, w: &Int4Matrix) -> Result<Tensor<2>>
     Ok(gpu.tensor_of(y, [m, n]))
 }
 
-/// [`int4_matmul`] on fresh random inputs against the CPU reference; returns the rel. L2 error.
+/// [`int4_matmul`] on fresh random inputs against the CPU reference; returns the relative L2 error.
 pub async fn check_against_reference(gpu: &Gpu, m: usize, n: usize, k: usize, group: usize, seed: u64) -> Result<f64> {
-    let mut rng = crate::rng::SplitMix64::new(seed);
-    let w = Int4Weight::quantize("random", &rng.normal_vec(n * k, 1.0), n, k, group)?;
-    let x = rng.normal_vec(m * k, 1.0);
-    let want = crate::quant::matvec_reference(&x, m, &w.dequantize(), n, k);
-    let xt = Tensor::<2>::from_data(burn::tensor::TensorData::new(x, [m, k]), gpu.device());
-    let got = crate::gpu::read_f32(int4_matmul(gpu, xt, &Int4Matrix::upload(gpu, &w))?).await?;
-    Ok(crate::quant::rel_l2(&got, &want))
+    super::check_int4_kernel(gpu, (m, n, k, group), seed, int4_matmul).await
 }

@@ -6,3 +6,27 @@ mod source;
 
 pub use int4_matmul::int4_matmul;
 pub use int4_matvec::{Int4Matrix, int4_matvec};
+
+use burn::tensor::{Tensor, TensorData};
+
+use crate::error::Result;
+use crate::gpu::Gpu;
+use crate::quant::{Int4Weight, matvec_reference, rel_l2};
+
+/// Run an int4 kernel on fresh random inputs of the given size and return its relative L2 error
+/// against the CPU reference on the dequantised weights. Shared by the native tests and the
+/// in-browser test, so both check the same thing.
+pub(crate) async fn check_int4_kernel(
+    gpu: &Gpu,
+    (m, n, k, group): (usize, usize, usize, usize),
+    seed: u64,
+    kernel: fn(&Gpu, Tensor<2>, &Int4Matrix) -> Result<Tensor<2>>,
+) -> Result<f64> {
+    let mut rng = crate::rng::SplitMix64::new(seed);
+    let w = Int4Weight::quantize("random", &rng.normal_vec(n * k, 1.0), n, k, group)?;
+    let x = rng.normal_vec(m * k, 1.0);
+    let want = matvec_reference(&x, m, &w.dequantize(), n, k);
+    let xt = Tensor::<2>::from_data(TensorData::new(x, [m, k]), gpu.device());
+    let got = crate::gpu::read_f32(kernel(gpu, xt, &Int4Matrix::upload(gpu, &w))?).await?;
+    Ok(rel_l2(&got, &want))
+}
