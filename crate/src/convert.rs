@@ -30,7 +30,7 @@ impl Default for ConvertOptions {
     }
 }
 
-fn storage(name: &str, shape: &[usize]) -> DType {
+pub(crate) fn storage(name: &str, shape: &[usize]) -> DType {
     let embedding = name == weights::embed_tokens() || name == weights::position_embedding();
     match shape.len() {
         2 if !embedding => DType::Int4,
@@ -39,14 +39,24 @@ fn storage(name: &str, shape: &[usize]) -> DType {
     }
 }
 
-struct Shards<'a> {
+pub(crate) struct Shards<'a> {
     dir: &'a Path,
     max: u64,
     done: Vec<ShardEntry>,
     open: Option<(BufWriter<File>, Sha256, u64)>,
 }
 
-impl Shards<'_> {
+impl<'a> Shards<'a> {
+    pub(crate) fn new(dir: &'a Path, max: u64) -> Self {
+        Self { dir, max: max.max(ALIGN), done: Vec::new(), open: None }
+    }
+
+    /// Close the last shard; the list of shards written.
+    pub(crate) fn finish(mut self) -> Result<Vec<ShardEntry>> {
+        self.close()?;
+        Ok(self.done)
+    }
+
     fn file_name(i: usize) -> String {
         format!("shard-{i:05}.bin")
     }
@@ -70,7 +80,7 @@ impl Shards<'_> {
     }
 
     /// Append `data` at the next aligned offset, continuing into new shards as they fill.
-    fn write(&mut self, mut data: &[u8]) -> Result<Vec<Range>> {
+    pub(crate) fn write(&mut self, mut data: &[u8]) -> Result<Vec<Range>> {
         let mut ranges = Vec::new();
         loop {
             if let Some((_, _, bytes)) = &self.open {
@@ -121,7 +131,7 @@ pub fn convert(src: &Path, out: &Path, options: &ConvertOptions) -> Result<Manif
     let mut names: Vec<String> = checkpoint.names().map(str::to_owned).collect();
     names.sort();
 
-    let mut shards = Shards { dir: out, max: options.max_shard_bytes.max(ALIGN), done: Vec::new(), open: None };
+    let mut shards = Shards::new(out, options.max_shard_bytes);
     let mut tensors = Vec::with_capacity(names.len());
     for name in names {
         let t = checkpoint.tensor(&name)?;
@@ -145,7 +155,7 @@ pub fn convert(src: &Path, out: &Path, options: &ConvertOptions) -> Result<Manif
         };
         tensors.push(entry);
     }
-    shards.close()?;
+    let shards = shards.finish()?;
 
     let manifest = Manifest {
         format: FORMAT.into(),
@@ -154,7 +164,7 @@ pub fn convert(src: &Path, out: &Path, options: &ConvertOptions) -> Result<Manif
         vision_config: read_json(&src.join(&fusion.mm_vision_tower).join("config.json"))?,
         generation_config: read_json(&src.join("generation_config.json"))?,
         tokenizer: tokenizer.is_some().then(|| "tokenizer.json".into()),
-        shards: shards.done,
+        shards,
         tensors,
     };
     if let Some(t) = tokenizer {

@@ -26,18 +26,32 @@ pub struct TinySpec {
     pub omit: Option<String>,
     /// Overrides merged into `config.json`.
     pub config_overrides: serde_json::Value,
+    pub decoder: DecoderDims,
+}
+
+/// The decoder's widths: tiny by default, or a real model's for memory and speed tests.
+#[derive(Clone, Copy, Debug)]
+pub struct DecoderDims {
+    pub width: usize,
+    pub heads: usize,
+    /// KV heads of the LLaMA backbone (Phi has as many as heads).
+    pub kv_heads: usize,
+    pub intermediate: usize,
+    pub layers: usize,
+}
+
+impl DecoderDims {
+    pub const TINY: Self = Self { width: 48, heads: 3, kv_heads: 1, intermediate: 80, layers: 5 };
+    /// LLaMA-3.1-8B's widths (4096, 32:8 heads, 11008 MLP) with 10 layers: ≈ 1.2 GB of int4.
+    pub const LARGE: Self = Self { width: 4096, heads: 32, kv_heads: 8, intermediate: 11008, layers: 10 };
 }
 
 impl TinySpec {
     pub fn new(backbone: Backbone) -> Self {
-        Self { backbone, siglip2: false, seed: 1, omit: None, config_overrides: json!({}) }
+        Self { backbone, siglip2: false, seed: 1, omit: None, config_overrides: json!({}), decoder: DecoderDims::TINY }
     }
 }
 
-const D: usize = 48;
-const HEADS: usize = 3;
-const INTER: usize = 80;
-const LAYERS: usize = 5;
 const C: usize = 24;
 const C_INTER: usize = 40;
 
@@ -99,15 +113,16 @@ pub(crate) fn tokenizer_json(backbone: Backbone) -> serde_json::Value {
 
 struct Tensors {
     rng: SplitMix64,
-    /// name → (shape, values, stored dtype)
+    /// name → (shape, values, stored dtype); no values when only the layout is wanted
     items: BTreeMap<String, (Vec<usize>, Vec<f32>, Dtype)>,
     dtype: Dtype,
+    values: bool,
 }
 
 impl Tensors {
     fn put(&mut self, name: String, shape: &[usize], std: f32, mean: f32) {
         let n = shape.iter().product();
-        let v = self.rng.normal_vec(n, std).into_iter().map(|x| x + mean).collect();
+        let v = if self.values { self.rng.normal_vec(n, std).into_iter().map(|x| x + mean).collect() } else { Vec::new() };
         self.items.insert(name, (shape.to_vec(), v, self.dtype));
     }
     fn linear(&mut self, prefix: &str, inp: usize, out: usize, bias: bool) {
@@ -122,19 +137,21 @@ impl Tensors {
     }
 }
 
-/// Write a tiny checkpoint into `dir` (created if needed).
-pub fn write_tiny_checkpoint(dir: &Path, spec: &TinySpec) -> Result<()> {
-    let io = |e| Error::io(dir, e);
-    std::fs::create_dir_all(dir).map_err(io)?;
+fn tower(spec: &TinySpec) -> (usize, usize, &'static str) {
+    if spec.siglip2 { (16, 40, "tiny-siglip2-giant-opt-patch16-384") } else { (14, 27, "tiny-siglip-so400m-patch14-384") }
+}
+
+/// Every tensor of the model `spec` describes, with random values when `values`.
+fn tensors(spec: &TinySpec, values: bool) -> Tensors {
     let b = spec.backbone;
     let vocab = 256 + specials(b).len();
-    let (patch, tower_layers, tower_name) =
-        if spec.siglip2 { (16, 40, "tiny-siglip2-giant-opt-patch16-384") } else { (14, 27, "tiny-siglip-so400m-patch14-384") };
+    let (patch, tower_layers, _) = tower(spec);
     let side = 384 / patch;
-    let kv = if b == Backbone::Llama { 1 } else { HEADS };
-    let hd = D / HEADS;
+    let DecoderDims { width: d, heads, intermediate: inter, layers, .. } = spec.decoder;
+    let kv = if b == Backbone::Llama { spec.decoder.kv_heads } else { heads };
+    let hd = d / heads;
 
-    let mut t = Tensors { rng: SplitMix64::new(spec.seed), items: BTreeMap::new(), dtype: Dtype::F32 };
+    let mut t = Tensors { rng: SplitMix64::new(spec.seed), items: BTreeMap::new(), dtype: Dtype::F32, values };
     // Vision tower (f32 shard): the base tower's last layer is already deleted, as in real checkpoints.
     t.put(format!("{}.weight", weights::patch_embedding()), &[C, 3, patch, patch], 1.0 / ((3 * patch * patch) as f32).sqrt(), 0.0);
     t.put(format!("{}.bias", weights::patch_embedding()), &[C], 0.1, 0.0);
@@ -153,48 +170,56 @@ pub fn write_tiny_checkpoint(dir: &Path, spec: &TinySpec) -> Result<()> {
     // The projectors in f16, everything else in bf16 as the published checkpoints store it:
     // every dtype the loader reads is exercised.
     t.dtype = Dtype::F16;
-    t.linear(&weights::mm_projector(0), 3 * C, D, true);
-    t.linear(&weights::mm_projector(2), D, D, true);
-    t.linear(&weights::aux_projector(0), D, C, true);
+    t.linear(&weights::mm_projector(0), 3 * C, d, true);
+    t.linear(&weights::mm_projector(2), d, d, true);
+    t.linear(&weights::aux_projector(0), d, C, true);
     t.linear(&weights::aux_projector(2), C, C, true);
     t.dtype = Dtype::BF16;
     for k in 0..2 {
         let n = |p: &str| weights::interaction(k, p);
-        t.put(format!("{}.weight", n("proj_in")), &[D, 2 * D], 1.0 / (2.0 * D as f32).sqrt(), 0.0);
+        t.put(format!("{}.weight", n("proj_in")), &[d, 2 * d], 1.0 / (2.0 * d as f32).sqrt(), 0.0);
         for p in ["proj_context", "cross_attn.q_proj.1", "cross_attn.k_proj.1", "cross_attn.v_proj.1", "cross_attn.o_proj", "proj_out.linear_1", "proj_out.linear_2"] {
-            t.linear(&n(p), D, D, false);
+            t.linear(&n(p), d, d, false);
         }
         for p in ["cross_attn.q_proj.0", "cross_attn.k_proj.0", "cross_attn.v_proj.0", "norm"] {
-            t.layer_norm(&n(p), D);
+            t.layer_norm(&n(p), d);
         }
     }
-    t.put(weights::embed_tokens(), &[vocab, D], 1.0, 0.0);
-    for l in 0..LAYERS {
+    t.put(weights::embed_tokens(), &[vocab, d], 1.0, 0.0);
+    for l in 0..layers {
         let lin = |w| weights::decoder_linear(b, l, w).trim_end_matches(".weight").to_owned();
         match b {
             Backbone::Phi => {
-                t.linear(&lin(L::Qkv), D, (HEADS + 2 * kv) * hd, false);
-                t.linear(&lin(L::GateUp), D, 2 * INTER, false);
+                t.linear(&lin(L::Qkv), d, (heads + 2 * kv) * hd, false);
+                t.linear(&lin(L::GateUp), d, 2 * inter, false);
             }
             Backbone::Llama => {
-                t.linear(&lin(L::Q), D, HEADS * hd, false);
-                t.linear(&lin(L::K), D, kv * hd, false);
-                t.linear(&lin(L::V), D, kv * hd, false);
-                t.linear(&lin(L::Gate), D, INTER, false);
-                t.linear(&lin(L::Up), D, INTER, false);
+                t.linear(&lin(L::Q), d, heads * hd, false);
+                t.linear(&lin(L::K), d, kv * hd, false);
+                t.linear(&lin(L::V), d, kv * hd, false);
+                t.linear(&lin(L::Gate), d, inter, false);
+                t.linear(&lin(L::Up), d, inter, false);
             }
         }
-        t.linear(&lin(L::O), HEADS * hd, D, false);
-        t.linear(&lin(L::Down), INTER, D, false);
+        t.linear(&lin(L::O), heads * hd, d, false);
+        t.linear(&lin(L::Down), inter, d, false);
         for n in ["input_layernorm", "post_attention_layernorm"] {
-            t.put(weights::decoder_norm(l, n), &[D], 0.1, 1.0);
+            t.put(weights::decoder_norm(l, n), &[d], 0.1, 1.0);
         }
     }
-    t.put(weights::final_norm(), &[D], 0.1, 1.0);
-    t.put(weights::lm_head(), &[vocab, D], 1.0 / (D as f32).sqrt(), 0.0);
+    t.put(weights::final_norm(), &[d], 0.1, 1.0);
+    t.put(weights::lm_head(), &[vocab, d], 1.0 / (d as f32).sqrt(), 0.0);
     if let Some(name) = &spec.omit {
         t.items.remove(name);
     }
+    t
+}
+
+/// Write a tiny checkpoint into `dir` (created if needed).
+pub fn write_tiny_checkpoint(dir: &Path, spec: &TinySpec) -> Result<()> {
+    let io = |e| Error::io(dir, e);
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let t = tensors(spec, true);
 
     // Two shards: the tower, then the rest; the index maps every tensor to its shard.
     let shards = ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"];
@@ -223,7 +248,23 @@ pub fn write_tiny_checkpoint(dir: &Path, spec: &TinySpec) -> Result<()> {
         }
     }
     write_json(&dir.join("model.safetensors.index.json"), &json!({"metadata": {}, "weight_map": weight_map}))?;
+    let (config, vision, generation, tokenizer) = configs(spec);
+    write_json(&dir.join("config.json"), &config)?;
+    write_json(&dir.join("generation_config.json"), &generation)?;
+    let tower_dir = dir.join(tower(spec).2);
+    std::fs::create_dir_all(&tower_dir).map_err(io)?;
+    write_json(&tower_dir.join("config.json"), &vision)?;
+    write_json(&dir.join("tokenizer.json"), &tokenizer)
+}
 
+/// `config.json`, the tower's config, `generation_config.json` and `tokenizer.json`.
+fn configs(spec: &TinySpec) -> (serde_json::Value, serde_json::Value, serde_json::Value, serde_json::Value) {
+    let b = spec.backbone;
+    let vocab = 256 + specials(b).len();
+    let (patch, tower_layers, tower_name) = tower(spec);
+    let DecoderDims { width: d, heads, intermediate: inter, layers, .. } = spec.decoder;
+    let kv = if b == Backbone::Llama { spec.decoder.kv_heads } else { heads };
+    let hd = d / heads;
     let specials_of = |name: &str| 256 + specials(b).iter().position(|s| *s == name).unwrap_or(0);
     let mut config = match b {
         Backbone::Phi => json!({
@@ -240,7 +281,7 @@ pub fn write_tiny_checkpoint(dir: &Path, spec: &TinySpec) -> Result<()> {
         }),
     };
     let common = json!({
-        "hidden_size": D, "intermediate_size": INTER, "num_hidden_layers": LAYERS, "num_attention_heads": HEADS,
+        "hidden_size": d, "intermediate_size": inter, "num_hidden_layers": layers, "num_attention_heads": heads,
         "num_key_value_heads": kv, "vocab_size": vocab, "rms_norm_eps": 1e-5, "max_position_embeddings": 131072,
         "tie_word_embeddings": false, "mm_vision_tower": tower_name, "mm_hidden_size": C, "mm_projector_type": "mlp2x_gelu",
         "mm_use_im_start_end": true, "mm_use_im_patch_token": false, "image_aspect_ratio": "static_hd",
@@ -250,15 +291,65 @@ pub fn write_tiny_checkpoint(dir: &Path, spec: &TinySpec) -> Result<()> {
     });
     merge(&mut config, &common);
     merge(&mut config, &spec.config_overrides);
-    write_json(&dir.join("config.json"), &config)?;
-    write_json(&dir.join("generation_config.json"), &json!({"eos_token_id": config["eos_token_id"].clone()}))?;
-    std::fs::create_dir_all(dir.join(tower_name)).map_err(io)?;
-    write_json(
-        &dir.join(tower_name).join("config.json"),
-        &json!({"model_type": "siglip_vision_model", "hidden_size": C, "intermediate_size": C_INTER, "num_attention_heads": 2,
-                "num_hidden_layers": tower_layers, "patch_size": patch, "image_size": 384, "layer_norm_eps": 1e-6, "hidden_act": "gelu_pytorch_tanh"}),
-    )?;
-    write_json(&dir.join("tokenizer.json"), &tokenizer_json(b))
+    let generation = json!({"eos_token_id": config["eos_token_id"].clone()});
+    let vision = json!({"model_type": "siglip_vision_model", "hidden_size": C, "intermediate_size": C_INTER, "num_attention_heads": 2,
+                        "num_hidden_layers": tower_layers, "patch_size": patch, "image_size": 384, "layer_norm_eps": 1e-6, "hidden_act": "gelu_pytorch_tanh"});
+    (config, vision, generation, tokenizer_json(b))
+}
+
+/// Write the model `spec` describes straight into the converted format (`manifest.json` and
+/// int4 shards) with random weights: large models for memory tests without a multi-gigabyte
+/// checkpoint to convert. Packed words are uniform random nibbles; scales keep every layer's
+/// output at unit scale.
+pub fn write_random_int4(dir: &Path, spec: &TinySpec, group: usize) -> Result<crate::manifest::Manifest> {
+    use crate::convert::{Shards, storage};
+    use crate::manifest::{DType, FORMAT, FORMAT_VERSION, MAX_SHARD_BYTES, Manifest, TensorEntry};
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let t = tensors(spec, false);
+    let mut rng = SplitMix64::new(spec.seed);
+    let mut shards = Shards::new(dir, MAX_SHARD_BYTES);
+    let mut entries = Vec::new();
+    for (name, (shape, _, _)) in &t.items {
+        let n: usize = shape.iter().product();
+        let entry = match storage(name, shape) {
+            DType::Int4 => {
+                let (rows, cols) = (shape[0], shape[1]);
+                let words = rows * crate::quant::Int4Weight::words_per_row(cols, group);
+                let packed: Vec<u32> = (0..words).map(|_| rng.next_u64() as u32).collect();
+                // Uniform nibbles have a standard deviation of ≈ 4.6 steps.
+                let scale = half::f16::from_f32(1.0 / (4.6 * (cols as f32).sqrt())).to_bits() as u32;
+                let scales = vec![scale | scale << 16; (rows * crate::quant::Int4Weight::groups_per_row(cols, group)).div_ceil(2)];
+                let data = shards.write(bytemuck::cast_slice(&packed))?;
+                let scales = shards.write(bytemuck::cast_slice(&scales))?;
+                TensorEntry { name: name.clone(), dtype: DType::Int4, shape: shape.clone(), data, scales: Some(scales), group: Some(group) }
+            }
+            DType::F16 => {
+                let v: Vec<u16> = (0..n).map(|_| half::f16::from_f32(rng.normal() * 0.5).to_bits()).collect();
+                TensorEntry { name: name.clone(), dtype: DType::F16, shape: shape.clone(), data: shards.write(bytemuck::cast_slice(&v))?, scales: None, group: None }
+            }
+            DType::F32 => {
+                // Norm weights 1, biases 0.
+                let fill = if name.ends_with(".bias") { 0.0f32 } else { 1.0 };
+                let v = vec![fill; n];
+                TensorEntry { name: name.clone(), dtype: DType::F32, shape: shape.clone(), data: shards.write(bytemuck::cast_slice(&v))?, scales: None, group: None }
+            }
+        };
+        entries.push(entry);
+    }
+    let (config, vision, generation, tokenizer) = configs(spec);
+    let manifest = Manifest {
+        format: FORMAT.into(),
+        version: FORMAT_VERSION,
+        config,
+        vision_config: Some(vision),
+        generation_config: Some(generation),
+        tokenizer: Some("tokenizer.json".into()),
+        shards: shards.finish()?,
+        tensors: entries,
+    };
+    write_json(&dir.join("tokenizer.json"), &tokenizer)?;
+    write_json(&dir.join("manifest.json"), &serde_json::to_value(&manifest).map_err(|e| Error::invalid("manifest", e.to_string()))?)?;
+    Ok(manifest)
 }
 
 fn merge(into: &mut serde_json::Value, from: &serde_json::Value) {

@@ -18,6 +18,7 @@ const CHROMIUM_ARGS = [
   '--disable-background-networking',
   '--disable-component-update',
   '--disable-sync',
+  '--enable-precise-memory-info',
 ];
 
 export async function launchBrowser() {

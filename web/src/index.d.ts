@@ -62,6 +62,8 @@ export interface ModelInfo {
   bytes: number;
   downloadMs: number;
   uploadMs: number;
+  /** The engine's wasm memory (its peak: it never shrinks) and the worker's JS heap, if known. */
+  memory: { wasmBytes: number; workerHeapBytes: number | null };
   config: Record<string, unknown>;
 }
 

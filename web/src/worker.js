@@ -40,7 +40,9 @@ async function load({ id, manifestUrl }) {
     shards.close();
   }
   const bytes = manifest.shards.reduce((s, sh) => s + sh.bytes, 0);
-  post({ type: Msg.loaded, id, info: { bytes, downloadMs: t1 - t0, uploadMs: performance.now() - t1, config: manifest.config } });
+  // wasm memory only grows, so its size now is its peak.
+  const memory = { wasmBytes: (await ready).memory.buffer.byteLength, workerHeapBytes: self.performance.memory?.usedJSHeapSize ?? null };
+  post({ type: Msg.loaded, id, info: { bytes, downloadMs: t1 - t0, uploadMs: performance.now() - t1, memory, config: manifest.config } });
 }
 
 /** Refuse a model the adapter cannot hold before downloading anything. */

@@ -64,6 +64,10 @@ enum Command {
         siglip2: bool,
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// A LLaMA-3.1-8B-wide decoder (10 layers, ≈ 1.2 GB) written straight as int4 shards
+        /// with random weights, for memory and speed tests.
+        #[arg(long)]
+        large: bool,
     },
     /// Convert a Hugging Face checkpoint to int4 shards (≤ 256 MB) and a manifest.
     Convert {
@@ -132,13 +136,18 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Tiny { out, backbone, siglip2, seed } => {
+        Command::Tiny { out, backbone, siglip2, seed, large } => {
             let backbone = match backbone {
                 TinyBackbone::Phi => Backbone::Phi,
                 TinyBackbone::Llama => Backbone::Llama,
             };
             let spec = fusion::testing::TinySpec { siglip2, seed, ..fusion::testing::TinySpec::new(backbone) };
-            fusion::testing::write_tiny_checkpoint(&out, &spec)?;
+            if large {
+                let spec = fusion::testing::TinySpec { decoder: fusion::testing::DecoderDims::LARGE, ..spec };
+                fusion::testing::write_random_int4(&out, &spec, 32)?;
+            } else {
+                fusion::testing::write_tiny_checkpoint(&out, &spec)?;
+            }
             println!("wrote {}", out.display());
             Ok(())
         }
