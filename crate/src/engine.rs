@@ -3,7 +3,7 @@
 
 use crate::error::Result;
 use crate::generate::{Sampler, SamplingOptions};
-use crate::gpu::read_f32;
+use crate::gpu::{now_ms, read_f32};
 use crate::image::Views;
 use burn::tensor::Tensor;
 
@@ -35,12 +35,24 @@ pub enum StopReason {
     Cancelled,
 }
 
+/// Where an answer's time went, in milliseconds of GPU-complete work.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Timings {
+    /// The question-guided vision tower, pooling and sequence assembly (0 for a follow-up).
+    pub vision_ms: f64,
+    /// The decoder over the prompt, up to the first token's logits on the CPU.
+    pub prefill_ms: f64,
+    /// Every later token.
+    pub decode_ms: f64,
+}
+
 #[derive(Clone, Debug)]
 pub struct Answer {
     pub text: String,
     pub tokens: Vec<u32>,
     pub prompt_tokens: usize,
     pub stop: StopReason,
+    pub timings: Timings,
 }
 
 pub struct Engine {
@@ -132,26 +144,35 @@ impl Engine {
     pub async fn ask(&self, conversation: &mut Conversation, photo: &Photo, question: &str, options: &AskOptions, on_text: impl FnMut(&str) -> bool) -> Result<Answer> {
         let cache = &mut conversation.cache;
         let before = cache.len();
-        let logits = if conversation.questions.is_empty() {
+        let start = now_ms();
+        let embedded = if conversation.questions.is_empty() {
             let prompt = self.tokenizer.image_prompt(question)?;
             let latents = options.latents.unwrap_or_else(|| self.model.config.default_latents());
             let vision = VisionOptions { latents, reduced_side: options.reduced_side };
-            self.model.prefill(&prompt, Some((&photo.views, &photo.context)), vision, cache, None)?
+            let embedded = self.model.embed_prompt(&prompt, Some((&photo.views, &photo.context)), vision, cache, None)?;
+            self.model.gpu().sync().await?;
+            embedded
         } else {
             let ids = conversation.pending.iter().copied().chain(self.tokenizer.follow_up(question)?).map(i64::from).collect();
-            self.model.prefill(&Prompt { ids, instructs: Vec::new() }, None, VisionOptions { latents: 0, reduced_side: None }, cache, None)?
+            self.model.embed_prompt(&Prompt { ids, instructs: Vec::new() }, None, VisionOptions { latents: 0, reduced_side: None }, cache, None)?
         };
+        let vision_ms = now_ms() - start;
+        let logits = self.model.run_decoder(embedded, cache, None)?;
         let prompt_tokens = cache.len() - before;
-        let (answer, pending) = self.generate(cache, logits, options, on_text).await?;
+        let (answer, pending, prefill_ms) = self.generate(cache, logits, options, on_text).await?;
         conversation.pending = pending;
         conversation.questions.push(question.trim().to_owned());
-        Ok(Answer { prompt_tokens, ..answer })
+        let timings = Timings { vision_ms, prefill_ms, decode_ms: now_ms() - start - vision_ms - prefill_ms };
+        Ok(Answer { prompt_tokens, timings, ..answer })
     }
 
     /// Sample until a stop token, the token budget or the context ends, or `on_text` says stop.
-    /// Returns the answer and the last sampled token if it never entered the cache.
-    async fn generate(&self, cache: &mut KvCache, logits: Tensor<1>, options: &AskOptions, mut on_text: impl FnMut(&str) -> bool) -> Result<(Answer, Option<u32>)> {
+    /// Returns the answer, the last sampled token if it never entered the cache, and the time
+    /// until the first logits were on the CPU.
+    async fn generate(&self, cache: &mut KvCache, logits: Tensor<1>, options: &AskOptions, mut on_text: impl FnMut(&str) -> bool) -> Result<(Answer, Option<u32>, f64)> {
+        let start = now_ms();
         let mut logits = read_f32(logits).await?;
+        let first_ms = now_ms() - start;
         let mut sampler = Sampler::new(options.sampling.clone());
         let (mut tokens, mut text) = (Vec::new(), String::new());
         let mut pending = None;
@@ -182,7 +203,7 @@ impl Engine {
             }
         };
         let text = self.tokenizer.decode(&tokens)?.trim().to_owned();
-        Ok((Answer { text, tokens, prompt_tokens: 0, stop }, pending))
+        Ok((Answer { text, tokens, prompt_tokens: 0, stop, timings: Timings::default() }, pending, first_ms))
     }
 }
 

@@ -36,6 +36,11 @@ impl Gpu {
         Ok(Self { client: probe.client.clone(), cube_device: probe.device.clone(), device })
     }
 
+    /// Wait until all queued GPU work is done (to time a phase).
+    pub async fn sync(&self) -> Result<()> {
+        self.client.sync().await.map_err(|e| Error::Execution(format!("{e:?}")))
+    }
+
     pub fn device(&self) -> &Device {
         &self.device
     }
@@ -82,4 +87,18 @@ impl Gpu {
 pub async fn read_f32<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
     let data = t.into_data_async().await.map_err(|e| Error::Execution(format!("{e:?}")))?;
     data.try_into_vec::<f32>().map_err(|e| Error::Execution(format!("{e:?}")))
+}
+
+/// Milliseconds on a monotonic-enough clock, natively and in a browser.
+pub fn now_ms() -> f64 {
+    #[cfg(target_family = "wasm")]
+    {
+        js_sys::Date::now()
+    }
+    #[cfg(not(target_family = "wasm"))]
+    {
+        use std::sync::OnceLock;
+        static START: OnceLock<std::time::Instant> = OnceLock::new();
+        START.get_or_init(std::time::Instant::now).elapsed().as_secs_f64() * 1e3
+    }
 }

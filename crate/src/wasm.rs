@@ -154,15 +154,16 @@ impl Model {
     }
 
     /// Preprocess RGBA pixels (from `createImageBitmap` + canvas) and encode the photo's tiles;
-    /// returns a photo id for [`Model::ask`].
+    /// resolves to a photo id for [`Model::ask`] once the GPU has finished (so it can be timed).
     #[wasm_bindgen(js_name = encodePhoto)]
-    pub fn encode_photo(&self, rgba: &[u8], width: usize, height: usize) -> Result<u32, JsError> {
+    pub async fn encode_photo(&self, rgba: Vec<u8>, width: usize, height: usize) -> Result<u32, JsError> {
         if rgba.len() != width * height * 4 {
             return Err(js_error(Error::invalid("image", format!("{width}×{height} RGBA needs {} bytes, got {}", width * height * 4, rgba.len()))));
         }
         let rgb: Vec<u8> = rgba.chunks_exact(4).flat_map(|p| [p[0], p[1], p[2]]).collect();
         let views = Views::from_rgb(&rgb, width, height).map_err(js_error)?;
         let photo = self.engine.encode_photo(views).map_err(js_error)?;
+        self.engine.model.gpu().sync().await.map_err(js_error)?;
         let mut photos = self.photos.borrow_mut();
         photos.push(Some(photo));
         Ok(photos.len() as u32 - 1)
@@ -179,7 +180,7 @@ impl Model {
     /// When the history is the current conversation's (same photo, same questions), the
     /// follow-up continues its KV cache; otherwise the history is replayed into a new one. `on_text(piece)`
     /// gets each new piece of text and returns `false` to stop. Resolves to
-    /// `{ text, tokens, promptTokens, stop }` as JSON.
+    /// `{ text, tokens, promptTokens, stop, timings }` as JSON.
     pub async fn ask(&self, id: u32, history_json: String, question: String, options_json: String, on_text: js_sys::Function) -> Result<String, JsError> {
         let history: Vec<(String, String)> = serde_json::from_str(&history_json).map_err(|e| js_error(Error::invalid("history", e.to_string())))?;
         let o: JsAskOptions = serde_json::from_str(&options_json).map_err(|e| js_error(Error::invalid("options", e.to_string())))?;
@@ -216,6 +217,8 @@ impl Model {
             StopReason::Length => "length",
             StopReason::Cancelled => "cancelled",
         };
-        Ok(serde_json::json!({ "text": answer.text, "tokens": answer.tokens, "promptTokens": answer.prompt_tokens, "stop": stop }).to_string())
+        let t = answer.timings;
+        let timings = serde_json::json!({ "visionMs": t.vision_ms, "prefillMs": t.prefill_ms, "decodeMs": t.decode_ms });
+        Ok(serde_json::json!({ "text": answer.text, "tokens": answer.tokens, "promptTokens": answer.prompt_tokens, "stop": stop, "timings": timings }).to_string())
     }
 }

@@ -72,7 +72,9 @@ test('the greedy answer in the browser equals the native CLI', async () => {
   const got = await browserAnswer('extreme_ironing.jpg', QUESTION, 8).catch((e) => assert.fail(`${e}\n${log.join('\n')}`));
   assert.ok(got.answer.tokens.length > 0, 'no tokens streamed');
   assert.equal(got.text, want);
-  assert.ok(got.stats.lastAnswer.firstTokenMs > 0);
+  const t = got.stats.lastAnswer;
+  assert.ok(t.visionMs > 0 && t.prefillMs > 0 && t.firstTokenMs >= t.visionMs + t.prefillMs, JSON.stringify(got.stats));
+  assert.ok(got.stats.photo.decode >= 0 && got.stats.photo.tiles > 0, JSON.stringify(got.stats));
 });
 
 test('abort stops the answer; an OpenAI-style follow-up continues the KV cache', async () => {

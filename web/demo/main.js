@@ -104,7 +104,9 @@ $('ask').addEventListener('submit', async (e) => {
     const s = model.stats();
     const t = s.lastAnswer;
     const parts = [];
-    if (s.photo) parts.push(`photo ${Math.round(s.photo.decode + s.photo.tiles)} ms`);
+    if (s.photo) parts.push(`image decode ${Math.round(s.photo.decode)} ms`, `tiles ${Math.round(s.photo.tiles)} ms`);
+    if (t?.visionMs) parts.push(`vision ${Math.round(t.visionMs)} ms`);
+    if (t?.prefillMs != null) parts.push(`prefill ${Math.round(t.prefillMs)} ms`);
     if (t?.firstTokenMs != null) parts.push(`first token ${Math.round(t.firstTokenMs)} ms`);
     if (t?.decodeTokensPerSecond != null) parts.push(`${t.decodeTokensPerSecond.toFixed(1)} tokens/s`);
     $('timings').textContent = parts.join(' · ');

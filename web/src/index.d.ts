@@ -36,6 +36,11 @@ export interface AskRequest {
 }
 
 export interface AnswerStats {
+  /** The question-guided vision tower and sequence assembly (0 for a follow-up). */
+  visionMs: number;
+  /** The decoder over the prompt, to the first token's logits. */
+  prefillMs: number;
+  /** Until the first piece of text reached the page. */
   firstTokenMs: number | null;
   totalMs: number;
   decodeTokensPerSecond: number | null;
@@ -52,7 +57,7 @@ export interface Answer {
 
 export interface Stats {
   loadMs?: number;
-  /** Decoding the last photo in the browser and encoding its tiles. */
+  /** Decoding the last photo in the browser, and encoding its tiles on the GPU. */
   photo?: { decode: number; tiles: number };
   photosEncoded?: number;
   lastAnswer?: AnswerStats;

@@ -65,7 +65,7 @@ async function photo({ id, bitmap }) {
   bitmap.close();
   const { data } = ctx.getImageData(0, 0, canvas.width, canvas.height);
   const t1 = performance.now();
-  const photoId = model.encodePhoto(new Uint8Array(data.buffer), canvas.width, canvas.height);
+  const photoId = await model.encodePhoto(new Uint8Array(data.buffer), canvas.width, canvas.height);
   post({ type: Msg.photo, id, photo: photoId, ms: { decode: t1 - t0, tiles: performance.now() - t1 } });
 }
 
@@ -86,6 +86,8 @@ async function ask({ id, photo, history, question, options }) {
   const end = performance.now();
   const decodeTokens = Math.max(result.tokens.length - 1, 0);
   const stats = {
+    visionMs: result.timings.visionMs,
+    prefillMs: result.timings.prefillMs,
     firstTokenMs: first === null ? null : first - t0,
     totalMs: end - t0,
     decodeTokensPerSecond: first === null || decodeTokens === 0 ? null : decodeTokens / ((end - first) / 1000),

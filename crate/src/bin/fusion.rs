@@ -132,7 +132,15 @@ fn run(cli: Cli) -> Result<()> {
                     StopReason::Length => "token limit",
                     StopReason::Cancelled => "cancelled",
                 };
-                eprintln!("[{} prompt tokens, {} new tokens, stopped at {stop}]", answer.prompt_tokens, answer.tokens.len());
+                let t = answer.timings;
+                eprintln!(
+                    "[{} prompt tokens, {} new tokens, stopped at {stop}; vision {:.0} ms, prefill {:.0} ms, decode {:.0} ms]",
+                    answer.prompt_tokens,
+                    answer.tokens.len(),
+                    t.vision_ms,
+                    t.prefill_ms,
+                    t.decode_ms
+                );
             }
             Ok(())
         }

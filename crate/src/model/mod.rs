@@ -61,6 +61,17 @@ pub struct VisionOptions {
 /// Default FUSION-L grid side, as in the reference's code comment.
 pub const FUSION_L_SIDE: usize = 12;
 
+/// A prompt embedded for the decoder: the sequence, and where the latents sit.
+pub struct Embedded {
+    /// `[S, D]`
+    x: Tensor<2>,
+    len: usize,
+    latents: usize,
+    vision_pos: Option<usize>,
+    /// The latents' context windows `[Q, w², D]`, when the prompt has an image.
+    windows: Option<Tensor<3>>,
+}
+
 /// What the tiles of one photo give, independent of the question: cached per image.
 #[derive(Clone)]
 pub struct ImageContext {
@@ -161,6 +172,13 @@ impl FusionModel {
     /// layers, filling `cache`; returns the logits of the first new token (spec §1.7–1.9).
     /// `image` is `None` only for text-only prompts (no sentinels; our extension, §10.10).
     pub fn prefill(&self, prompt: &Prompt, image: Option<(&Views, &ImageContext)>, vision: VisionOptions, cache: &mut KvCache, mut trace: Option<&mut Trace>) -> Result<Tensor<1>> {
+        let embedded = self.embed_prompt(prompt, image, vision, cache, trace.as_deref_mut())?;
+        self.run_decoder(embedded, cache, trace)
+    }
+
+    /// The first half of [`FusionModel::prefill`]: the question-guided vision, pooling and the
+    /// assembled input sequence, so its cost can be timed on its own.
+    pub fn embed_prompt(&self, prompt: &Prompt, image: Option<(&Views, &ImageContext)>, vision: VisionOptions, cache: &KvCache, mut trace: Option<&mut Trace>) -> Result<Embedded> {
         let gpu = &self.gpu;
         let latents = vision.latents;
         let image_tokens = match vision.reduced_side {
@@ -170,7 +188,6 @@ impl FusionModel {
             Some(m) => m * m,
             None => self.tower.patches(),
         };
-        let d = self.config.hidden_size;
         let sentinels: Vec<usize> = prompt.ids.iter().enumerate().filter(|(_, id)| **id < 0).map(|(i, _)| i).collect();
         if let Some(bad) = prompt.ids.iter().find(|&&id| id < 0 && id != IMAGE_TOKEN_INDEX && id != LATENT_IMAGE_TOKEN_INDEX) {
             return Err(Error::invalid("prompt", format!("unknown sentinel id {bad}")));
@@ -233,9 +250,17 @@ impl FusionModel {
         if len == 0 {
             return Err(Error::invalid("prompt", "the prompt is empty"));
         }
-        let mut x = Tensor::cat(pieces, 0);
+        let x = Tensor::cat(pieces, 0);
         record(&mut trace, || "inputs_embeds".into(), &x);
+        Ok(Embedded { x, len, latents, vision_pos, windows: context })
+    }
 
+    /// The second half of [`FusionModel::prefill`]: the decoder over the embedded prompt with
+    /// the interaction layers, filling `cache`; returns the first new token's logits.
+    pub fn run_decoder(&self, embedded: Embedded, cache: &mut KvCache, mut trace: Option<&mut Trace>) -> Result<Tensor<1>> {
+        let gpu = &self.gpu;
+        let d = self.config.hidden_size;
+        let Embedded { mut x, len, latents, vision_pos, windows: context } = embedded;
         let step = self.decoder.step_inputs(gpu, cache, len);
         let after = self.config.interaction_after();
         for l in 0..self.decoder.depth() {
