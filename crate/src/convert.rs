@@ -57,6 +57,16 @@ impl<'a> Shards<'a> {
         Ok(self.done)
     }
 
+    /// Append one tensor's stored bytes (for int4 also its scales and group size) and describe it.
+    pub(crate) fn tensor(&mut self, name: String, shape: Vec<usize>, dtype: DType, data: &[u8], int4: Option<(&[u8], usize)>) -> Result<TensorEntry> {
+        let data = self.write(data)?;
+        let (scales, group) = match int4 {
+            Some((scales, group)) => (Some(self.write(scales)?), Some(group)),
+            None => (None, None),
+        };
+        Ok(TensorEntry { name, dtype, shape, data, scales, group })
+    }
+
     fn file_name(i: usize) -> String {
         format!("shard-{i:05}.bin")
     }
@@ -139,19 +149,14 @@ pub fn convert(src: &Path, out: &Path, options: &ConvertOptions) -> Result<Manif
         let entry = match dtype {
             DType::Int4 => {
                 let q = Int4Weight::quantize(&name, &t.data, t.shape[0], t.shape[1], options.group)?;
-                let data = shards.write(bytemuck::cast_slice(&q.packed))?;
-                let scales = shards.write(bytemuck::cast_slice(&q.scales_u32()))?;
-                TensorEntry { name, dtype, shape: t.shape, data, scales: Some(scales), group: Some(options.group) }
+                let scales = q.scales_u32();
+                shards.tensor(name, t.shape, dtype, bytemuck::cast_slice(&q.packed), Some((bytemuck::cast_slice(&scales), options.group)))?
             }
             DType::F16 => {
                 let halves: Vec<u16> = t.data.iter().map(|v| f16::from_f32(*v).to_bits()).collect();
-                let data = shards.write(bytemuck::cast_slice(&halves))?;
-                TensorEntry { name, dtype, shape: t.shape, data, scales: None, group: None }
+                shards.tensor(name, t.shape, dtype, bytemuck::cast_slice(&halves), None)?
             }
-            DType::F32 => {
-                let data = shards.write(bytemuck::cast_slice(&t.data))?;
-                TensorEntry { name, dtype, shape: t.shape, data, scales: None, group: None }
-            }
+            DType::F32 => shards.tensor(name, t.shape, dtype, bytemuck::cast_slice(&t.data), None)?,
         };
         tensors.push(entry);
     }

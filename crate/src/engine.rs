@@ -1,6 +1,7 @@
 //! Question answering end to end: a loaded model and tokenizer, photos encoded once, and
 //! answers streamed token by token. The CLI and the wasm API both drive this.
 
+use crate::config::OneOrMany;
 use crate::error::Result;
 use crate::generate::{Sampler, SamplingOptions};
 use crate::gpu::{now_ms, read_f32};
@@ -23,6 +24,12 @@ pub struct AskOptions {
     pub latents: Option<usize>,
     /// FUSION-L: the image-token grid side after reduction (`None`: all N tokens).
     pub reduced_side: Option<usize>,
+}
+
+impl AskOptions {
+    fn vision(&self, config: &crate::config::FusionConfig) -> VisionOptions {
+        VisionOptions { latents: self.latents.unwrap_or_else(|| config.default_latents()), reduced_side: self.reduced_side }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,14 +75,15 @@ impl Engine {
     /// `eos_token_id` and the chat template's end-of-turn token. The reference stops only on the
     /// first list; if a checkpoint kept just `<|endoftext|>` it would run past `<|end|>`.
     pub fn new(model: FusionModel, tokenizer: Tokenizer, generation_config: Option<&str>) -> Result<Self> {
+        #[derive(serde::Deserialize)]
+        struct GenerationConfig {
+            #[serde(default)]
+            eos_token_id: Option<OneOrMany>,
+        }
         let mut stop_ids = model.config.eos_ids();
         if let Some(text) = generation_config {
-            let v: serde_json::Value = serde_json::from_str(text).map_err(|e| crate::Error::invalid("generation_config.json", e.to_string()))?;
-            match &v["eos_token_id"] {
-                serde_json::Value::Number(n) => stop_ids.extend(n.as_u64().map(|n| n as u32)),
-                serde_json::Value::Array(a) => stop_ids.extend(a.iter().filter_map(|n| n.as_u64()).map(|n| n as u32)),
-                _ => {}
-            }
+            let g: GenerationConfig = serde_json::from_str(text).map_err(|e| crate::Error::invalid("generation_config.json", e.to_string()))?;
+            stop_ids.extend(g.eos_token_id.as_ref().map(OneOrMany::to_vec).unwrap_or_default());
         }
         stop_ids.extend(tokenizer.end_of_turn());
         stop_ids.sort_unstable();
@@ -88,9 +96,12 @@ impl Engine {
     pub fn load(dir: &std::path::Path, gpu: &crate::Gpu, format: crate::model::WeightFormat) -> Result<Self> {
         let model = FusionModel::load(dir, gpu, format)?;
         let tokenizer = Tokenizer::load(dir, model.config.model_type)?;
-        let generation = match dir.join("manifest.json").exists() {
-            true => crate::loader::Converted::open(dir)?.manifest.generation_config.map(|v| v.to_string()),
-            false => std::fs::read_to_string(dir.join("generation_config.json")).ok(),
+        // A converted model carries it in its manifest (already verified by the model load:
+        // only the manifest is read here, not the shards again).
+        let manifest = dir.join("manifest.json");
+        let generation = match std::fs::read_to_string(&manifest) {
+            Ok(text) => crate::manifest::Manifest::from_json(&text)?.generation_config.map(|v| v.to_string()),
+            Err(_) => std::fs::read_to_string(dir.join("generation_config.json")).ok(),
         };
         Self::new(model, tokenizer, generation.as_deref())
     }
@@ -114,8 +125,7 @@ impl Engine {
         let mut conversation = self.new_conversation();
         let Some(((first, _), _)) = history.split_first() else { return Ok(conversation) };
         let prompt = self.tokenizer.image_prompt(first)?;
-        let latents = options.latents.unwrap_or_else(|| self.model.config.default_latents());
-        let vision = VisionOptions { latents, reduced_side: options.reduced_side };
+        let vision = options.vision(&self.model.config);
         self.model.prefill(&prompt, Some((&photo.views, &photo.context)), vision, &mut conversation.cache, None)?;
         let mut ids = Vec::new();
         for (i, (question, answer)) in history.iter().enumerate() {
@@ -147,9 +157,7 @@ impl Engine {
         let start = now_ms();
         let embedded = if conversation.questions.is_empty() {
             let prompt = self.tokenizer.image_prompt(question)?;
-            let latents = options.latents.unwrap_or_else(|| self.model.config.default_latents());
-            let vision = VisionOptions { latents, reduced_side: options.reduced_side };
-            let embedded = self.model.embed_prompt(&prompt, Some((&photo.views, &photo.context)), vision, cache, None)?;
+            let embedded = self.model.embed_prompt(&prompt, Some((&photo.views, &photo.context)), options.vision(&self.model.config), cache, None)?;
             self.model.gpu().sync().await?;
             embedded
         } else {

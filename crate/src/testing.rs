@@ -303,7 +303,7 @@ fn configs(spec: &TinySpec) -> (serde_json::Value, serde_json::Value, serde_json
 /// output at unit scale.
 pub fn write_random_int4(dir: &Path, spec: &TinySpec, group: usize) -> Result<crate::manifest::Manifest> {
     use crate::convert::{Shards, storage};
-    use crate::manifest::{DType, FORMAT, FORMAT_VERSION, MAX_SHARD_BYTES, Manifest, TensorEntry};
+    use crate::manifest::{DType, FORMAT, FORMAT_VERSION, MAX_SHARD_BYTES, Manifest};
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let t = tensors(spec, false);
     let mut rng = SplitMix64::new(spec.seed);
@@ -311,7 +311,8 @@ pub fn write_random_int4(dir: &Path, spec: &TinySpec, group: usize) -> Result<cr
     let mut entries = Vec::new();
     for (name, (shape, _, _)) in &t.items {
         let n: usize = shape.iter().product();
-        let entry = match storage(name, shape) {
+        let (name, shape) = (name.clone(), shape.clone());
+        let entry = match storage(&name, &shape) {
             DType::Int4 => {
                 let (rows, cols) = (shape[0], shape[1]);
                 let words = rows * crate::quant::Int4Weight::words_per_row(cols, group);
@@ -319,19 +320,16 @@ pub fn write_random_int4(dir: &Path, spec: &TinySpec, group: usize) -> Result<cr
                 // Uniform nibbles have a standard deviation of ≈ 4.6 steps.
                 let scale = half::f16::from_f32(1.0 / (4.6 * (cols as f32).sqrt())).to_bits() as u32;
                 let scales = vec![scale | scale << 16; (rows * crate::quant::Int4Weight::groups_per_row(cols, group)).div_ceil(2)];
-                let data = shards.write(bytemuck::cast_slice(&packed))?;
-                let scales = shards.write(bytemuck::cast_slice(&scales))?;
-                TensorEntry { name: name.clone(), dtype: DType::Int4, shape: shape.clone(), data, scales: Some(scales), group: Some(group) }
+                shards.tensor(name, shape, DType::Int4, bytemuck::cast_slice(&packed), Some((bytemuck::cast_slice(&scales), group)))?
             }
             DType::F16 => {
                 let v: Vec<u16> = (0..n).map(|_| half::f16::from_f32(rng.normal() * 0.5).to_bits()).collect();
-                TensorEntry { name: name.clone(), dtype: DType::F16, shape: shape.clone(), data: shards.write(bytemuck::cast_slice(&v))?, scales: None, group: None }
+                shards.tensor(name, shape, DType::F16, bytemuck::cast_slice(&v), None)?
             }
             DType::F32 => {
                 // Norm weights 1, biases 0.
                 let fill = if name.ends_with(".bias") { 0.0f32 } else { 1.0 };
-                let v = vec![fill; n];
-                TensorEntry { name: name.clone(), dtype: DType::F32, shape: shape.clone(), data: shards.write(bytemuck::cast_slice(&v))?, scales: None, group: None }
+                shards.tensor(name, shape, DType::F32, bytemuck::cast_slice(&vec![fill; n]), None)?
             }
         };
         entries.push(entry);

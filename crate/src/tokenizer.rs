@@ -55,11 +55,7 @@ impl Tokenizer {
     /// The ids that continue a conversation after an answer with a new user turn (the
     /// template's end of turn, the question, the assistant header), without BOS.
     pub fn follow_up(&self, question: &str) -> Result<Vec<u32>> {
-        let question = without_vision_tags(question);
-        let question = question.trim();
-        if question.is_empty() {
-            return Err(Error::invalid("question", "the question is empty"));
-        }
+        let question = clean_question(question)?;
         let text = match self.backbone {
             Backbone::Phi => format!("<|end|>\n<|user|>\n{question}<|end|>\n<|assistant|>\n"),
             Backbone::Llama => format!("<|eot_id|><|start_header_id|>user<|end_header_id|>\n\n{question}<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"),
@@ -80,11 +76,8 @@ impl Tokenizer {
     /// the sentinels; when pieces start with BOS, one BOS is kept (`tokenizer_image_token`).
     /// The question ids for the tower are the stripped question tokenised alone (spec §1.4).
     pub fn image_prompt(&self, question: &str) -> Result<Prompt> {
-        let question = without_vision_tags(question);
-        let question = question.trim();
-        if question.is_empty() {
-            return Err(Error::invalid("question", "the question is empty"));
-        }
+        let question = clean_question(question)?;
+        let question = question.as_str();
         let text = self.chat_text(question);
         let bos = self.bos_id();
         let mut ids = Vec::new();
@@ -120,10 +113,15 @@ impl Tokenizer {
     }
 }
 
-/// User text never places an image: the placeholders and vision markers are removed from it
-/// (the reference strips them from the question too, spec §1.4).
-fn without_vision_tags(text: &str) -> String {
-    [IMAGE, LATENT, "<vision_start>", "<vision_end>"].iter().fold(text.to_owned(), |t, tag| t.replace(tag, ""))
+/// A question as it enters a prompt: trimmed, and never placing an image (the placeholders and
+/// vision markers are removed, as the reference strips them from the question, spec §1.4).
+fn clean_question(text: &str) -> Result<String> {
+    let cleaned = [IMAGE, LATENT, "<vision_start>", "<vision_end>"].iter().fold(text.to_owned(), |t, tag| t.replace(tag, ""));
+    let trimmed = cleaned.trim();
+    if trimmed.is_empty() {
+        return Err(Error::invalid("question", "the question is empty"));
+    }
+    Ok(trimmed.to_owned())
 }
 
 #[cfg(test)]

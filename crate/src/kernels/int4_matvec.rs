@@ -26,10 +26,6 @@ pub struct Int4Matrix {
 }
 
 impl Int4Matrix {
-    pub(crate) fn buffers(&self) -> (Handle, Handle) {
-        (self.packed.clone(), self.scales.clone())
-    }
-
     pub fn upload(gpu: &Gpu, w: &Int4Weight) -> Self {
         Self {
             rows: w.rows,
@@ -41,49 +37,56 @@ impl Int4Matrix {
     }
 }
 
+impl Int4Matrix {
+    /// Launch an int4 kernel on `x [M, K]` into a new `y [M, N]`. Both int4 shaders bind
+    /// `x, w, scales, y, params` in that order and read the same `Params` header (m, n, k,
+    /// words_per_row, groups_per_row, words_per_group); `extra` is the kernel's seventh field.
+    pub(crate) fn launch(&self, gpu: &Gpu, op: &'static str, x: Tensor<2>, source: Wgsl, cube_dim: CubeDim, count: (usize, usize), extra: u32) -> Result<Tensor<2>> {
+        let [m, k] = x.dims();
+        if k != self.cols {
+            return Err(Error::shape(op, format!("x has {k} columns, the weight expects {}", self.cols)));
+        }
+        let n = self.rows;
+        let x = gpu.buffer_of(op, x)?;
+        let y = gpu.empty_f32(m * n);
+        let params = [
+            m as u32,
+            n as u32,
+            k as u32,
+            Int4Weight::words_per_row(self.cols, self.group) as u32,
+            Int4Weight::groups_per_row(self.cols, self.group) as u32,
+            (self.group / crate::quant::NIBBLES_PER_WORD) as u32,
+            extra,
+            0,
+        ];
+        gpu.client().launch(
+            Box::new(SourceKernel::new(source, cube_dim)),
+            CubeCount::Static(count.0 as u32, count.1 as u32, 1),
+            KernelArguments::new()
+                .with_buffer(x.handle.clone().binding())
+                .with_buffer(self.packed.clone().binding())
+                .with_buffer(self.scales.clone().binding())
+                .with_buffer(y.clone().binding())
+                .with_buffer(gpu.upload_u32(&params).binding()),
+        );
+        Ok(gpu.tensor_of(y, [m, n]))
+    }
+}
+
 /// `x [M, K] · Wᵀ → [M, N]` for `M ≤ MAX_ROWS`.
 pub fn int4_matvec(gpu: &Gpu, x: Tensor<2>, w: &Int4Matrix) -> Result<Tensor<2>> {
     const OP: &str = "int4_matvec";
-    let [m, k] = x.dims();
-    if k != w.cols {
-        return Err(Error::shape(OP, format!("x has {k} columns, the weight expects {}", w.cols)));
-    }
+    let m = x.dims()[0];
     if m == 0 || m > MAX_ROWS {
         return Err(Error::shape(OP, format!("x has {m} rows; this kernel takes 1 to {MAX_ROWS}")));
     }
-    let n = w.rows;
-    let x = gpu.buffer_of(OP, x)?;
-    let y = gpu.empty_f32(m * n);
-
-    let groups_x = n.min(MAX_GROUPS_X);
-    let groups_y = n.div_ceil(groups_x);
-    let words_per_row = Int4Weight::words_per_row(w.cols, w.group);
-    let params = [
-        m as u32,
-        n as u32,
-        k as u32,
-        words_per_row as u32,
-        Int4Weight::groups_per_row(w.cols, w.group) as u32,
-        (w.group / crate::quant::NIBBLES_PER_WORD) as u32,
-        groups_x as u32,
-        0,
-    ];
+    let groups_x = w.rows.min(MAX_GROUPS_X);
     let source = Wgsl {
         name: OP,
         text: include_str!("../../../shaders/int4_matvec.wgsl"),
         constants: vec![("workgroup_size", WORKGROUP), ("max_rows", MAX_ROWS as u32)],
     };
-    gpu.client().launch(
-        Box::new(SourceKernel::new(source, CubeDim::new_1d(WORKGROUP))),
-        CubeCount::Static(groups_x as u32, groups_y as u32, 1),
-        KernelArguments::new()
-            .with_buffer(x.handle.clone().binding())
-            .with_buffer(w.packed.clone().binding())
-            .with_buffer(w.scales.clone().binding())
-            .with_buffer(y.clone().binding())
-            .with_buffer(gpu.upload_u32(&params).binding()),
-    );
-    Ok(gpu.tensor_of(y, [m, n]))
+    w.launch(gpu, OP, x, source, CubeDim::new_1d(WORKGROUP), (groups_x, w.rows.div_ceil(groups_x)), groups_x as u32)
 }
 
 /// [`int4_matvec`] on fresh random inputs against the CPU reference; returns the relative L2 error.
