@@ -48,3 +48,44 @@ fn int4_matmul_matches_cpu_reference() {
         assert!(err < INT4_MATVEC_TOL, "m={m} n={n} k={k} group={group} seed={seed}: rel L2 {err:e}");
     }
 }
+
+/// f32 online softmax against an f64 reference.
+const ATTENTION_TOL: f64 = 1e-5;
+
+#[test]
+fn attention_matches_cpu_reference() {
+    use fusion::kernels::Mask::{Causal, Full};
+    use fusion::kernels::attention::check_against_reference;
+    // (heads, kv_heads, rows, keys, head_dim), mask, key bias
+    let cases = [
+        ((3, 3, 7, 7, 16), Causal, false),   // prefill of a tiny model
+        ((6, 2, 5, 133, 12), Causal, false), // prefill after 128 cached positions, GQA 3
+        ((4, 4, 1, 300, 24), Causal, false), // split-K decode over 3 chunks
+        ((8, 2, 1, 1, 8), Causal, false),    // first decode step, GQA 4
+        ((6, 1, 1, 257, 20), Causal, false), // multi-query decode (group 6: padded to 8)
+        ((5, 5, 70, 70, 9), Full, true),     // vision rows with padded question keys, odd hd
+        ((32, 8, 1, 700, 128), Causal, false), // LLaMA-3.1-8B decode shape
+        ((32, 32, 1, 650, 96), Causal, false),  // Phi-3.5 decode shape
+        ((2, 2, 90, 661, 96), Causal, false),   // Phi-3.5 prefill tail, 96-wide heads
+        ((1, 1, 3, 4000, 128), Causal, false),  // long context, 128-wide heads
+        ((2, 2, 745, 745, 72), Full, true),     // so400m tower: 729 patches + 16 question tokens
+    ];
+    for ((heads, kv, s, t, hd), mask, bias) in cases {
+        let seed = fresh_seed();
+        let err = pollster::block_on(check_against_reference(gpu(), (heads, kv, s, t, hd), mask, bias, seed)).unwrap();
+        assert!(err < ATTENTION_TOL, "heads={heads} kv={kv} s={s} t={t} hd={hd} {mask:?} bias={bias} seed={seed}: rel L2 {err:e}");
+    }
+}
+
+#[test]
+fn attention_rejects_mismatched_shapes() {
+    use burn::tensor::Tensor;
+    use fusion::kernels::{Mask, attention};
+    let t = |shape: [usize; 3]| Tensor::<3>::zeros(shape, gpu().device());
+    let e = attention(gpu(), t([3, 2, 8]), t([2, 2, 8]), t([2, 2, 8]), Mask::Causal, None).err().unwrap();
+    assert!(e.to_string().contains("do not fit"), "{e}");
+    let e = attention(gpu(), t([2, 5, 8]), t([2, 3, 8]), t([2, 3, 8]), Mask::Causal, None).err().unwrap();
+    assert!(e.to_string().contains("5 causal rows"), "{e}");
+    let e = attention(gpu(), t([1, 2, 300]), t([1, 2, 300]), t([1, 2, 300]), Mask::Full, None).err().unwrap();
+    assert!(e.to_string().contains("outside"), "{e}");
+}

@@ -1,5 +1,6 @@
-// The demo page starts WebGPU, and our int4 matvec WGSL kernel, compiled to wasm and run in
-// Chromium, matches the CPU reference. WebGPU missing is a failure, never a skip.
+// The demo page starts WebGPU, and our WGSL kernels, compiled to wasm and run in Chromium,
+// match their CPU references (Tint is stricter than naga: a kernel that only passes natively
+// can silently compute garbage here). WebGPU missing is a failure, never a skip.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { serve, launchBrowser, openPage } from './harness.mjs';
@@ -37,6 +38,13 @@ const KERNELS = {
     [9, 17, 40, 8],
     [33, 129, 333, 32],
   ],
+  // heads, kv heads, rows, keys, head dim, causal, key bias
+  checkAttention: [
+    [6, 2, 5, 133, 12, true, false], // prefill after cached positions, GQA
+    [4, 4, 1, 300, 24, true, false], // split-K decode
+    [32, 8, 1, 200, 128, true, false], // LLaMA-3.1-8B decode heads
+    [3, 3, 70, 70, 9, false, true], // vision rows, padded keys, odd head dim
+  ],
 };
 
 for (const [check, cases] of Object.entries(KERNELS)) test(`${check} in wasm on WebGPU matches the CPU reference`, async () => {
@@ -47,12 +55,12 @@ for (const [check, cases] of Object.entries(KERNELS)) test(`${check} in wasm on 
       await wasm.default();
       const engine = await wasm.Engine.create();
       const out = [];
-      for (const [m, n, k, group] of cases) out.push(await engine[check](m, n, k, group, seed));
+      for (const args of cases) out.push(await engine[check](...args, seed));
       return out;
     },
     { check, cases, seed },
   );
-  cases.forEach(([m, n, k, group], i) => {
-    assert.ok(errors[i] < TOL, `m=${m} n=${n} k=${k} group=${group} seed=${seed}: rel L2 ${errors[i]}\n${log.join('\n')}`);
+  cases.forEach((args, i) => {
+    assert.ok(errors[i] < TOL, `${check}(${args}) seed=${seed}: rel L2 ${errors[i]}\n${log.join('\n')}`);
   });
 });

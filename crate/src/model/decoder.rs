@@ -2,8 +2,9 @@
 //! (separate projections, GQA, llama3 RoPE) as transformers 4.48.1 runs them (spec §6).
 //! FUSION only adds the interaction hook between layers, which `model/mod.rs` drives.
 
-use burn::tensor::{Int, Tensor, TensorData, activation::{silu, softmax}};
+use burn::tensor::{Int, Tensor, TensorData, activation::silu};
 
+use super::attention::{AttentionImpl, Mask, attend};
 use super::kv_cache::KvCache;
 use super::linear::Linear;
 use super::norm::RmsNorm;
@@ -48,6 +49,7 @@ pub struct Decoder {
     norm: RmsNorm,
     lm_head: Linear,
     rope: Rope,
+    pub attention: AttentionImpl,
 }
 
 impl Decoder {
@@ -94,6 +96,7 @@ impl Decoder {
             norm: p.rms_norm(&weights::final_norm(), d, eps)?,
             lm_head: p.linear(lm_head_name.trim_end_matches(".weight"), d, c.vocab_size, false)?,
             rope: Rope::new(c)?,
+            attention: AttentionImpl::default(),
         })
     }
 
@@ -115,18 +118,14 @@ impl Decoder {
         Ok(self.embed.clone().select(0, Tensor::<1, Int>::from_data(TensorData::new(ids, [n]), gpu.device())))
     }
 
-    /// Causal-attention tables for `len` new positions after `cache.len()` cached ones:
-    /// RoPE cos/sin `[len, head_dim]` and the additive mask `[len, past + len]`.
+    /// RoPE cos/sin tables `[len, head_dim]` for `len` new positions after `cache.len()`
+    /// cached ones, shared by every layer.
     pub fn step_inputs(&self, gpu: &Gpu, cache: &KvCache, len: usize) -> StepInputs {
-        let past = cache.len();
-        let (cos, sin) = self.rope.tables(past, len);
-        let total = past + len;
-        let mask: Vec<f32> = (0..len).flat_map(|i| (0..total).map(move |j| if j > past + i { f32::MIN } else { 0.0 })).collect();
+        let (cos, sin) = self.rope.tables(cache.len(), len);
         let dev = gpu.device();
         StepInputs {
             cos: Tensor::from_data(TensorData::new(cos, [len, self.head_dim]), dev),
             sin: Tensor::from_data(TensorData::new(sin, [len, self.head_dim]), dev),
-            mask: (len > 1).then(|| Tensor::from_data(TensorData::new(mask, [len, total]), dev)),
         }
     }
 
@@ -150,15 +149,7 @@ impl Decoder {
         let q = rotate(heads(q, h), &step.cos, &step.sin);
         let k = rotate(heads(k, kv), &step.cos, &step.sin);
         let (k, v) = cache.append(index, k, heads(v, kv));
-        let total = k.dims()[1];
-        // GQA: query head i reads kv head i / (h / kv), as HF's repeat_kv lays them out.
-        let rep = h / kv;
-        let expand = |t: Tensor<3>| t.unsqueeze_dim::<4>(1).expand([kv, rep, total, hd]).reshape([h, total, hd]);
-        let mut scores = q.matmul(expand(k).swap_dims(1, 2)) * (hd as f64).powf(-0.5);
-        if let Some(mask) = &step.mask {
-            scores = scores + mask.clone().unsqueeze::<3>();
-        }
-        let attn = softmax(scores, 2).matmul(expand(v)).swap_dims(0, 1).reshape([s, h * hd]);
+        let attn = attend(gpu, self.attention, q, k, v, Mask::Causal, None)?.swap_dims(0, 1).reshape([s, h * hd]);
         let x = x + layer.o.forward(gpu, attn)?;
 
         let normed = layer.post_norm.forward(x.clone());
@@ -192,7 +183,6 @@ impl Decoder {
 pub struct StepInputs {
     cos: Tensor<2>,
     sin: Tensor<2>,
-    mask: Option<Tensor<2>>,
 }
 
 /// `x·cos + rotate_half(x)·sin`, rotate-half (non-interleaved) layout.

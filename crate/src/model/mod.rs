@@ -5,6 +5,7 @@
 //! at `starriver030515/FUSION@c40f93f`.
 
 pub mod alignment;
+pub mod attention;
 pub mod decoder;
 pub mod kv_cache;
 pub mod linear;
@@ -25,6 +26,7 @@ use crate::gpu::Gpu;
 use crate::image::Views;
 use crate::loader::{Checkpoint, Converted, ShardReader, TensorSource};
 use alignment::{Interaction, adaptive_max_pool, context_windows};
+pub use attention::AttentionImpl;
 use decoder::Decoder;
 pub use kv_cache::KvCache;
 pub use params::WeightFormat;
@@ -132,6 +134,12 @@ impl FusionModel {
 
     pub fn gpu(&self) -> &Gpu {
         &self.gpu
+    }
+
+    /// Run attention through our fused kernel (the default) or burn's stock ops.
+    pub fn set_attention(&mut self, imp: AttentionImpl) {
+        self.tower.attention = imp;
+        self.decoder.attention = imp;
     }
 
     pub fn new_cache(&self) -> KvCache {

@@ -5,8 +5,9 @@
 //! never applies `post_layernorm`, and returns the feature connector
 //! `[hs[last], mean(hs[0..E]), mean(hs[E..2E])]` over every row.
 
-use burn::tensor::{Tensor, activation::softmax};
+use burn::tensor::Tensor;
 
+use super::attention::{AttentionImpl, Mask, attend};
 use super::linear::Linear;
 use super::norm::{LayerNorm, gelu_tanh};
 use super::params::Params;
@@ -48,6 +49,7 @@ pub struct VisionTower {
     /// `[N, C]`
     position: Tensor<2>,
     layers: Vec<VisionLayer>,
+    pub attention: AttentionImpl,
 }
 
 impl VisionTower {
@@ -99,7 +101,7 @@ impl VisionTower {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(Self { kind, width, heads, patch, side, patch_embed, position, layers })
+        Ok(Self { kind, width, heads, patch, side, patch_embed, position, layers, attention: AttentionImpl::default() })
     }
 
     pub fn patches(&self) -> usize {
@@ -149,8 +151,7 @@ impl VisionTower {
                 let t = q.keep.len();
                 let h = Tensor::cat(vec![patches, q.states.clone().unsqueeze::<3>()], 1);
                 let bias: Vec<f32> = (0..n).map(|_| 0.0).chain(q.keep.iter().map(|&k| if k { 0.0 } else { f32::MIN })).collect();
-                let bias = Tensor::<1>::from_data(burn::tensor::TensorData::new(bias, [n + t]), gpu.device()).reshape([1, 1, 1, n + t]);
-                (h, Some(bias))
+                (h, Some(Tensor::<1>::from_data(burn::tensor::TensorData::new(bias, [n + t]), gpu.device())))
             }
             None => (patches, None),
         };
@@ -162,7 +163,7 @@ impl VisionTower {
         for (l, layer) in self.layers.iter().enumerate() {
             // The early-layer quirk (spec §3.6) only exists when the question is present.
             let quirk = question.is_some() && l < early;
-            h = layer.forward(gpu, h, self.heads, key_bias.clone(), quirk.then_some(n))?;
+            h = layer.forward(gpu, self.attention, h, self.heads, key_bias.clone(), quirk.then_some(n))?;
             let i = l + 1; // h is hs[i]
             record(&mut trace, || format!("vision.hidden_{i}"), &h);
             if i < early {
@@ -186,8 +187,8 @@ impl VisionLayer {
     /// heads and `N:` the rows (spec §3.6). A uniform softmax makes their output the mean of V.
     ///
     /// # Shapes
-    /// `h [B, L, C] → [B, L, C]`; `key_bias [1, 1, 1, L]`.
-    fn forward(&self, gpu: &Gpu, h: Tensor<3>, heads: usize, key_bias: Option<Tensor<4>>, quirk_rows: Option<usize>) -> Result<Tensor<3>> {
+    /// `h [B, L, C] → [B, L, C]`; `key_bias [L]`.
+    fn forward(&self, gpu: &Gpu, attention: AttentionImpl, h: Tensor<3>, heads: usize, key_bias: Option<Tensor<1>>, quirk_rows: Option<usize>) -> Result<Tensor<3>> {
         let [b, l, c] = h.dims();
         let hd = c / heads;
         let x = self.ln1.forward(h.clone());
@@ -195,14 +196,14 @@ impl VisionLayer {
         let q = split(self.q.forward(gpu, x.clone())?);
         let k = split(self.k.forward(gpu, x.clone())?);
         let v = split(self.v.forward(gpu, x)?);
-        let mut scores = q.matmul(k.swap_dims(2, 3)) * (hd as f64).powf(-0.5);
-        if let Some(bias) = key_bias {
-            scores = scores + bias;
-        }
-        let mut attn = softmax(scores, 3).matmul(v.clone());
-        if let Some(n) = quirk_rows {
-            let mean_v = v.mean_dim(2).expand([b, heads, l - n, hd]);
-            attn = Tensor::cat(vec![attn.slice([0..b, 0..heads, 0..n]), mean_v], 2);
+        // The quirk rows need no attention: only the first `rows` query rows are computed.
+        let rows = quirk_rows.unwrap_or(l);
+        let flat = |t: Tensor<4>, len: usize| t.reshape([b * heads, len, hd]);
+        let q = flat(q.slice([0..b, 0..heads, 0..rows]), rows);
+        let mut attn = attend(gpu, attention, q, flat(k, l), flat(v.clone(), l), Mask::Full, key_bias)?.reshape([b, heads, rows, hd]);
+        if rows < l {
+            let mean_v = v.mean_dim(2).expand([b, heads, l - rows, hd]);
+            attn = Tensor::cat(vec![attn, mean_v], 2);
         }
         let attn = attn.swap_dims(1, 2).reshape([b, l, c]);
         let h = h + self.out.forward(gpu, attn)?;

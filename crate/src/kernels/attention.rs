@@ -1,0 +1,168 @@
+//! Fused attention (`shaders/attention.wgsl` for many query rows, `shaders/attention_decode.wgsl`
+//! for one), next to its CPU reference.
+
+use burn::backend::wgpu::SourceKernel;
+use burn::tensor::{Tensor, TensorData};
+use cubecl::prelude::{CubeCount, CubeDim};
+use cubecl::server::{Handle, KernelArguments};
+
+use super::source::Wgsl;
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+
+/// Query rows per workgroup of the many-rows kernel.
+const ROWS: u32 = 64;
+/// WebGPU guarantees 16 KiB of workgroup memory: the K and V tiles share it.
+const WORKGROUP_FLOATS: usize = 4096;
+/// Keys per workgroup of split-K decode: short enough that a few hundred cached positions
+/// already spread over several workgroups per head, long enough that the merge pass is cheap.
+const DECODE_CHUNK: u32 = 128;
+const DECODE_WORKGROUP: u32 = 64;
+/// Query heads per kv head the decode kernel takes (LLaMA-3.1: 4; Phi-3.5: 1).
+pub const MAX_GROUP: usize = 8;
+/// Head widths the kernels take: the tile must hold at least 8 keys.
+pub const MAX_HEAD_DIM: usize = 256;
+const MAX_DISPATCH: usize = 65535;
+
+/// Which keys a query row sees.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Mask {
+    /// Decoder: row `i` of the new rows sees keys `0 ..= past + i`, `past = keys − rows`.
+    Causal,
+    /// Vision tower: every key, with an optional additive per-key bias (`f32::MIN` masks).
+    Full,
+}
+
+/// `softmax(q·kᵀ/√hd + bias)·v` per head, without materialising the scores.
+///
+/// # Shapes
+/// `q [heads, S, hd]`, `k`/`v [kv_heads, T, hd]`, `bias [T]` → `[heads, S, hd]`, where
+/// `heads` is a multiple of `kv_heads` (GQA: head `h` reads kv head `h / (heads / kv_heads)`).
+pub fn attention(gpu: &Gpu, q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, mask: Mask, bias: Option<Tensor<1>>) -> Result<Tensor<3>> {
+    const OP: &str = "attention";
+    let [heads, s, hd] = q.dims();
+    let [kv_heads, t, khd] = k.dims();
+    if v.dims() != [kv_heads, t, hd] || khd != hd || kv_heads == 0 || heads % kv_heads != 0 {
+        return Err(Error::shape(OP, format!("q {:?}, k {:?}, v {:?} do not fit one attention", q.dims(), k.dims(), v.dims())));
+    }
+    if s == 0 || hd == 0 || hd > MAX_HEAD_DIM || heads > MAX_DISPATCH {
+        return Err(Error::shape(OP, format!("{heads} heads of {s} rows × {hd}: outside what the kernel takes")));
+    }
+    if mask == Mask::Causal && s > t {
+        return Err(Error::shape(OP, format!("{s} causal rows but only {t} keys")));
+    }
+    if let Some(b) = &bias {
+        if b.dims() != [t] {
+            return Err(Error::shape(OP, format!("bias has {} entries for {t} keys", b.dims()[0])));
+        }
+    }
+    let group = heads / kv_heads;
+    let scale = (hd as f32).powf(-0.5);
+    if s == 1 && group <= MAX_GROUP && bias.is_none() {
+        return decode(gpu, q, k, v, group, scale);
+    }
+    // Largest power-of-two tile of K and V rows (padded to vec4s) that fits: 8 at hd = 256,
+    // 16 at 96 or 128, 64 at ≤ 32.
+    let tile = (WORKGROUP_FLOATS / (2 * hd.next_multiple_of(4))).min(64).ilog2();
+    let source = Wgsl {
+        name: OP,
+        text: include_str!("../../../shaders/attention.wgsl"),
+        constants: vec![("rows", ROWS), ("head_dim", hd as u32), ("tile", 1 << tile)],
+    };
+    let past = if mask == Mask::Causal { t - s } else { 0 };
+    let params = [s as u32, t as u32, group as u32, past as u32, (mask == Mask::Causal) as u32, bias.is_some() as u32, scale.to_bits(), 0];
+    let out = gpu.empty_f32(heads * s * hd);
+    let bias = match bias {
+        Some(b) => gpu.buffer_of(OP, b)?.handle,
+        None => gpu.empty_f32(1),
+    };
+    let [q, k, v] = [gpu.buffer_of(OP, q)?.handle, gpu.buffer_of(OP, k)?.handle, gpu.buffer_of(OP, v)?.handle];
+    launch(gpu, source, ROWS, (s.div_ceil(ROWS as usize), heads), [q, k, v, bias, out.clone()], &params);
+    Ok(gpu.tensor_of(out, [heads, s, hd]))
+}
+
+/// One query row per head: split-K partials, then the merge (see the shader).
+fn decode(gpu: &Gpu, q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, group: usize, scale: f32) -> Result<Tensor<3>> {
+    const OP: &str = "attention_decode";
+    let [heads, _, hd] = q.dims();
+    let [kv_heads, t, _] = k.dims();
+    let chunks = t.div_ceil(DECODE_CHUNK as usize);
+    if chunks > MAX_DISPATCH {
+        return Err(Error::shape(OP, format!("{t} keys need more than one dispatch")));
+    }
+    let pass = |pass: u32| Wgsl {
+        name: OP,
+        text: include_str!("../../../shaders/attention_decode.wgsl"),
+        constants: vec![
+            ("pass", pass),
+            ("workgroup_size", DECODE_WORKGROUP),
+            ("head_dim", hd as u32),
+            ("chunk", DECODE_CHUNK),
+            ("max_group", group.next_power_of_two() as u32),
+        ],
+    };
+    let params = [t as u32, group as u32, chunks as u32, scale.to_bits()];
+    let part = gpu.empty_f32(heads * chunks * (hd + 2));
+    let out = gpu.empty_f32(heads * hd);
+    let [q, k, v] = [gpu.buffer_of(OP, q)?.handle, gpu.buffer_of(OP, k)?.handle, gpu.buffer_of(OP, v)?.handle];
+    let buffers = [q, k, v, part, out.clone()];
+    launch(gpu, pass(0), DECODE_WORKGROUP, (chunks, kv_heads), buffers.clone(), &params);
+    launch(gpu, pass(1), DECODE_WORKGROUP, (heads, 1), buffers, &params);
+    Ok(gpu.tensor_of(out, [heads, 1, hd]))
+}
+
+/// Both attention shaders bind five buffers and then their `Params`.
+fn launch(gpu: &Gpu, source: Wgsl, workgroup: u32, count: (usize, usize), buffers: [Handle; 5], params: &[u32]) {
+    let args = buffers.into_iter().fold(KernelArguments::new(), |a, b| a.with_buffer(b.binding()));
+    gpu.client().launch(
+        Box::new(SourceKernel::new(source, CubeDim::new_1d(workgroup))),
+        CubeCount::Static(count.0 as u32, count.1 as u32, 1),
+        args.with_buffer(gpu.upload_u32(params).binding()),
+    );
+}
+
+/// The definition, in f64: scores, softmax, weighted sum. `q [heads·s·hd]`, `k`/`v [kv·t·hd]`.
+pub fn attention_reference(q: &[f32], k: &[f32], v: &[f32], (heads, kv_heads, s, t, hd): (usize, usize, usize, usize, usize), mask: Mask, bias: Option<&[f32]>) -> Vec<f32> {
+    let group = heads / kv_heads;
+    let past = t - s;
+    let mut out = vec![0f32; heads * s * hd];
+    for h in 0..heads {
+        let kv = h / group;
+        for i in 0..s {
+            let visible = if mask == Mask::Causal { past + i + 1 } else { t };
+            let qi = &q[(h * s + i) * hd..][..hd];
+            let scores: Vec<f64> = (0..visible)
+                .map(|j| {
+                    let kj = &k[(kv * t + j) * hd..][..hd];
+                    let dot: f64 = qi.iter().zip(kj).map(|(&a, &b)| a as f64 * b as f64).sum();
+                    dot / (hd as f64).sqrt() + bias.map_or(0.0, |b| b[j] as f64)
+                })
+                .collect();
+            let top = scores.iter().cloned().fold(f64::MIN, f64::max);
+            let e: Vec<f64> = scores.iter().map(|s| (s - top).exp()).collect();
+            let sum: f64 = e.iter().sum();
+            for d in 0..hd {
+                let o: f64 = e.iter().enumerate().map(|(j, w)| w * v[(kv * t + j) * hd + d] as f64).sum();
+                out[(h * s + i) * hd + d] = (o / sum) as f32;
+            }
+        }
+    }
+    out
+}
+
+/// [`attention`] on fresh random inputs against [`attention_reference`]; returns the relative
+/// L2 error. Shared by the native tests and the in-browser test.
+pub async fn check_against_reference(gpu: &Gpu, (heads, kv_heads, s, t, hd): (usize, usize, usize, usize, usize), mask: Mask, with_bias: bool, seed: u64) -> Result<f64> {
+    let mut rng = crate::rng::SplitMix64::new(seed);
+    let q = rng.normal_vec(heads * s * hd, 1.0);
+    let k = rng.normal_vec(kv_heads * t * hd, 1.0);
+    let v = rng.normal_vec(kv_heads * t * hd, 1.0);
+    // Mask about a quarter of the keys the way the vision tower masks padding.
+    let bias: Option<Vec<f32>> = with_bias.then(|| rng.normal_vec(t, 1.0).into_iter().map(|x| if x > 0.67 { f32::MIN } else { 0.0 }).collect());
+    let want = attention_reference(&q, &k, &v, (heads, kv_heads, s, t, hd), mask, bias.as_deref());
+    let dev = gpu.device();
+    let tensor = |data: Vec<f32>, shape: [usize; 3]| Tensor::<3>::from_data(TensorData::new(data, shape), dev);
+    let bias = bias.map(|b| Tensor::<1>::from_data(TensorData::new(b, [t]), dev));
+    let got = attention(gpu, tensor(q, [heads, s, hd]), tensor(k, [kv_heads, t, hd]), tensor(v, [kv_heads, t, hd]), mask, bias)?;
+    Ok(crate::quant::rel_l2(&crate::gpu::read_f32(got).await?, &want))
+}
