@@ -110,3 +110,48 @@ fn a_converted_model_answers_and_a_corrupt_shard_is_refused() {
     std::fs::write(&shard, &bytes[..bytes.len() / 2]).unwrap();
     assert_clear_failure(&ask(&out, &photo("waterview.jpg"), &["q"]), "shard-00000.bin");
 }
+
+/// `fusion bench` on the tiny model: a report with every section, every time positive, and the
+/// ratios consistent with the figures they come from.
+#[test]
+fn bench_writes_a_complete_report() {
+    let out = std::env::temp_dir().join(format!("fusion-bench-{}.json", std::process::id()));
+    let run = Command::new(env!("CARGO_BIN_EXE_fusion"))
+        .args(["bench", "--model", "tiny", "--tokens", "2", "--repeats", "1", "--copy-mib", "4", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let positive = |v: &serde_json::Value, what: &str| {
+        let x = v.as_f64().unwrap_or_else(|| panic!("{what} missing in {report}"));
+        assert!(x.is_finite() && x > 0.0, "{what} = {x}");
+        x
+    };
+    let copy = positive(&report["copy_bandwidth_gb_s"], "copy bandwidth");
+    let model = &report["models"][0];
+    assert_eq!(model["model"], "tiny");
+    for variant in ["int4_fused", "int4_burn_attention"] {
+        for key in ["tiles_ms", "vision_ms", "prefill_ms", "prefill_tok_s", "time_to_first_token_ms", "decode_tok_s"] {
+            positive(&model[variant][key], &format!("{variant}.{key}"));
+        }
+    }
+    let roofline = positive(&model["decode_roofline_tok_s"], "roofline");
+    let bytes = positive(&model["decode_bytes_per_token"], "bytes per token");
+    assert!((roofline - copy * 1e9 / bytes).abs() <= 1e-3 * roofline + 1e-3, "roofline {roofline} vs {copy} GB/s over {bytes} B");
+    let cases: Vec<_> = model["attention"].as_array().unwrap().iter().map(|c| c["case"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(cases, ["decode", "prefill", "vision"]);
+    for linear in model["linears"].as_array().unwrap() {
+        let gbs = positive(&linear["int4_matvec_gb_s"], "matvec GB/s");
+        let ms = positive(&linear["int4_matvec_ms"], "matvec ms");
+        let bytes = positive(&linear["int4_bytes"], "int4 bytes");
+        assert!((gbs - bytes / (ms * 1e6)).abs() <= 0.01 * gbs + 1e-3, "{linear}");
+    }
+}
+
+#[test]
+fn bench_rejects_unknown_models() {
+    let run = Command::new(env!("CARGO_BIN_EXE_fusion")).args(["bench", "--model", "70b"]).output().unwrap();
+    assert_eq!(run.status.code(), Some(2), "clap usage error");
+    assert!(String::from_utf8_lossy(&run.stderr).contains("70b"));
+}

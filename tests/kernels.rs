@@ -89,3 +89,13 @@ fn attention_rejects_mismatched_shapes() {
     let e = attention(gpu(), t([1, 2, 300]), t([1, 2, 300]), t([1, 2, 300]), Mask::Full, None).err().unwrap();
     assert!(e.to_string().contains("outside"), "{e}");
 }
+
+#[test]
+fn copy_is_exact() {
+    // Sizes past one dispatch's grid (4096 × 256 vec4s) exercise the grid-stride loop.
+    for len in [4, 1000, 4 * 4096 * 256 + 44] {
+        let seed = fresh_seed();
+        let wrong = pollster::block_on(fusion::kernels::copy::check(gpu(), len, seed)).unwrap();
+        assert_eq!(wrong, 0, "len={len} seed={seed}");
+    }
+}

@@ -45,6 +45,11 @@ impl Gpu {
         &self.device
     }
 
+    /// The adapter as it names itself (`NVIDIA H100 80GB HBM3`, `llvmpipe (LLVM 15.0.6, 256 bits)`).
+    pub fn adapter_name(&self) -> String {
+        self.client.properties().identity.name.clone()
+    }
+
     /// Upload words into a new storage buffer.
     pub fn upload_u32(&self, words: &[u32]) -> Handle {
         self.client.create_from_slice(bytemuck::cast_slice(words))

@@ -1,6 +1,8 @@
 //! FUSION vision-language models (arXiv 2504.09925) on burn's wgpu backend with our own WGSL
 //! kernels, natively (Vulkan/Metal) and in the browser (WebGPU, through `wasm`).
 
+#[cfg(not(target_family = "wasm"))]
+pub mod bench;
 pub mod config;
 #[cfg(not(target_family = "wasm"))]
 pub mod convert;

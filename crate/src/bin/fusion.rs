@@ -1,5 +1,4 @@
-//! `fusion`: the native command line (questions, test models; conversion, benchmarks and
-//! serving come with their issues).
+//! `fusion`: the native command line: questions, test models, conversion, benchmarks.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -79,12 +78,47 @@ enum Command {
         #[arg(long, default_value_t = 32)]
         group: usize,
     },
-    /// Measure kernels and the model at real shapes; write a JSON report.
-    Bench,
-    /// Serve the web app and a converted model on localhost.
-    Serve,
+    /// Measure kernels and whole models at the published shapes (random int4 weights, no
+    /// downloads) against the device's copy bandwidth and burn's stock ops; write a JSON report.
+    Bench {
+        /// Model shapes to measure (repeat the flag for several).
+        #[arg(long = "model", value_enum, default_values_t = [BenchShapes::Fusion3b, BenchShapes::Fusion8b])]
+        models: Vec<BenchShapes>,
+        /// Decode steps timed per model.
+        #[arg(long, default_value_t = 64)]
+        tokens: usize,
+        /// Repeats of each kernel measurement.
+        #[arg(long, default_value_t = 20)]
+        repeats: usize,
+        /// int4 group size.
+        #[arg(long, default_value_t = 32)]
+        group: usize,
+        /// Also run burn's f32 matmul on every shape and an f32-weight model (needs 4 bytes per
+        /// parameter of GPU memory: ≈ 15 GB for 3B, 32 GB for 8B).
+        #[arg(long)]
+        stock: bool,
+        /// MiB the copy-bandwidth probe moves each way.
+        #[arg(long, default_value_t = 1024)]
+        copy_mib: usize,
+        /// Where to write the JSON report.
+        #[arg(long, default_value = "bench.json")]
+        out: PathBuf,
+    },
     /// Check that a GPU adapter can be opened.
     Info,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum BenchShapes {
+    Tiny,
+    #[value(name = "3b")]
+    Fusion3b,
+    #[value(name = "x-3b")]
+    FusionX3b,
+    #[value(name = "8b")]
+    Fusion8b,
+    #[value(name = "x-8b")]
+    FusionX8b,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -167,6 +201,24 @@ fn run(cli: Cli) -> Result<()> {
             println!("wrote {} tensors in {} shards ({:.1} MB) to {}", m.tensors.len(), m.shards.len(), bytes as f64 / 1e6, out.display());
             Ok(())
         }
-        Command::Bench | Command::Serve => Err(Error::invalid("fusion", "this subcommand is not built yet")),
+        Command::Bench { models, tokens, repeats, group, stock, copy_mib, out } => {
+            use fusion::bench::Shapes;
+            let shapes = models
+                .into_iter()
+                .map(|m| match m {
+                    BenchShapes::Tiny => Shapes::Tiny,
+                    BenchShapes::Fusion3b => Shapes::Fusion3b,
+                    BenchShapes::FusionX3b => Shapes::FusionX3b,
+                    BenchShapes::Fusion8b => Shapes::Fusion8b,
+                    BenchShapes::FusionX8b => Shapes::FusionX8b,
+                })
+                .collect();
+            let options = fusion::bench::BenchOptions { shapes, decode_tokens: tokens, repeats, group, stock_matmul: stock, copy_bytes: copy_mib << 20 };
+            let report = fusion::bench::run(&Gpu::new()?, &options)?;
+            let text = serde_json::to_string_pretty(&report).map_err(|e| Error::invalid("bench report", e.to_string()))?;
+            std::fs::write(&out, text + "\n").map_err(|e| Error::io(&out, e))?;
+            println!("wrote {}", out.display());
+            Ok(())
+        }
     }
 }

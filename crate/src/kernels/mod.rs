@@ -1,6 +1,7 @@
 //! Launchers for our WGSL kernels (`shaders/`), each next to its CPU reference and checks.
 
 pub mod attention;
+pub mod copy;
 pub mod int4_matmul;
 pub mod int4_matvec;
 mod source;

@@ -1,0 +1,285 @@
+//! `fusion bench`: kernel and whole-model speed as a JSON report. Every figure comes with the
+//! ceiling it should be read against, measured in the same run on the same device (the copy
+//! bandwidth) or computed from it (the decode roofline), and with burn's stock ops on the same
+//! shapes, so the gain of each of our kernels is visible. Models are the published shapes with
+//! random int4 weights made on the fly (`testing::RandomModel`): no weights needed.
+
+use burn::tensor::{Tensor, TensorData};
+use serde_json::{Value, json};
+
+use crate::config::Backbone;
+use crate::error::{Error, Result};
+use crate::gpu::{Gpu, now_ms, read_f32};
+use crate::image::Views;
+use crate::kernels::{Int4Matrix, Mask, int4_matmul, int4_matvec};
+use crate::model::{AttentionImpl, FusionModel, VisionOptions, WeightFormat};
+use crate::quant::Int4Weight;
+use crate::testing::{RandomModel, RandomWeights, TinySpec};
+use crate::tokenizer::Tokenizer;
+
+/// Which model's shapes to measure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shapes {
+    /// The tiny test model: checks the bench itself (CI, lavapipe).
+    Tiny,
+    /// FUSION-Phi3.5-3B: so400m tower, Phi-3.5-mini (3.8B) decoder.
+    Fusion3b,
+    /// FUSION-X-Phi3.5-3B: SigLIP2-giant tower.
+    FusionX3b,
+    /// FUSION-LLaMA3.1-8B.
+    Fusion8b,
+    /// FUSION-X-LLaMA3.1-8B.
+    FusionX8b,
+}
+
+impl Shapes {
+    pub fn name(self) -> &'static str {
+        match self {
+            Shapes::Tiny => "tiny",
+            Shapes::Fusion3b => "FUSION-Phi3.5-3B",
+            Shapes::FusionX3b => "FUSION-X-Phi3.5-3B",
+            Shapes::Fusion8b => "FUSION-LLaMA3.1-8B",
+            Shapes::FusionX8b => "FUSION-X-LLaMA3.1-8B",
+        }
+    }
+
+    fn spec(self) -> TinySpec {
+        match self {
+            Shapes::Tiny => TinySpec::new(Backbone::Phi),
+            Shapes::Fusion3b => TinySpec::real(Backbone::Phi, false),
+            Shapes::FusionX3b => TinySpec::real(Backbone::Phi, true),
+            Shapes::Fusion8b => TinySpec::real(Backbone::Llama, false),
+            Shapes::FusionX8b => TinySpec::real(Backbone::Llama, true),
+        }
+    }
+}
+
+pub struct BenchOptions {
+    pub shapes: Vec<Shapes>,
+    /// Decode steps timed per model.
+    pub decode_tokens: usize,
+    /// Repeats of each kernel measurement (after one warm-up launch).
+    pub repeats: usize,
+    /// int4 group size.
+    pub group: usize,
+    /// Also run each model with f32 weights through burn's matmul (4× the memory of f16).
+    pub stock_matmul: bool,
+    /// Bytes the copy-bandwidth probe moves each way.
+    pub copy_bytes: usize,
+}
+
+/// A question as users ask it; the byte-level test tokenizer makes it ≈ 60 tokens.
+const QUESTION: &str = "What is unusual about this image? Describe it in detail.";
+
+pub fn run(gpu: &Gpu, o: &BenchOptions) -> Result<Value> {
+    let copy_gbs = copy_bandwidth(gpu, o)?;
+    let mut models = Vec::new();
+    for &shapes in &o.shapes {
+        models.push(bench_model(gpu, o, shapes, copy_gbs)?);
+    }
+    Ok(json!({
+        "device": gpu.adapter_name(),
+        "backend": "wgpu (burn 0.22 / cubecl 0.11, WGSL)",
+        "copy_bandwidth_gb_s": round(copy_gbs),
+        "group_size": o.group,
+        "models": models,
+    }))
+}
+
+/// Mean milliseconds per call of `f`, GPU-complete, after one warm-up call (which compiles).
+fn time_ms(gpu: &Gpu, repeats: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+    f()?;
+    pollster::block_on(gpu.sync())?;
+    let start = now_ms();
+    for _ in 0..repeats {
+        f()?;
+    }
+    pollster::block_on(gpu.sync())?;
+    Ok((now_ms() - start) / repeats.max(1) as f64)
+}
+
+/// Device copy bandwidth, read + write bytes per second, in GB/s.
+fn copy_bandwidth(gpu: &Gpu, o: &BenchOptions) -> Result<f64> {
+    let len = (o.copy_bytes / 4).next_multiple_of(4);
+    let (src, dst) = (gpu.empty_f32(len), gpu.empty_f32(len));
+    let ms = time_ms(gpu, o.repeats, || crate::kernels::copy::copy(gpu, &src, &dst, len))?;
+    Ok(2.0 * (len * 4) as f64 / (ms * 1e6))
+}
+
+fn random_f32(gpu: &Gpu, shape: [usize; 2], seed: u64) -> Tensor<2> {
+    let data = crate::rng::SplitMix64::new(seed).normal_vec(shape[0] * shape[1], 1.0);
+    Tensor::from_data(TensorData::new(data, shape), gpu.device())
+}
+
+fn int4_bytes(rows: usize, cols: usize, group: usize) -> usize {
+    rows * (Int4Weight::words_per_row(cols, group) * 4 + Int4Weight::groups_per_row(cols, group) * 2)
+}
+
+fn round(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// The decoder's distinct linear shapes `[out, in]` with how many of each a token reads.
+fn decoder_linears(model: &RandomModel) -> Vec<((usize, usize), usize)> {
+    let mut counts = std::collections::BTreeMap::new();
+    for (name, shape) in &model.shapes {
+        let decoder = name.starts_with("model.layers.") || name == &crate::weights::lm_head();
+        if decoder && shape.len() == 2 {
+            *counts.entry((shape[0], shape[1])).or_insert(0) += 1;
+        }
+    }
+    counts.into_iter().collect()
+}
+
+/// int4 matvec (decode) and GEMM (prefill) on each decoder shape, against burn's f32 matmul.
+fn bench_linears(gpu: &Gpu, o: &BenchOptions, shapes: &[((usize, usize), usize)], prefill_rows: usize, copy_gbs: f64) -> Result<Vec<Value>> {
+    let mut random = RandomWeights::new(7, o.group);
+    let mut out = Vec::new();
+    for &((n, k), count) in shapes {
+        let w = Int4Matrix::upload(gpu, &random.int4(n, k));
+        let bytes = int4_bytes(n, k, o.group);
+        let x1 = random_f32(gpu, [1, k], 1);
+        let xm = random_f32(gpu, [prefill_rows, k], 2);
+        let matvec_ms = time_ms(gpu, o.repeats, || int4_matvec(gpu, x1.clone(), &w).map(drop))?;
+        let matmul_ms = time_ms(gpu, o.repeats, || int4_matmul(gpu, xm.clone(), &w).map(drop))?;
+        let matvec_gbs = bytes as f64 / (matvec_ms * 1e6);
+        let flops = 2.0 * (prefill_rows * n * k) as f64;
+        let mut entry = json!({
+            "shape": [n, k], "per_token": count, "int4_bytes": bytes,
+            "int4_matvec_ms": round(matvec_ms), "int4_matvec_gb_s": round(matvec_gbs),
+            "int4_matvec_vs_copy": round(matvec_gbs / copy_gbs),
+            "int4_matmul_rows": prefill_rows, "int4_matmul_ms": round(matmul_ms),
+            "int4_matmul_tflop_s": round(flops / (matmul_ms * 1e9)),
+        });
+        if o.stock_matmul {
+            let wt = random_f32(gpu, [k, n], 3);
+            let stock_vec = time_ms(gpu, o.repeats, || Ok(drop(x1.clone().matmul(wt.clone()))))?;
+            let stock_mat = time_ms(gpu, o.repeats, || Ok(drop(xm.clone().matmul(wt.clone()))))?;
+            entry["burn_f32_matvec_ms"] = json!(round(stock_vec));
+            entry["burn_f32_matmul_ms"] = json!(round(stock_mat));
+            entry["int4_matvec_speedup"] = json!(round(stock_vec / matvec_ms));
+            entry["int4_matmul_speedup"] = json!(round(stock_mat / matmul_ms));
+        }
+        out.push(entry);
+    }
+    Ok(out)
+}
+
+/// Fused attention against burn's stock attention at the model's decode, prefill and vision shapes.
+fn bench_attention(gpu: &Gpu, o: &BenchOptions, cases: &[(&str, (usize, usize, usize, usize, usize), Mask)]) -> Result<Vec<Value>> {
+    let mut out = Vec::new();
+    for &(what, (heads, kv, s, t, hd), mask) in cases {
+        let mk = |shape: [usize; 3], seed| random_f32(gpu, [shape[0] * shape[1], shape[2]], seed).reshape(shape);
+        let (q, k, v) = (mk([heads, s, hd], 4), mk([kv, t, hd], 5), mk([kv, t, hd], 6));
+        let mut times = Vec::new();
+        for imp in [AttentionImpl::Fused, AttentionImpl::Stock] {
+            let f = || crate::model::attention::attend(gpu, imp, q.clone(), k.clone(), v.clone(), mask, None).map(drop);
+            times.push(time_ms(gpu, o.repeats, f)?);
+        }
+        out.push(json!({
+            "case": what, "heads": heads, "kv_heads": kv, "rows": s, "keys": t, "head_dim": hd,
+            "fused_ms": round(times[0]), "burn_ms": round(times[1]), "speedup": round(times[1] / times[0]),
+        }));
+    }
+    Ok(out)
+}
+
+/// A photo-sized gradient: the bench needs no files.
+fn synthetic_views() -> Result<Views> {
+    let (w, h) = (640, 480);
+    let rgb: Vec<u8> = (0..w * h).flat_map(|i| [(i % w * 255 / w) as u8, (i / w * 255 / h) as u8, ((i * 7) % 251) as u8]).collect();
+    Views::from_rgb(&rgb, w, h)
+}
+
+/// One image question end to end: tiles, question-guided vision, prefill, `decode_tokens`
+/// greedy steps. Times are GPU-complete (each phase ends in a sync or a read-back).
+fn bench_question(model: &FusionModel, tokenizer: &Tokenizer, views: &Views, o: &BenchOptions) -> Result<Value> {
+    let gpu = model.gpu();
+    let vision = VisionOptions { latents: model.config.default_latents(), reduced_side: None };
+    let prompt = tokenizer.image_prompt(QUESTION)?;
+    let phases = |cache: &mut crate::model::KvCache| -> Result<(f64, f64, f64, usize, Vec<f32>)> {
+        let t0 = now_ms();
+        let context = model.encode_image(views)?;
+        pollster::block_on(gpu.sync())?;
+        let t1 = now_ms();
+        let embedded = model.embed_prompt(&prompt, Some((views, &context)), vision, cache, None)?;
+        pollster::block_on(gpu.sync())?;
+        let t2 = now_ms();
+        let logits = pollster::block_on(read_f32(model.run_decoder(embedded, cache, None)?))?;
+        Ok((t1 - t0, t2 - t1, now_ms() - t2, cache.len(), logits))
+    };
+    // Warm-up: compiles every pipeline once.
+    phases(&mut model.new_cache())?;
+    let mut cache = model.new_cache();
+    let (tiles_ms, vision_ms, prefill_ms, prompt_len, mut logits) = phases(&mut cache)?;
+    let steps = o.decode_tokens.min(model.config.max_context() - prompt_len - 1);
+    let start = now_ms();
+    for _ in 0..steps {
+        let next = logits.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(i, _)| i as u32);
+        logits = pollster::block_on(read_f32(model.decode(next, &mut cache)?))?;
+    }
+    let decode_ms = (now_ms() - start) / steps.max(1) as f64;
+    Ok(json!({
+        "prompt_tokens": prompt_len,
+        "tiles_ms": round(tiles_ms), "vision_ms": round(vision_ms), "prefill_ms": round(prefill_ms),
+        "prefill_tok_s": round(prompt_len as f64 / prefill_ms * 1e3),
+        "time_to_first_token_ms": round(tiles_ms + vision_ms + prefill_ms),
+        "time_to_first_token_photo_cached_ms": round(vision_ms + prefill_ms),
+        "decode_steps": steps, "decode_ms_per_token": round(decode_ms), "decode_tok_s": round(1e3 / decode_ms),
+    }))
+}
+
+fn bench_model(gpu: &Gpu, o: &BenchOptions, shapes: Shapes, copy_gbs: f64) -> Result<Value> {
+    let spec = shapes.spec();
+    let mut source = RandomModel::new(&spec, o.group)?;
+    let config = source.config.clone();
+    let tokenizer = Tokenizer::from_bytes(source.tokenizer.to_string().as_bytes(), config.model_type)?;
+    let views = synthetic_views()?;
+    let linears = decoder_linears(&source);
+
+    let load = now_ms();
+    let mut model = FusionModel::from_source(config.clone(), &source.vision.clone(), &mut source, gpu, WeightFormat::Int4 { group: o.group })?;
+    pollster::block_on(gpu.sync())?;
+    let load_ms = now_ms() - load;
+    let fused = bench_question(&model, &tokenizer, &views, o)?;
+    model.set_attention(AttentionImpl::Stock);
+    let stock_attention = bench_question(&model, &tokenizer, &views, o)?;
+    drop(model);
+
+    // The decode roofline: every int4 weight (scales included) and the KV cache read once per token.
+    let prompt = fused["prompt_tokens"].as_u64().unwrap_or(0) as usize;
+    let context = prompt + o.decode_tokens / 2;
+    let weight_bytes: usize = linears.iter().map(|&((n, k), c)| c * int4_bytes(n, k, o.group)).sum();
+    let kv_bytes = config.num_hidden_layers * 2 * config.kv_heads() * config.head_dim() * context * 4;
+    let roofline = copy_gbs * 1e9 / (weight_bytes + kv_bytes) as f64;
+    let decode = fused["decode_tok_s"].as_f64().unwrap_or(0.0);
+
+    let (d, h, kv, hd, c) = (config.hidden_size, config.num_attention_heads, config.kv_heads(), config.head_dim(), source.vision.hidden_size);
+    let tower_heads = source.vision.num_attention_heads;
+    let tower_rows = (384 / source.vision.patch_size).pow(2);
+    let attention = bench_attention(gpu, o, &[
+        ("decode", (h, kv, 1, context, hd), Mask::Causal),
+        ("prefill", (h, kv, prompt, prompt, hd), Mask::Causal),
+        ("vision", (tower_heads, tower_heads, tower_rows, tower_rows, c / tower_heads), Mask::Full),
+    ])?;
+    let mut report = json!({
+        "model": shapes.name(),
+        "decoder": {"hidden": d, "layers": config.num_hidden_layers, "heads": h, "kv_heads": kv, "head_dim": hd, "intermediate": config.intermediate_size, "vocab": config.vocab_size},
+        "load_ms": round(load_ms),
+        "decode_bytes_per_token": weight_bytes + kv_bytes,
+        "decode_roofline_tok_s": round(roofline),
+        "decode_vs_roofline": round(decode / roofline),
+        "int4_fused": fused,
+        "int4_burn_attention": stock_attention,
+        "attention": attention,
+        "linears": bench_linears(gpu, o, &linears, prompt, copy_gbs)?,
+    });
+    if o.stock_matmul {
+        let mut source = RandomModel::new(&spec, o.group)?;
+        let mut model = FusionModel::from_source(config, &source.vision.clone(), &mut source, gpu, WeightFormat::F32)
+            .map_err(|e| Error::invalid("bench", format!("the f32 model for the stock-matmul comparison: {e}")))?;
+        model.set_attention(AttentionImpl::Stock);
+        report["f32_burn_matmul_and_attention"] = bench_question(&model, &tokenizer, &views, o)?;
+    }
+    Ok(report)
+}
