@@ -38,7 +38,7 @@ const ROWS: u32 = {{ rows }}u;
 const HD: u32 = {{ head_dim }}u;
 const HD4: u32 = (HD + 3u) / 4u; // head dims in vec4s; the tail of the last one is zero
 const TILE: u32 = {{ tile }}u;
-const LOWEST: f32 = -3.4028235e38;
+const LOWEST: f32 = -0x1.fffffep+127f; // -f32::MAX (Tint rejects a decimal that rounds to it)
 
 var<workgroup> k_tile: array<vec4<f32>, TILE * HD4>;
 var<workgroup> v_tile: array<vec4<f32>, TILE * HD4>;

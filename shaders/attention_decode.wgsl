@@ -37,7 +37,7 @@ const HD: u32 = {{ head_dim }}u;
 const CHUNK: u32 = {{ chunk }}u;
 const MAX_GROUP: u32 = {{ max_group }}u;
 const STRIDE: u32 = HD + 2u;
-const LOWEST: f32 = -3.4028235e38;
+const LOWEST: f32 = -0x1.fffffep+127f; // -f32::MAX (Tint rejects a decimal that rounds to it)
 
 var<workgroup> q_group: array<f32, MAX_GROUP * HD>;
 var<workgroup> scores: array<f32, MAX_GROUP * CHUNK>;
