@@ -23,9 +23,10 @@ const TYPES = {
 /**
  * Start a static server; resolves to { url, close }. `mounts` maps URL prefixes to folders
  * (e.g. { '/models/': '/tmp/models' }); everything else is served from `root`. Byte ranges
- * (`Range: bytes=N-`) are honoured so interrupted model downloads resume.
+ * (`Range: bytes=N-`) are honoured so interrupted model downloads resume. With `cors`, any
+ * origin may read the files (to test pages that load models from another origin).
  */
-export async function serve({ root = fileURLToPath(new URL('.', import.meta.url)), mounts = {}, port = 0, host = '127.0.0.1', onRequest } = {}) {
+export async function serve({ root = fileURLToPath(new URL('.', import.meta.url)), mounts = {}, port = 0, host = '127.0.0.1', onRequest, cors = false } = {}) {
   root = resolve(root);
   const server = createServer(async (req, res) => {
     try {
@@ -55,6 +56,7 @@ export async function serve({ root = fileURLToPath(new URL('.', import.meta.url)
         'content-type': TYPES[extname(file)] ?? 'application/octet-stream',
         'cache-control': 'no-cache',
         'accept-ranges': 'bytes',
+        ...(cors && { 'access-control-allow-origin': '*', 'access-control-expose-headers': 'content-range, content-length' }),
       };
       const range = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
       const start = range ? Number(range[1]) : 0;

@@ -77,10 +77,16 @@ impl Manifest {
         if m.format != FORMAT || m.version != FORMAT_VERSION {
             return Err(bad(format!("format {} v{}; this engine reads {FORMAT} v{FORMAT_VERSION}", m.format, m.version)));
         }
+        // Every file is fetched relative to the manifest: a name that is a path or a URL could
+        // pull bytes from elsewhere (another folder, another origin).
+        let local = |name: &str| !name.is_empty() && !name.contains(['/', '\\', ':']) && !name.contains("..");
         for shard in &m.shards {
-            if shard.file.is_empty() || shard.file.contains(['/', '\\']) || shard.file.contains("..") {
+            if !local(&shard.file) {
                 return Err(bad(format!("shard name `{}` leaves the model folder", shard.file)));
             }
+        }
+        if let Some(name) = m.tokenizer.as_deref().filter(|n| !local(n)) {
+            return Err(bad(format!("tokenizer name `{name}` leaves the model folder")));
         }
         for t in &m.tensors {
             for r in t.data.iter().chain(t.scales.iter().flatten()) {
@@ -94,5 +100,36 @@ impl Manifest {
             }
         }
         Ok(m)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(shard: &str, tokenizer: &str) -> String {
+        serde_json::json!({
+            "format": FORMAT, "version": FORMAT_VERSION, "config": {}, "tokenizer": tokenizer,
+            "shards": [{"file": shard, "bytes": 512, "sha256": "00"}],
+            "tensors": [{"name": "w", "dtype": "f32", "shape": [128], "data": [{"shard": 0, "offset": 256, "bytes": 256}]}],
+        })
+        .to_string()
+    }
+
+    #[test]
+    fn file_names_stay_in_the_model_folder() {
+        assert!(Manifest::from_json(&manifest("shard-00000.bin", "tokenizer.json")).is_ok());
+        for (shard, tokenizer) in [
+            ("../shard.bin", "tokenizer.json"),
+            ("https://elsewhere.example/shard.bin", "tokenizer.json"),
+            ("sub/shard.bin", "tokenizer.json"),
+            ("C:shard.bin", "tokenizer.json"),
+            ("", "tokenizer.json"),
+            ("shard-00000.bin", "//elsewhere.example/tokenizer.json"),
+            ("shard-00000.bin", ".."),
+        ] {
+            let e = Manifest::from_json(&manifest(shard, tokenizer)).expect_err(shard).to_string();
+            assert!(e.contains("leaves the model folder"), "{shard} {tokenizer}: {e}");
+        }
     }
 }

@@ -79,6 +79,13 @@ impl Engine {
     }
 }
 
+/// Check a model manifest (format, version, file names that stay in the model's folder, every
+/// range inside its shard) before anything it names is fetched.
+#[wasm_bindgen(js_name = checkManifest)]
+pub fn check_manifest(text: &str) -> Result<(), JsError> {
+    crate::manifest::Manifest::from_json(text).map(drop).map_err(js_error)
+}
+
 /// Incremental sha256 (SubtleCrypto can only hash a whole buffer at once).
 #[wasm_bindgen]
 pub struct Sha256Stream(sha2::Sha256);

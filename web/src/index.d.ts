@@ -15,6 +15,11 @@ export interface LoadOptions {
   signal?: AbortSignal;
   /** Where the engine worker is served from (default: `worker.js` next to this module). */
   workerUrl?: string | URL;
+  /**
+   * Origins besides the page's own that models may load from (e.g. `["https://cdn.example"]`;
+   * the server must allow CORS). Anything else is refused before a byte is fetched.
+   */
+  allowedOrigins?: string[];
 }
 
 export type ImageInput = Blob | File | ImageBitmap | HTMLImageElement | HTMLCanvasElement | OffscreenCanvas | string | URL;

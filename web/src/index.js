@@ -73,11 +73,16 @@ export class Fusion {
   /**
    * Download (or reuse the verified offline copy of) a converted model and put it on the GPU.
    * @param {string} manifestUrl URL of the model's manifest.json
-   * @param {{ onProgress?: (p: {file: string, loaded: number, total: number, etaSeconds: number|null}) => void, signal?: AbortSignal, workerUrl?: string|URL }} [options]
+   * Weights load only from this page's origin or one listed in `allowedOrigins`; every shard
+   * is pinned by the manifest's sha256.
+   * @param {{ onProgress?: (p: {file: string, loaded: number, total: number, etaSeconds: number|null}) => void, signal?: AbortSignal, workerUrl?: string|URL, allowedOrigins?: string[] }} [options]
    */
-  static async load(manifestUrl, { onProgress, signal, workerUrl } = {}) {
+  static async load(manifestUrl, { onProgress, signal, workerUrl, allowedOrigins = [] } = {}) {
     if (!('gpu' in navigator)) throw new Error('this browser has no WebGPU (navigator.gpu is missing)');
-    const url = new URL(manifestUrl, location.href).href;
+    const url = new URL(manifestUrl, location.href);
+    if (url.origin !== location.origin && !allowedOrigins.includes(url.origin)) {
+      throw new Error(`the model at ${url.href} is on ${url.origin}; models load only from this page's origin (${location.origin}) or an origin listed in allowedOrigins`);
+    }
     const worker = new Worker(workerUrl ?? new URL('./worker.js', import.meta.url), { type: 'module' });
     const model = new Fusion(worker);
     const abort = () => {
@@ -88,7 +93,7 @@ export class Fusion {
     signal?.addEventListener('abort', abort, { once: true });
     try {
       const t0 = performance.now();
-      model.info = await model.#request({ type: Msg.load, manifestUrl: url }, { onProgress });
+      model.info = await model.#request({ type: Msg.load, manifestUrl: url.href }, { onProgress });
       model.#stats.loadMs = performance.now() - t0;
       return model;
     } catch (e) {

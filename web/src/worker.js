@@ -1,6 +1,6 @@
 // The engine's module worker: everything heavy (download, verification, GPU work) runs here,
 // so the page thread never blocks. Messages are described in protocol.js.
-import init, { Model, Sha256Stream } from '../pkg/fusion.js';
+import init, { Model, Sha256Stream, checkManifest } from '../pkg/fusion.js';
 import { Msg } from './protocol.js';
 import { ensureModel, fetchModelFile, openShards } from './cache.js';
 
@@ -13,15 +13,13 @@ const post = (message) => self.postMessage(message);
 async function load({ id, manifestUrl }) {
   await ready;
   const manifestText = await fetchModelFile(manifestUrl, manifestUrl, 'manifest.json');
-  let manifest;
+  // The engine's own check (format, file names, ranges) before any file it names is fetched.
   try {
-    manifest = JSON.parse(manifestText);
+    checkManifest(manifestText);
   } catch (e) {
-    throw new Error(`${manifestUrl} is not JSON: ${e.message}`);
+    throw new Error(`${manifestUrl} is not a usable FUSION model manifest (made by \`fusion convert\`): ${e.message}`);
   }
-  if (!Array.isArray(manifest.shards) || !Array.isArray(manifest.tensors)) {
-    throw new Error(`${manifestUrl} is not a FUSION model manifest (made by \`fusion convert\`)`);
-  }
+  const manifest = JSON.parse(manifestText);
   await checkLimits(manifest);
   const tokenizerUrl = new URL(manifest.tokenizer ?? 'tokenizer.json', manifestUrl).href;
   const tokenizer = await fetchModelFile(manifestUrl, tokenizerUrl, 'tokenizer.json');
