@@ -116,30 +116,75 @@ impl Engine {
     }
 
     pub fn new_conversation(&self) -> Conversation {
-        Conversation { cache: self.model.new_cache(), pending: None, questions: Vec::new() }
+        Conversation { cache: self.model.new_cache(), pending: None, asked: Vec::new(), kept: Vec::new(), dropped: 0 }
     }
 
     /// A conversation rebuilt from earlier `(question, answer)` turns about `photo`, as if they
-    /// had been asked here: the first turn's full prefill, then every later turn appended.
+    /// had been asked here: the first turn's full prefill, then the later turns appended —
+    /// as many of the newest as fit with room for one more question and answer
+    /// ([`Engine::fit`]).
     pub fn resume(&self, photo: &Photo, history: &[(String, String)], options: &AskOptions) -> Result<Conversation> {
+        self.rebuild(photo, history, "", options)
+    }
+
+    /// [`Engine::resume`], keeping room for `next` (a question about to be asked).
+    fn rebuild(&self, photo: &Photo, history: &[(String, String)], next: &str, options: &AskOptions) -> Result<Conversation> {
         let mut conversation = self.new_conversation();
-        let Some(((first, _), _)) = history.split_first() else { return Ok(conversation) };
+        let Some(((first, _), later)) = history.split_first() else { return Ok(conversation) };
+        let dropped = self.fit(history, next, options)?;
         let prompt = self.tokenizer.image_prompt(first)?;
         let vision = options.vision(&self.model.config);
         self.model.prefill(&prompt, Some((&photo.views, &photo.context)), vision, &mut conversation.cache, None)?;
-        let mut ids = Vec::new();
-        for (i, (question, answer)) in history.iter().enumerate() {
-            if i > 0 {
-                ids.extend(self.tokenizer.follow_up(question)?);
-            }
+        let mut ids = self.tokenizer.encode(&history[0].1, false)?;
+        for (question, answer) in &later[dropped..] {
+            ids.extend(self.tokenizer.follow_up(question)?);
             ids.extend(self.tokenizer.encode(answer, false)?);
         }
         if !ids.is_empty() {
             let prompt = Prompt { ids: ids.into_iter().map(i64::from).collect(), instructs: Vec::new() };
             self.model.prefill(&prompt, None, vision, &mut conversation.cache, None)?;
         }
-        conversation.questions = history.iter().map(|(q, _)| q.trim().to_owned()).collect();
+        conversation.asked = history.iter().map(|(q, _)| q.trim().to_owned()).collect();
+        conversation.kept = std::iter::once(history[0].clone()).chain(later[dropped..].iter().cloned()).collect();
+        conversation.dropped = dropped;
         Ok(conversation)
+    }
+
+    /// The context policy: how many of the oldest follow-up turns of `history` to leave out so
+    /// that the rest, then `question` and room for its answer, fit the model's context.
+    ///
+    /// The first turn (the photo's image tokens and latents, its question and answer) anchors
+    /// the conversation and is never left out. When the turns do not fit, the oldest
+    /// follow-ups go until the rest use at most half the context the first turn leaves free; when it and the new question alone do not fit,
+    /// this is an error naming the sizes. The room kept for the answer is
+    /// [`ANSWER_ROOM`] tokens (or `max_new_tokens`, if smaller); an answer that still
+    /// reaches the end of the context stops there with [`StopReason::Length`].
+    pub fn fit(&self, history: &[(String, String)], question: &str, options: &AskOptions) -> Result<usize> {
+        let Some(((first_q, first_a), later)) = history.split_first() else { return Ok(0) };
+        let max = self.model.config.max_context();
+        let first = self.model.sequence_len(&self.tokenizer.image_prompt(first_q)?, options.vision(&self.model.config))? + self.tokenizer.encode(first_a, false)?.len();
+        let turn = |q: &str, a: &str| -> Result<usize> { Ok(self.tokenizer.follow_up(q)?.len() + self.tokenizer.encode(a, false)?.len()) };
+        let ask = if question.is_empty() { 0 } else { turn(question, "")? } + ANSWER_ROOM.min(options.sampling.max_new_tokens);
+        let later = later.iter().map(|(q, a)| turn(q, a)).collect::<Result<Vec<_>>>()?;
+        if first + ask > max {
+            return Err(crate::Error::invalid(
+                "conversation",
+                format!("the photo's first turn ({first} positions) and the new question with room for its answer ({ask}) exceed the model's context of {max}"),
+            ));
+        }
+        let mut total = first + ask + later.iter().sum::<usize>();
+        if total <= max {
+            return Ok(0);
+        }
+        // Trim to half the room the follow-ups may use, so the next questions fit without
+        // another rebuild (each rebuild is a full prefill).
+        let target = first + ask + (max - first - ask) / 2;
+        let mut dropped = 0;
+        while total > target {
+            total -= later[dropped];
+            dropped += 1;
+        }
+        Ok(dropped)
     }
 
     /// Answer `question` about `photo` in `conversation`. The first question runs FUSION's
@@ -152,10 +197,21 @@ impl Engine {
     /// photo for the new question; the photo's tile features and the first turn's image and
     /// latent tokens stay in context.
     pub async fn ask(&self, conversation: &mut Conversation, photo: &Photo, question: &str, options: &AskOptions, on_text: impl FnMut(&str) -> bool) -> Result<Answer> {
+        if !conversation.kept.is_empty() {
+            let follow_up = 1 + self.tokenizer.follow_up(question)?.len() + ANSWER_ROOM.min(options.sampling.max_new_tokens);
+            if conversation.cache.len() + follow_up > self.model.config.max_context() {
+                // Out of room: rebuild the cache from the newest turns that fit (one prefill).
+                let rebuilt = self.rebuild(photo, &conversation.kept, question, options)?;
+                conversation.dropped += rebuilt.dropped;
+                conversation.kept = rebuilt.kept;
+                conversation.cache = rebuilt.cache;
+                conversation.pending = None;
+            }
+        }
         let cache = &mut conversation.cache;
         let before = cache.len();
         let start = now_ms();
-        let embedded = if conversation.questions.is_empty() {
+        let embedded = if conversation.kept.is_empty() {
             let prompt = self.tokenizer.image_prompt(question)?;
             let embedded = self.model.embed_prompt(&prompt, Some((&photo.views, &photo.context)), options.vision(&self.model.config), cache, None)?;
             self.model.gpu().sync().await?;
@@ -169,7 +225,8 @@ impl Engine {
         let prompt_tokens = cache.len() - before;
         let (answer, pending, prefill_ms) = self.generate(cache, logits, options, on_text).await?;
         conversation.pending = pending;
-        conversation.questions.push(question.trim().to_owned());
+        conversation.asked.push(question.trim().to_owned());
+        conversation.kept.push((question.trim().to_owned(), answer.text.clone()));
         let timings = Timings { vision_ms, prefill_ms, decode_ms: now_ms() - start - vision_ms - prefill_ms };
         Ok(Answer { prompt_tokens, timings, ..answer })
     }
@@ -215,11 +272,35 @@ impl Engine {
     }
 }
 
-/// A conversation about one photo: the KV cache of every turn so far.
+/// Tokens kept free for an answer when deciding whether a question still fits the context.
+pub const ANSWER_ROOM: usize = 64;
+
+/// A conversation about one photo: the KV cache of every turn it still holds.
 pub struct Conversation {
     cache: KvCache,
     /// The last answer's final token, sampled but not yet in the cache.
     pending: Option<u32>,
-    /// The questions asked so far.
-    pub questions: Vec<String>,
+    /// Every question asked, in order (to recognise the conversation a caller continues).
+    asked: Vec<String>,
+    /// The `(question, answer)` turns in the cache: the first, then the newest that fit.
+    kept: Vec<(String, String)>,
+    /// Follow-up turns left out to stay within the context ([`Engine::fit`]).
+    dropped: usize,
+}
+
+impl Conversation {
+    /// Every question asked, in order, including those no longer in the context.
+    pub fn questions(&self) -> &[String] {
+        &self.asked
+    }
+
+    /// Follow-up turns left out of the context so far.
+    pub fn dropped_turns(&self) -> usize {
+        self.dropped
+    }
+
+    /// Positions in the KV cache.
+    pub fn context_len(&self) -> usize {
+        self.cache.len()
+    }
 }

@@ -45,6 +45,12 @@ impl Gpu {
         &self.device
     }
 
+    /// Bytes of GPU memory our allocations use now, and the bytes the allocator has reserved.
+    pub fn memory(&self) -> (u64, u64) {
+        let usage = self.client.memory_report(cubecl::MemoryScope::Device).usage();
+        (usage.bytes_in_use, usage.bytes_reserved)
+    }
+
     /// The adapter as it names itself (`NVIDIA H100 80GB HBM3`, `llvmpipe (LLVM 15.0.6, 256 bits)`).
     pub fn adapter_name(&self) -> String {
         self.client.properties().identity.name.clone()

@@ -211,7 +211,7 @@ impl Model {
         let photo = self.photos.borrow_mut().get_mut(id as usize).and_then(Option::take).ok_or_else(|| js_error(Error::invalid("photo", format!("no photo {id}"))))?;
         let asked: Vec<String> = history.iter().map(|(q, _)| q.trim().to_owned()).collect();
         let mut conversation = match self.conversation.borrow_mut().take() {
-            Some((photo_id, c)) if photo_id == id && c.questions == asked => c,
+            Some((photo_id, c)) if photo_id == id && c.questions() == asked => c,
             // Another photo or an edited history: rebuild its cache (the same photo is reused).
             _ => match self.engine.resume(&photo, &history, &options) {
                 Ok(c) => c,

@@ -2,6 +2,7 @@
 // passes messages, so the page thread never blocks.
 import { Msg } from './protocol.js';
 import { cachedModels, evictModel } from './cache.js';
+import { toTurns } from './chat.js';
 
 let nextId = 1;
 
@@ -26,34 +27,6 @@ function usage(answer) {
   const prompt = answer?.promptTokens ?? 0;
   const completion = answer?.tokens.length ?? 0;
   return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
-}
-
-const textOf = (content) =>
-  typeof content === 'string' ? content : (content ?? []).filter((p) => p.type === 'text').map((p) => p.text).join('\n');
-
-/** OpenAI-style messages → the newest image, the newest question and earlier turns. */
-function toTurns(messages) {
-  if (!Array.isArray(messages) || messages.length === 0) throw new TypeError('messages must be a non-empty array');
-  const turns = [];
-  let image = null;
-  for (const [i, m] of messages.entries()) {
-    if (m?.role === 'system') continue;
-    if (m?.role !== 'user' && m?.role !== 'assistant') throw new TypeError(`messages[${i}]: role must be "system", "user" or "assistant", got ${JSON.stringify(m?.role)}`);
-    if (m.role === 'user') {
-      for (const part of Array.isArray(m.content) ? m.content : []) {
-        if (part?.type === 'image_url') image = part.image_url?.url ?? part.image_url;
-      }
-      turns.push([textOf(m.content), null]);
-    } else if (turns.length && turns.at(-1)[1] === null) {
-      turns.at(-1)[1] = textOf(m.content);
-    } else {
-      throw new TypeError(`messages[${i}]: an assistant message must follow a user message`);
-    }
-  }
-  const last = turns.pop();
-  if (!last || last[1] !== null) throw new TypeError('the last message must come from the user');
-  if (!image) throw new TypeError('FUSION answers about a photo: give one as an image_url part of a user message');
-  return { image, question: last[0], history: turns };
 }
 
 export class Fusion {

@@ -184,24 +184,35 @@ impl FusionModel {
         self.run_decoder(embedded, cache, trace)
     }
 
+    /// Image tokens a question puts in the sequence: all N, or the FUSION-L grid.
+    fn image_tokens(&self, vision: VisionOptions) -> Result<usize> {
+        match vision.reduced_side {
+            Some(m) if m == 0 || m > self.tower.side => {
+                Err(Error::invalid("reduced image tokens", format!("a {m}×{m} grid; it must be 1 to {} per side", self.tower.side)))
+            }
+            Some(m) => Ok(m * m),
+            None => Ok(self.tower.patches()),
+        }
+    }
+
+    /// Positions `prompt` takes in the decoder: its text, plus the image tokens and latents
+    /// its sentinels stand for.
+    pub fn sequence_len(&self, prompt: &Prompt, vision: VisionOptions) -> Result<usize> {
+        if let Some(bad) = prompt.ids.iter().find(|&&id| id < 0 && id != IMAGE_TOKEN_INDEX && id != LATENT_IMAGE_TOKEN_INDEX) {
+            return Err(Error::invalid("prompt", format!("unknown sentinel id {bad}")));
+        }
+        let sentinels = prompt.ids.iter().filter(|&&id| id < 0).count();
+        Ok(prompt.ids.len() - sentinels + if sentinels == 0 { 0 } else { self.image_tokens(vision)? + vision.latents })
+    }
+
     /// The first half of [`FusionModel::prefill`]: the question-guided vision, pooling and the
     /// assembled input sequence, so its cost can be timed on its own.
     pub fn embed_prompt(&self, prompt: &Prompt, image: Option<(&Views, &ImageContext)>, vision: VisionOptions, cache: &KvCache, mut trace: Option<&mut Trace>) -> Result<Embedded> {
         let gpu = &self.gpu;
         let latents = vision.latents;
-        let image_tokens = match vision.reduced_side {
-            Some(m) if m == 0 || m > self.tower.side => {
-                return Err(Error::invalid("reduced image tokens", format!("a {m}×{m} grid; it must be 1 to {} per side", self.tower.side)));
-            }
-            Some(m) => m * m,
-            None => self.tower.patches(),
-        };
         let sentinels: Vec<usize> = prompt.ids.iter().enumerate().filter(|(_, id)| **id < 0).map(|(i, _)| i).collect();
-        if let Some(bad) = prompt.ids.iter().find(|&&id| id < 0 && id != IMAGE_TOKEN_INDEX && id != LATENT_IMAGE_TOKEN_INDEX) {
-            return Err(Error::invalid("prompt", format!("unknown sentinel id {bad}")));
-        }
         // Refuse an over-long prompt before any GPU work.
-        let expected = prompt.ids.len() - sentinels.len() + if sentinels.is_empty() { 0 } else { image_tokens + latents };
+        let expected = self.sequence_len(prompt, vision)?;
         if cache.len() + expected > self.config.max_context() {
             return Err(Error::invalid(
                 "prompt",

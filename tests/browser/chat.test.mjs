@@ -1,0 +1,96 @@
+// Chat-history fuzzing of the OpenAI-style message parser (plain Node, no browser): any
+// messages array either becomes a photo, a question and well-formed turns, or a TypeError that
+// names the problem. Never another kind of error, never a malformed result.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { toTurns } from '../../web/src/chat.js';
+
+const CASES = Number(process.env.FUSION_FUZZ_ITERS ?? 5000);
+
+function rng(seed) {
+  let s = BigInt(seed);
+  return () => {
+    s = (s * 6364136223846793005n + 1442695040888963407n) & 0xffffffffffffffffn;
+    return Number(s >> 33n) / 2 ** 31;
+  };
+}
+
+const pick = (r, xs) => xs[Math.floor(r() * xs.length)];
+const ROLES = ['user', 'user', 'assistant', 'assistant', 'system', 'developer', 'tool', 'function', 'User', '', null, undefined, 7, {}];
+const TEXTS = ['What is this?', '', ' ', '🦀 naïve\u0000text', '<|eot_id|>', 'x'.repeat(5000), '\ud800'];
+const part = (r) =>
+  pick(r, [
+    () => ({ type: 'text', text: pick(r, TEXTS) }),
+    () => ({ type: 'image_url', image_url: { url: 'data:image/png;base64,AAAA' } }),
+    () => ({ type: 'image_url', image_url: '/photos/waterview.jpg' }),
+    () => ({ type: 'image_url', image_url: { url: 42 } }),
+    () => ({ type: 'image_url' }),
+    () => ({ type: 'text', text: 12 }),
+    () => ({ type: 'audio', data: 'x' }),
+    () => null,
+    () => 'text',
+  ])();
+const content = (r) =>
+  pick(r, [
+    () => pick(r, TEXTS),
+    () => Array.from({ length: Math.floor(r() * 4) }, () => part(r)),
+    () => null,
+    () => 5,
+    () => ({ text: 'hi' }),
+  ])();
+// A valid conversation (photo first, alternating turns), then with probability ½ one message
+// replaced by a random one: most mutations land near valid input, where parsers break.
+function conversation(r) {
+  const turns = 1 + Math.floor(r() * 4);
+  const out = [{ role: 'user', content: [{ type: 'image_url', image_url: { url: '/photos/waterview.jpg' } }, { type: 'text', text: 'What is this?' }] }];
+  for (let t = 1; t < turns; t++) out.push({ role: 'assistant', content: pick(r, TEXTS) }, { role: 'user', content: pick(r, TEXTS) });
+  if (r() < 0.5) out[Math.floor(r() * out.length)] = message(r);
+  return out;
+}
+const message = (r) => pick(r, [() => ({ role: pick(r, ROLES), content: content(r) }), () => null, () => 'user: hi', () => ({ role: 'user' })])();
+
+test(`${CASES} random chat histories: a well-formed request or a clear TypeError`, () => {
+  const seed = Date.now();
+  const r = rng(seed);
+  let accepted = 0;
+  for (let i = 0; i < CASES; i++) {
+    const messages = pick(r, [
+      () => pick(r, [[], null, {}, 'hi']),
+      () => Array.from({ length: 1 + Math.floor(r() * 6) }, () => message(r)),
+      () => conversation(r),
+      () => conversation(r),
+    ])();
+    let out;
+    try {
+      out = toTurns(messages);
+    } catch (e) {
+      assert.ok(e instanceof TypeError, `seed ${seed} case ${i}: ${e?.constructor?.name}: ${e?.message}`);
+      assert.match(e.message, /messages|message|photo|question/, `seed ${seed} case ${i}: unclear: ${e.message}`);
+      continue;
+    }
+    accepted++;
+    assert.equal(typeof out.image, 'string', `seed ${seed} case ${i}`);
+    assert.ok(out.image.length > 0);
+    assert.equal(typeof out.question, 'string');
+    assert.ok(out.question.trim().length > 0);
+    for (const turn of out.history) {
+      assert.ok(Array.isArray(turn) && turn.length === 2 && turn.every((t) => typeof t === 'string'), `seed ${seed} case ${i}: ${JSON.stringify(turn)}`);
+    }
+  }
+  assert.ok(accepted > 0, 'some histories are valid');
+});
+
+test('well-formed conversations keep their turns', () => {
+  const img = { type: 'image_url', image_url: { url: '/photos/waterview.jpg' } };
+  const out = toTurns([
+    { role: 'system', content: 'Be brief.' },
+    { role: 'user', content: [img, { type: 'text', text: 'What is this?' }] },
+    { role: 'assistant', content: 'A lake.' },
+    { role: 'user', content: 'Any boats?' },
+    { role: 'user', content: 'And people?' },
+  ]);
+  assert.deepEqual(out, { image: '/photos/waterview.jpg', question: 'Any boats?\nAnd people?', history: [['What is this?', 'A lake.']] });
+  assert.throws(() => toTurns([{ role: 'tool', content: 'x' }]), /messages\[0\]: role must be/);
+  assert.throws(() => toTurns([{ role: 'user', content: [img] }]), /no text/);
+  assert.throws(() => toTurns([{ role: 'user', content: 'hi' }]), /photo/);
+});

@@ -1,0 +1,69 @@
+// OpenAI-style chat messages → what the engine asks: the photo, the newest question and the
+// earlier (question, answer) turns. Anything else is a TypeError naming the message at fault.
+
+/** The text of a message's `content`: a string, or the `text` parts of a parts array. */
+function textOf(content, at) {
+  if (typeof content === 'string') return content;
+  if (!Array.isArray(content)) throw new TypeError(`${at}.content must be a string or an array of parts, got ${kind(content)}`);
+  const texts = [];
+  for (const [j, part] of content.entries()) {
+    if (part?.type === 'text') {
+      if (typeof part.text !== 'string') throw new TypeError(`${at}.content[${j}].text must be a string, got ${kind(part.text)}`);
+      texts.push(part.text);
+    } else if (part?.type !== 'image_url') {
+      throw new TypeError(`${at}.content[${j}] must be a {type: "text"} or {type: "image_url"} part, got ${kind(part?.type ?? part)}`);
+    }
+  }
+  return texts.join('\n');
+}
+
+/** The image of a user message's `image_url` parts (the last one), if any. */
+function imageOf(content, at) {
+  let image = null;
+  for (const [j, part] of (Array.isArray(content) ? content : []).entries()) {
+    if (part?.type !== 'image_url') continue;
+    const url = typeof part.image_url === 'string' ? part.image_url : part.image_url?.url;
+    if (typeof url !== 'string' || url === '') throw new TypeError(`${at}.content[${j}].image_url must be a URL string or {url}, got ${kind(part.image_url)}`);
+    image = url;
+  }
+  return image;
+}
+
+const kind = (v) => (v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v === 'string' ? JSON.stringify(v.slice(0, 40)) : typeof v);
+
+/**
+ * Split `messages` into the newest photo, the newest question and the earlier turns.
+ * System and developer messages are ignored (the chat template has its own); consecutive user
+ * messages are one turn, as are consecutive assistant messages.
+ */
+export function toTurns(messages) {
+  if (!Array.isArray(messages) || messages.length === 0) throw new TypeError('messages must be a non-empty array');
+  const turns = [];
+  let image = null;
+  for (const [i, m] of messages.entries()) {
+    const at = `messages[${i}]`;
+    if (m === null || typeof m !== 'object') throw new TypeError(`${at} must be an object, got ${kind(m)}`);
+    if (m.role === 'system' || m.role === 'developer') continue;
+    if (m.role !== 'user' && m.role !== 'assistant') {
+      throw new TypeError(`${at}: role must be "system", "developer", "user" or "assistant", got ${kind(m.role)}`);
+    }
+    const text = textOf(m.content, at);
+    const last = turns.at(-1);
+    if (m.role === 'user') {
+      image = imageOf(m.content, at) ?? image;
+      if (last && last[1] === null) last[0] = [last[0], text].filter(Boolean).join('\n');
+      else turns.push([text, null]);
+    } else if (last && last[1] === null) {
+      last[1] = text;
+    } else if (last) {
+      last[1] = [last[1], text].filter(Boolean).join('\n');
+    } else {
+      throw new TypeError(`${at}: an assistant message must follow a user message`);
+    }
+  }
+  const last = turns.pop();
+  if (!last || last[1] !== null) throw new TypeError('the last message must come from the user');
+  if (!image) throw new TypeError('FUSION answers about a photo: give one as an image_url part of a user message');
+  if (last[0].trim() === '') throw new TypeError('the last user message has no text: ask a question about the photo');
+  return { image, question: last[0], history: turns };
+}
