@@ -102,7 +102,7 @@ fn time_ms(gpu: &Gpu, repeats: usize, mut f: impl FnMut() -> Result<()>) -> Resu
 fn copy_bandwidth(gpu: &Gpu, o: &BenchOptions) -> Result<f64> {
     let len = (o.copy_bytes / 4).next_multiple_of(4);
     let (src, dst) = (gpu.empty_f32(len), gpu.empty_f32(len));
-    let ms = time_ms(gpu, o.repeats, || crate::kernels::copy::copy(gpu, &src, &dst, len))?;
+    let ms = time_ms(gpu, o.repeats, || crate::kernels::copy::copy(gpu, &src, &dst, len, 0))?;
     Ok(2.0 * (len * 4) as f64 / (ms * 1e6))
 }
 

@@ -61,6 +61,11 @@ impl Gpu {
         self.client.create_from_slice(bytemuck::cast_slice(words))
     }
 
+    /// A new uninitialised buffer of `bytes` bytes.
+    pub fn empty_bytes(&self, bytes: usize) -> Handle {
+        self.client.empty(bytes.max(4))
+    }
+
     /// A new uninitialised f32 buffer of `len` elements.
     pub fn empty_f32(&self, len: usize) -> Handle {
         self.client.empty(len.max(1) * 4)

@@ -29,7 +29,25 @@ pub trait TensorSource {
     fn int4(&mut self, _name: &str) -> Result<Option<crate::quant::Int4Weight>> {
         Ok(None)
     }
+
+    /// `name` copied from storage straight into GPU buffers, chunk by chunk, never whole on the
+    /// host, when the source stores it as `dtype` (a converted model's int4 or f16 tensors).
+    fn upload(&mut self, _name: &str, _dtype: crate::manifest::DType, _gpu: &crate::Gpu) -> Result<Option<GpuTensor>> {
+        Ok(None)
+    }
 }
+
+/// A tensor's stored bytes in GPU buffers, laid out as the converted format keeps them
+/// (`manifest.rs`): int4 packed words and f16 scale pairs, or f16 values in pairs.
+pub struct GpuTensor {
+    pub shape: Vec<usize>,
+    pub group: Option<usize>,
+    pub data: cubecl::server::Handle,
+    pub scales: Option<cubecl::server::Handle>,
+}
+
+/// Bytes read from storage per GPU write: what the loader holds on the host at a time.
+const UPLOAD_CHUNK: usize = 4 << 20;
 
 /// Largest safetensors header we accept; real ones are well under a megabyte.
 const MAX_HEADER: u64 = 100 << 20;
@@ -269,6 +287,39 @@ impl<R: ShardReader> Converted<R> {
         Ok(out)
     }
 
+    /// Stream `ranges` into a new GPU buffer of `expected` bytes, `UPLOAD_CHUNK` at a time:
+    /// each chunk is uploaded into a small buffer of its own (in a browser `writeBuffer` copies
+    /// it out of wasm memory at once) and copied into place on the GPU.
+    fn stream(&mut self, name: &str, ranges: &[crate::manifest::Range], expected: usize, gpu: &crate::Gpu) -> Result<cubecl::server::Handle> {
+        let total: u64 = ranges.iter().map(|r| r.bytes).sum();
+        if total != expected as u64 {
+            return Err(Error::invalid(name, format!("{total} bytes stored, {expected} expected")));
+        }
+        // The copy moves vec4s: chunks start on 16-byte boundaries (ranges other than a
+        // tensor's last are multiples of 256 bytes) and the last one is zero-padded.
+        let handle = gpu.empty_bytes(expected.next_multiple_of(16));
+        let mut words = vec![0u32; UPLOAD_CHUNK.min(expected.next_multiple_of(16)) / 4];
+        let buf: &mut [u8] = bytemuck::cast_slice_mut(&mut words);
+        let mut at = 0usize;
+        for r in ranges {
+            let mut done = 0usize;
+            while done < r.bytes as usize {
+                let n = UPLOAD_CHUNK.min(r.bytes as usize - done);
+                if at % 16 != 0 {
+                    return Err(Error::invalid(name, format!("a range ends mid-tensor at byte {at}, off the 256-byte grid")));
+                }
+                self.reader.read(&self.manifest.shards[r.shard], r.offset + done as u64, &mut buf[..n])?;
+                let padded = n.next_multiple_of(16);
+                buf[n..padded].fill(0);
+                let chunk = gpu.upload_u32(bytemuck::cast_slice(&buf[..padded]));
+                crate::kernels::copy::copy(gpu, &chunk, &handle, padded / 4, at / 4)?;
+                done += n;
+                at += n;
+            }
+        }
+        Ok(handle)
+    }
+
     fn words(&mut self, name: &str, ranges: &[crate::manifest::Range], expected: usize) -> Result<Vec<u32>> {
         let bytes = self.bytes(ranges)?;
         if bytes.len() != expected * 4 {
@@ -298,6 +349,26 @@ impl<R: ShardReader> TensorSource for Converted<R> {
         self.entry(name).ok().map(|e| e.shape.clone())
     }
 
+    fn upload(&mut self, name: &str, dtype: crate::manifest::DType, gpu: &crate::Gpu) -> Result<Option<GpuTensor>> {
+        use crate::manifest::DType;
+        use crate::quant::Int4Weight;
+        let entry = self.entry(name)?.clone();
+        if entry.dtype != dtype {
+            return Ok(None);
+        }
+        let n: usize = entry.shape.iter().product();
+        let (data, scales) = match (dtype, entry.group, &entry.scales, entry.shape.as_slice()) {
+            (DType::F16, ..) => (self.stream(name, &entry.data, n * 2, gpu)?, None),
+            (DType::Int4, Some(group), Some(scales), &[rows, cols]) if group > 0 && group % crate::quant::NIBBLES_PER_WORD == 0 => {
+                let packed = self.stream(name, &entry.data, rows * Int4Weight::words_per_row(cols, group) * 4, gpu)?;
+                let scales = self.stream(name, scales, (rows * Int4Weight::groups_per_row(cols, group)).div_ceil(2) * 4, gpu)?;
+                (packed, Some(scales))
+            }
+            _ => return Err(Error::invalid(name, format!("a {:?} tensor of shape {:?} with group {:?} cannot be uploaded", entry.dtype, entry.shape, entry.group))),
+        };
+        Ok(Some(GpuTensor { shape: entry.shape, group: entry.group, data, scales }))
+    }
+
     fn int4(&mut self, name: &str) -> Result<Option<crate::quant::Int4Weight>> {
         let entry = self.entry(name)?.clone();
         let (Some(scales), Some(group), &[rows, cols]) = (&entry.scales, entry.group, entry.shape.as_slice()) else { return Ok(None) };
@@ -309,5 +380,44 @@ impl<R: ShardReader> TensorSource for Converted<R> {
         let words = self.words(name, scales, n_scales.div_ceil(2))?;
         let scales = (0..n_scales).map(|i| half::f16::from_bits((words[i / 2] >> (16 * (i % 2))) as u16)).collect();
         Ok(Some(crate::quant::Int4Weight { rows, cols, group, packed, scales }))
+    }
+}
+
+#[cfg(all(test, not(target_family = "wasm")))]
+mod tests {
+    use super::*;
+    use crate::manifest::{DType, FORMAT, FORMAT_VERSION, Manifest};
+
+    /// A tensor bigger than one upload chunk, split across shards, with an odd f16 count:
+    /// streamed to the GPU it reads back byte for byte.
+    #[test]
+    fn tensors_stream_to_the_gpu_across_chunks_and_shards() {
+        let dir = std::env::temp_dir().join(format!("fusion-stream-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let n = (UPLOAD_CHUNK + UPLOAD_CHUNK / 3) / 2 * 2 + 1; // f16 values: > 1 chunk of bytes, odd
+        let values: Vec<u16> = (0..n).map(|i| (i * 2_654_435_761usize >> 7) as u16).collect();
+        let mut shards = crate::convert::Shards::new(&dir, 3 << 20);
+        let lead = shards.tensor("lead".into(), vec![3], DType::F16, bytemuck::cast_slice(&[1u16, 2, 3]), None).unwrap();
+        let entry = shards.tensor("big".into(), vec![n], DType::F16, bytemuck::cast_slice(&values), None).unwrap();
+        assert!(entry.data.len() > 1, "the tensor spans shards");
+        let manifest = Manifest {
+            format: FORMAT.into(),
+            version: FORMAT_VERSION,
+            config: serde_json::json!({}),
+            vision_config: None,
+            generation_config: None,
+            tokenizer: None,
+            shards: shards.finish().unwrap(),
+            tensors: vec![lead, entry],
+        };
+        let gpu = crate::Gpu::new().unwrap();
+        let mut model = Converted::new(manifest, ShardFiles(dir.clone()));
+        assert!(model.upload("big", DType::Int4, &gpu).unwrap().is_none(), "stored as f16, not int4");
+        let t = model.upload("big", DType::F16, &gpu).unwrap().unwrap();
+        let words = (n * 2).next_multiple_of(16) / 4;
+        let got: Vec<u32> = pollster::block_on(crate::gpu::read_f32(gpu.tensor_of(t.data, [words]))).unwrap().iter().map(|f| f.to_bits()).collect();
+        let got: &[u16] = bytemuck::cast_slice(&got);
+        assert!(got[..n] == values[..], "streamed bytes differ");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -1,5 +1,5 @@
 //! Buffer copy (`shaders/copy.wgsl`): the bandwidth ceiling `fusion bench` reports next to
-//! every memory-bound kernel.
+//! every memory-bound kernel, and the loader's way to place a streamed chunk in its tensor.
 
 use burn::backend::wgpu::SourceKernel;
 use cubecl::prelude::{CubeCount, CubeDim};
@@ -13,10 +13,11 @@ const WORKGROUP: u32 = 256;
 /// Enough workgroups to fill any current GPU; the grid-stride loop covers the rest.
 const GROUPS: u32 = 4096;
 
-/// Copy `len` f32s (a multiple of 4) from `src` to `dst`.
-pub fn copy(gpu: &Gpu, src: &Handle, dst: &Handle, len: usize) -> Result<()> {
-    if len % 4 != 0 || len / 4 > u32::MAX as usize {
-        return Err(Error::shape("copy", format!("{len} floats: the copy moves whole vec4s")));
+/// Copy `len` 4-byte words from the start of `src` to `dst` at word `dst_offset`; both
+/// multiples of 4 (the copy moves whole vec4s).
+pub fn copy(gpu: &Gpu, src: &Handle, dst: &Handle, len: usize, dst_offset: usize) -> Result<()> {
+    if len % 4 != 0 || dst_offset % 4 != 0 || (dst_offset + len) / 4 > u32::MAX as usize {
+        return Err(Error::shape("copy", format!("{len} words at {dst_offset}: the copy moves whole vec4s")));
     }
     let groups = GROUPS.min((len / 4).div_ceil(WORKGROUP as usize).max(1) as u32);
     let source = Wgsl { name: "copy", text: include_str!("../../../shaders/copy.wgsl"), constants: vec![("workgroup_size", WORKGROUP)] };
@@ -26,17 +27,20 @@ pub fn copy(gpu: &Gpu, src: &Handle, dst: &Handle, len: usize) -> Result<()> {
         KernelArguments::new()
             .with_buffer(src.clone().binding())
             .with_buffer(dst.clone().binding())
-            .with_buffer(gpu.upload_u32(&[(len / 4) as u32, groups * WORKGROUP]).binding()),
+            .with_buffer(gpu.upload_u32(&[(len / 4) as u32, groups * WORKGROUP, (dst_offset / 4) as u32, 0]).binding()),
     );
     Ok(())
 }
 
-/// [`copy`] of fresh random floats, read back and compared: the number of mismatches.
+/// [`copy`] of fresh random floats into the middle of a buffer, read back and compared: the
+/// number of wrong words (the words around the copy must keep their values).
 pub async fn check(gpu: &Gpu, len: usize, seed: u64) -> Result<usize> {
-    let data = crate::rng::SplitMix64::new(seed).normal_vec(len, 1.0);
-    let src = gpu.upload_u32(bytemuck::cast_slice(&data));
-    let dst = gpu.empty_f32(len);
-    copy(gpu, &src, &dst, len)?;
-    let got = crate::gpu::read_f32(gpu.tensor_of(dst, [len])).await?;
-    Ok(got.iter().zip(&data).filter(|(a, b)| a.to_bits() != b.to_bits()).count())
+    let mut rng = crate::rng::SplitMix64::new(seed);
+    let data = rng.normal_vec(len, 1.0);
+    let mut want = rng.normal_vec(len + 8, 1.0);
+    let dst = gpu.upload_u32(bytemuck::cast_slice(&want));
+    want[4..4 + len].copy_from_slice(&data);
+    copy(gpu, &gpu.upload_u32(bytemuck::cast_slice(&data)), &dst, len, 4)?;
+    let got = crate::gpu::read_f32(gpu.tensor_of(dst, [len + 8])).await?;
+    Ok(got.iter().zip(&want).filter(|(a, b)| a.to_bits() != b.to_bits()).count())
 }

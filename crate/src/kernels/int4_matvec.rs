@@ -26,6 +26,11 @@ pub struct Int4Matrix {
 }
 
 impl Int4Matrix {
+    /// Packed words and f16 scale pairs already on the GPU (streamed from a converted model).
+    pub fn from_gpu(rows: usize, cols: usize, group: usize, packed: Handle, scales: Handle) -> Self {
+        Self { rows, cols, group, packed, scales }
+    }
+
     pub fn upload(gpu: &Gpu, w: &Int4Weight) -> Self {
         Self {
             rows: w.rows,

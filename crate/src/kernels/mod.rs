@@ -2,6 +2,7 @@
 
 pub mod attention;
 pub mod copy;
+pub mod embedding;
 pub mod int4_matmul;
 pub mod int4_matvec;
 mod source;

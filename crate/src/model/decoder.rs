@@ -2,16 +2,17 @@
 //! (separate projections, GQA, llama3 RoPE) as transformers 4.48.1 runs them (spec §6).
 //! FUSION only adds the interaction hook between layers, which `model/mod.rs` drives.
 
-use burn::tensor::{Int, Tensor, TensorData, activation::silu};
+use burn::tensor::{Tensor, TensorData, activation::silu};
 
 use super::attention::{AttentionImpl, Mask, attend};
+use super::embedding::Embedding;
 use super::kv_cache::KvCache;
 use super::linear::Linear;
 use super::norm::RmsNorm;
 use super::params::Params;
 use super::rope::Rope;
 use crate::config::{Backbone, FusionConfig};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::gpu::Gpu;
 use crate::weights::{self, DecoderLinear as L};
 
@@ -43,8 +44,7 @@ pub struct Decoder {
     head_dim: usize,
     intermediate: usize,
     pub vocab: usize,
-    /// `[V, D]`
-    embed: Tensor<2>,
+    embed: Embedding,
     layers: Vec<DecoderLayer>,
     norm: RmsNorm,
     lm_head: Linear,
@@ -91,7 +91,7 @@ impl Decoder {
             head_dim: hd,
             intermediate: i,
             vocab: c.vocab_size,
-            embed: p.matrix(&weights::embed_tokens(), c.vocab_size, d)?,
+            embed: p.embedding(&weights::embed_tokens(), c.vocab_size, d)?,
             layers,
             norm: p.rms_norm(&weights::final_norm(), d, eps)?,
             lm_head: p.linear(lm_head_name.trim_end_matches(".weight"), d, c.vocab_size, false)?,
@@ -104,18 +104,12 @@ impl Decoder {
         self.layers.len()
     }
 
-    /// Token embeddings. Ids must be below the vocabulary size (checked: an out-of-range
-    /// gather would silently read another row).
+    /// Token embeddings.
     ///
     /// # Shapes
     /// `ids [S] → [S, D]`
     pub fn embed(&self, gpu: &Gpu, ids: &[u32]) -> Result<Tensor<2>> {
-        if let Some(bad) = ids.iter().find(|&&id| id as usize >= self.vocab) {
-            return Err(Error::invalid("prompt", format!("token id {bad} is outside the vocabulary of {}", self.vocab)));
-        }
-        let ids: Vec<i64> = ids.iter().map(|&i| i as i64).collect();
-        let n = ids.len();
-        Ok(self.embed.clone().select(0, Tensor::<1, Int>::from_data(TensorData::new(ids, [n]), gpu.device())))
+        self.embed.forward(gpu, ids)
     }
 
     /// RoPE cos/sin tables `[len, head_dim]` for `len` new positions after `cache.len()`

@@ -7,6 +7,7 @@
 pub mod alignment;
 pub mod attention;
 pub mod decoder;
+pub mod embedding;
 pub mod kv_cache;
 pub mod linear;
 pub mod norm;

@@ -3,12 +3,14 @@
 
 use burn::tensor::{Tensor, TensorData};
 
+use super::embedding::Embedding;
 use super::linear::{Linear, LinearWeight};
 use super::norm::{LayerNorm, RmsNorm};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::kernels::Int4Matrix;
 use crate::loader::{HostTensor, TensorSource};
+use crate::manifest::DType;
 use crate::quant::Int4Weight;
 
 /// How linear weights are kept on the GPU.
@@ -53,8 +55,16 @@ impl Params<'_> {
     pub fn linear(&mut self, prefix: &str, in_features: usize, out_features: usize, bias: bool) -> Result<Linear> {
         let name = format!("{prefix}.weight");
         let bias = if bias { Some(self.vector(&format!("{prefix}.bias"), out_features)?) } else { None };
-        // Stored int4 (a converted model) is uploaded as is, never requantised.
+        // Stored int4 (a converted model) is streamed to the GPU as is, never requantised.
         if matches!(self.format, WeightFormat::Int4 { .. }) {
+            if let Some(t) = self.source.upload(&name, DType::Int4, self.gpu)? {
+                if t.shape != [out_features, in_features] {
+                    return Err(Error::invalid(&name, format!("expected shape [{out_features}, {in_features}], the model has {:?}", t.shape)));
+                }
+                let (Some(group), Some(scales)) = (t.group, t.scales) else { return Err(Error::invalid(&name, "int4 without scales")) };
+                let weight = LinearWeight::Int4(Int4Matrix::from_gpu(out_features, in_features, group, t.data, scales));
+                return Ok(Linear { weight, bias, in_features, out_features });
+            }
             if let Some(q) = self.source.int4(&name)? {
                 if (q.rows, q.cols) != (out_features, in_features) {
                     return Err(Error::invalid(&name, format!("expected shape [{out_features}, {in_features}], the model has [{}, {}]", q.rows, q.cols)));
@@ -84,6 +94,17 @@ impl Params<'_> {
     pub fn dense_from(&self, w: Vec<f32>, in_features: usize, out_features: usize, bias: Option<Tensor<1>>) -> Linear {
         let weight = LinearWeight::F32(self.upload(w, [out_features, in_features]).transpose());
         Linear { weight, bias, in_features, out_features }
+    }
+
+    /// The token embedding: f16 straight from storage when the source keeps it so, else f32.
+    pub fn embedding(&mut self, name: &str, vocab: usize, width: usize) -> Result<Embedding> {
+        if let Some(t) = self.source.upload(name, DType::F16, self.gpu)? {
+            if t.shape != [vocab, width] {
+                return Err(Error::invalid(name, format!("expected shape [{vocab}, {width}], the model has {:?}", t.shape)));
+            }
+            return Ok(Embedding::F16 { table: t.data, vocab, width });
+        }
+        Ok(Embedding::F32(self.matrix(name, vocab, width)?))
     }
 
     pub fn layer_norm(&mut self, prefix: &str, dim: usize, eps: f64) -> Result<LayerNorm> {
