@@ -124,6 +124,32 @@ test('abort stops the answer; an OpenAI-style follow-up continues the KV cache',
   assert.equal(r.photos, 1, 'the follow-up must reuse the photo\'s tile features');
 });
 
+test('a lost GPU device fails the answer clearly; the next ask recovers from the verified cache', async () => {
+  shardRequests.length = 0;
+  const r = await page.evaluate(async () => {
+    const { Fusion } = await import('/src/index.js');
+    window.fusion ??= await Fusion.load('/models/tiny/manifest.json');
+    const image = URL.createObjectURL(await (await fetch('/photos/waterview.jpg')).blob());
+    let error = null;
+    let pieces = 0;
+    try {
+      for await (const _ of window.fusion.ask({ image, question: 'Describe it.', maxNewTokens: 32 })) {
+        if (pieces++ === 0) await window.fusion.loseDevice();
+      }
+    } catch (e) {
+      error = e.message;
+    }
+    let text = '';
+    for await (const piece of window.fusion.ask({ image, question: 'What is it?', maxNewTokens: 2 })) text += piece;
+    return { error, pieces, text, tokens: window.fusion.lastAnswer.tokens.length, stats: window.fusion.stats() };
+  });
+  assert.match(r.error ?? 'no error', /GPU device was lost/, JSON.stringify(r));
+  assert.ok(r.pieces < 32, `the answer went on after the loss: ${r.pieces} pieces`);
+  assert.equal(r.tokens, 2, `the next ask answers: ${JSON.stringify(r)}`);
+  assert.equal(r.stats.recoveries, 1);
+  assert.deepEqual(shardRequests, [], 'recovery re-uploads from the offline copy, without downloading');
+});
+
 const load = () =>
   page.evaluate(async (url) => {
     const { Fusion } = await import('/src/index.js');

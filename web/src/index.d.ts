@@ -66,6 +66,9 @@ export interface Stats {
   photo?: { decode: number; tiles: number };
   photosEncoded?: number;
   lastAnswer?: AnswerStats;
+  /** Times the engine recovered from a lost GPU device or a crashed worker, and the last one's ms. */
+  recoveries?: number;
+  recoveryMs?: number;
 }
 
 export interface ModelInfo {
@@ -140,6 +143,12 @@ export declare class Fusion {
   /** Per-phase timings. */
   stats(): Stats;
   /** Stop the engine and free its GPU memory; the offline copy stays cached. */
+  /**
+   * Destroy the engine's GPU device, as a driver reset would: the answer in progress fails
+   * with a clear error and the next `ask` recovers (new device, weights re-uploaded from the
+   * verified offline copy). For testing an app's recovery path.
+   */
+  loseDevice(): Promise<void>;
   unload(): void;
 }
 

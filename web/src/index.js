@@ -35,12 +35,47 @@ export class Fusion {
   #photos = new WeakMap(); // image object → photo id (tile features are reused per photo)
   #photoUrls = new Map(); // image URL → photo id
   #stats = {};
+  #manifestUrl;
+  #workerUrl;
+  /** Why the engine cannot go on (a lost GPU device, a crashed worker), until recovered. */
+  #broken = null;
   info;
 
-  constructor(worker) {
+  constructor(manifestUrl, workerUrl) {
+    this.#manifestUrl = manifestUrl;
+    this.#workerUrl = workerUrl;
+    this.#startWorker();
+  }
+
+  #startWorker() {
+    const worker = new Worker(this.#workerUrl ?? new URL('./worker.js', import.meta.url), { type: 'module' });
+    // A replaced worker's last messages (its device-lost notice) must not reach the new one's requests.
+    worker.onmessage = ({ data }) => worker === this.#worker && this.#receive(data);
+    worker.onerror = (e) => worker === this.#worker && this.#fail(`the engine worker failed: ${e.message ?? e}`);
     this.#worker = worker;
-    worker.onmessage = ({ data }) => this.#receive(data);
-    worker.onerror = (e) => this.#failAll(new Error(`the engine worker failed: ${e.message ?? e}`));
+  }
+
+  /** Give up on the current worker: every pending request fails with `reason`. */
+  #fail(reason) {
+    this.#broken ??= reason;
+    this.#failAll(new Error(reason));
+  }
+
+  /**
+   * After a lost device or a crashed worker: a new worker, a new GPU device, and the model
+   * uploaded again from the verified offline copy (no download). Photos are encoded again.
+   */
+  async #recover() {
+    if (this.#broken === null) return;
+    this.#worker.terminate();
+    this.#startWorker();
+    this.#photos = new WeakMap();
+    this.#photoUrls.clear();
+    const t0 = performance.now();
+    this.info = await this.#request({ type: Msg.load, manifestUrl: this.#manifestUrl });
+    this.#broken = null;
+    this.#stats.recoveries = (this.#stats.recoveries ?? 0) + 1;
+    this.#stats.recoveryMs = performance.now() - t0;
   }
 
   /**
@@ -56,10 +91,9 @@ export class Fusion {
     if (url.origin !== location.origin && !allowedOrigins.includes(url.origin)) {
       throw new Error(`the model at ${url.href} is on ${url.origin}; models load only from this page's origin (${location.origin}) or an origin listed in allowedOrigins`);
     }
-    const worker = new Worker(workerUrl ?? new URL('./worker.js', import.meta.url), { type: 'module' });
-    const model = new Fusion(worker);
+    const model = new Fusion(url.href, workerUrl);
     const abort = () => {
-      worker.terminate();
+      model.#worker.terminate();
       model.#failAll(signal.reason ?? new DOMException('loading was aborted', 'AbortError'));
     };
     signal?.throwIfAborted();
@@ -70,7 +104,7 @@ export class Fusion {
       model.#stats.loadMs = performance.now() - t0;
       return model;
     } catch (e) {
-      worker.terminate();
+      model.#worker.terminate();
       throw e;
     } finally {
       signal?.removeEventListener('abort', abort);
@@ -93,6 +127,7 @@ export class Fusion {
    */
   async *ask({ image, question, history = [], signal, maxNewTokens, temperature, topP, seed, latents }) {
     signal?.throwIfAborted();
+    await this.#recover();
     const photo = await this.#photo(image);
     const queue = [];
     let wake = null;
@@ -184,6 +219,17 @@ export class Fusion {
     return structuredClone(this.#stats);
   }
 
+  /**
+   * Destroy the engine's GPU device, as a driver reset would: the answer in progress fails
+   * with a clear error and the next `ask` recovers. For testing an app's recovery path.
+   */
+  async loseDevice() {
+    // The loss notice may overtake the reply and fail this request too: that is the point.
+    await this.#request({ type: Msg.loseDevice }).catch((e) => {
+      if (this.#broken === null) throw e;
+    });
+  }
+
   /** Stop the worker and free the GPU memory. The offline copy stays cached. */
   unload() {
     this.#worker.terminate();
@@ -211,6 +257,12 @@ export class Fusion {
   }
 
   #receive(data) {
+    if (data.type === Msg.deviceLost) {
+      // Fail what is pending now: a request stuck on the dead device would never answer.
+      this.#fail(`the GPU device was lost (${data.reason}); the next request reloads the model onto a new device`);
+      return;
+    }
+    if (data.type === Msg.error && data.fatal) this.#broken ??= data.message;
     const p = this.#pending.get(data.id);
     if (!p) return;
     switch (data.type) {

@@ -6,9 +6,23 @@ import { ensureModel, fetchModelFile, openShards } from './cache.js';
 
 let model = null;
 const aborted = new Set();
-const ready = init();
-
 const post = (message) => self.postMessage(message);
+
+// wgpu asks for the GPUDevice inside wasm; keep a handle on it to learn when it is lost (a
+// driver reset, another tab's GPU crash, device.destroy()). After a loss this worker's wasm
+// engine cannot go on: the page starts a new worker and reloads from the verified cache.
+let device = null;
+let lostReason = null;
+const requestDevice = GPUAdapter.prototype.requestDevice;
+GPUAdapter.prototype.requestDevice = async function (...args) {
+  device = await requestDevice.apply(this, args);
+  device.lost.then((info) => {
+    lostReason = info.message || info.reason || 'unknown reason';
+    post({ type: Msg.deviceLost, reason: lostReason });
+  });
+  return device;
+};
+const ready = init();
 
 async function load({ id, manifestUrl }) {
   await ready;
@@ -105,10 +119,23 @@ self.onmessage = ({ data }) => {
     model?.forgetPhoto(data.photo);
     return;
   }
+  if (data.type === Msg.loseDevice) {
+    device?.destroy();
+    post({ type: Msg.done, id: data.id, result: null });
+    return;
+  }
   const handler = { [Msg.load]: load, [Msg.photo]: photo, [Msg.ask]: ask }[data.type];
   if (!handler) {
     post({ type: Msg.error, id: data.id, message: `unknown request ${data.type}` });
     return;
   }
-  queue = queue.then(() => handler(data)).catch((e) => post({ type: Msg.error, id: data.id, message: e?.message ?? String(e) }));
+  queue = queue.then(() => handler(data)).catch(async (e) => {
+    // A failure on a destroyed device can surface before device.lost settles: give it a moment,
+    // so the error says what happened.
+    if (device && lostReason === null) await Promise.race([device.lost, new Promise((r) => setTimeout(r, 100))]);
+    // A lost device, or a wasm trap (a panic aborts the engine), leaves nothing to go on with.
+    const fatal = lostReason !== null || e instanceof WebAssembly.RuntimeError;
+    const message = lostReason !== null ? `the GPU device was lost (${lostReason}); the next request reloads the model onto a new device` : (e?.message ?? String(e));
+    post({ type: Msg.error, id: data.id, message, fatal });
+  });
 };
