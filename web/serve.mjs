@@ -28,10 +28,10 @@ const TYPES = {
  */
 export async function serve({ root = fileURLToPath(new URL('.', import.meta.url)), mounts = {}, port = 0, host = '127.0.0.1', onRequest, cors = false } = {}) {
   root = resolve(root);
-  const server = createServer(async (req, res) => {
+  // Serve one request (also for a test that held it back in `onRequest`).
+  const handle = async (req, res) => {
     try {
       const path = decodeURIComponent(new URL(req.url, 'http://x').pathname);
-      if (onRequest?.(req, res)) return; // a test took over this request
       if (path === '/') {
         res.writeHead(302, { location: '/demo/' }).end();
         return;
@@ -71,10 +71,11 @@ export async function serve({ root = fileURLToPath(new URL('.', import.meta.url)
     } catch (e) {
       res.writeHead(400, { 'content-type': 'text/plain' }).end(String(e));
     }
-  });
+  };
+  const server = createServer((req, res) => onRequest?.(req, res) || handle(req, res)); // a test may take a request over
   await new Promise((ok, fail) => server.once('error', fail).listen(port, host, ok));
   const url = `http://${host}:${server.address().port}`;
-  return { url, close: () => new Promise((ok) => server.close(ok)) };
+  return { url, handle, close: () => new Promise((ok) => server.close(ok)) };
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

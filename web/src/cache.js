@@ -5,6 +5,7 @@
 // Runs inside the worker (synchronous access handles exist only there).
 
 const ROOT = 'fusion-models';
+const WRITE_PIECE = 64 << 10;
 
 /** OPFS folder for one model, keyed by its manifest URL. */
 async function modelDir(manifestUrl) {
@@ -62,12 +63,19 @@ async function download(url, dir, name, expected, signal, onBytes) {
           const { done, value } = await reader.read();
           if (done) break;
           if (at + value.length > expected) throw new Error(`${url} is longer than the ${expected} bytes the manifest pins`);
-          handle.write(value, { at });
-          at += value.length;
+          // In pieces, so a write that fails (storage full) keeps everything before it.
+          for (let i = 0; i < value.length; i += WRITE_PIECE) {
+            const piece = value.subarray(i, i + WRITE_PIECE);
+            handle.write(piece, { at });
+            at += piece.length;
+          }
           onBytes(at);
         }
       } catch (e) {
         if (signal?.aborted) throw e;
+        if (e?.name === 'QuotaExceededError') {
+          throw new Error(`the browser's storage for this site is full: ${url} stopped at ${at} of ${expected} bytes (kept; verified shards are untouched). Free space or evict other models with Fusion.evict(url); loading again resumes it`);
+        }
         throw new Error(`download of ${url} stopped at ${at} of ${expected} bytes (${e.message ?? e}); loading again resumes it`);
       } finally {
         handle.flush();
