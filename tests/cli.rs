@@ -141,6 +141,12 @@ fn bench_writes_a_complete_report() {
     assert!((roofline - copy * 1e9 / bytes).abs() <= 1e-3 * roofline + 1e-3, "roofline {roofline} vs {copy} GB/s over {bytes} B");
     let cases: Vec<_> = model["attention"].as_array().unwrap().iter().map(|c| c["case"].as_str().unwrap().to_owned()).collect();
     assert_eq!(cases, ["decode", "prefill", "vision"]);
+    let groups: Vec<u64> = model["group_sizes"].as_array().unwrap().iter().map(|g| g["group"].as_u64().unwrap()).collect();
+    assert_eq!(groups, [32, 64, 128]);
+    for g in model["group_sizes"].as_array().unwrap() {
+        positive(&g["rel_l2_pct_heavy_tailed"], "group error");
+        positive(&g["matvec_gb_s"], "group matvec");
+    }
     for linear in model["linears"].as_array().unwrap() {
         let gbs = positive(&linear["int4_matvec_gb_s"], "matvec GB/s");
         let ms = positive(&linear["int4_matvec_ms"], "matvec ms");

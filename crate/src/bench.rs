@@ -184,6 +184,40 @@ fn bench_attention(gpu: &Gpu, o: &BenchOptions, cases: &[(&str, (usize, usize, u
     Ok(out)
 }
 
+/// The int4 group size, measured: how well each candidate reconstructs weights (Gaussian, and
+/// heavy-tailed with a few large entries, as trained LLM weights are) and how fast the decode
+/// kernel streams the model's largest decoder matrix with it.
+fn bench_group_sizes(gpu: &Gpu, o: &BenchOptions, (n, k): (usize, usize), copy_gbs: f64) -> Result<Vec<Value>> {
+    let mut rng = crate::rng::SplitMix64::new(11);
+    let (rows, cols) = (256, k.min(4096));
+    let gaussian = rng.normal_vec(rows * cols, 1.0);
+    // Laplace entries, one in a hundred scaled ×8: the outliers that make small groups pay.
+    let heavy: Vec<f32> = (0..rows * cols)
+        .map(|_| {
+            let u = rng.next_f32().max(1e-7);
+            let laplace = -u.ln() * if rng.next_f32() < 0.5 { -1.0 } else { 1.0 };
+            if rng.next_f32() < 0.01 { 8.0 * laplace } else { laplace }
+        })
+        .collect();
+    let error = |w: &[f32], group: usize| -> Result<f64> { Ok(crate::quant::rel_l2(&Int4Weight::quantize("sample", w, rows, cols, group)?.dequantize(), w)) };
+    let mut out = Vec::new();
+    for group in [32, 64, 128] {
+        let w = Int4Matrix::upload(gpu, &RandomWeights::new(13, group).int4(n, k));
+        let x = random_f32(gpu, [1, k], 1);
+        let ms = time_ms(gpu, o.repeats, || int4_matvec(gpu, x.clone(), &w).map(drop))?;
+        let bytes = int4_bytes(n, k, group);
+        out.push(json!({
+            "group": group,
+            "bits_per_weight": round(8.0 * bytes as f64 / (n * k) as f64),
+            "rel_l2_pct_gaussian": round(100.0 * error(&gaussian, group)?),
+            "rel_l2_pct_heavy_tailed": round(100.0 * error(&heavy, group)?),
+            "matvec_shape": [n, k], "matvec_ms": round(ms), "matvec_gb_s": round(bytes as f64 / (ms * 1e6)),
+            "matvec_vs_copy": round(bytes as f64 / (ms * 1e6) / copy_gbs),
+        }));
+    }
+    Ok(out)
+}
+
 /// A photo-sized gradient: the bench needs no files.
 fn synthetic_views() -> Result<Views> {
     let (w, h) = (640, 480);
@@ -273,6 +307,7 @@ fn bench_model(gpu: &Gpu, o: &BenchOptions, shapes: Shapes, copy_gbs: f64) -> Re
         "int4_burn_attention": stock_attention,
         "attention": attention,
         "linears": bench_linears(gpu, o, &linears, prompt, copy_gbs)?,
+        "group_sizes": bench_group_sizes(gpu, o, linears.iter().map(|l| l.0).max_by_key(|&(n, k)| n * k).unwrap_or((1, 32)), copy_gbs)?,
     });
     if o.stock_matmul {
         let mut source = RandomModel::new(&spec, o.group)?;
