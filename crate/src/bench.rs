@@ -115,8 +115,13 @@ fn int4_bytes(rows: usize, cols: usize, group: usize) -> usize {
     rows * (Int4Weight::words_per_row(cols, group) * 4 + Int4Weight::groups_per_row(cols, group) * 2)
 }
 
+/// Four significant digits: enough for any measurement here, and tiny figures stay non-zero.
 fn round(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
+    if x == 0.0 || !x.is_finite() {
+        return x;
+    }
+    let scale = 10f64.powi(3 - x.abs().log10().floor() as i32);
+    (x * scale).round() / scale
 }
 
 /// The decoder's distinct linear shapes `[out, in]` with how many of each a token reads.
