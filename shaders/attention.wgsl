@@ -24,12 +24,12 @@ struct Params {
     causal: u32,
     has_bias: u32,
     scale: f32,
-    _pad: u32,
+    kv_stride: u32, // rows between kv heads in k and v: the cache's capacity (>= t)
 }
 
 @group(0) @binding(0) var<storage, read_write> q: array<f32>;    // [heads, s, HD]
-@group(0) @binding(1) var<storage, read_write> k: array<f32>;    // [kv_heads, t, HD]
-@group(0) @binding(2) var<storage, read_write> v: array<f32>;    // [kv_heads, t, HD]
+@group(0) @binding(1) var<storage, read_write> k: array<f32>;    // [kv_heads, kv_stride, HD], t rows used
+@group(0) @binding(2) var<storage, read_write> v: array<f32>;    // [kv_heads, kv_stride, HD]
 @group(0) @binding(3) var<storage, read_write> bias: array<f32>; // [t] when has_bias
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;  // [heads, s, HD]
 @group(0) @binding(5) var<storage, read_write> p: Params;
@@ -51,7 +51,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // No early return for rows past the end: every invocation helps load tiles and must reach
     // the barriers.
     let live = row < p.s;
-    let kv_base = (head / p.group) * p.t * HD;
+    let kv_base = (head / p.group) * p.kv_stride * HD;
 
     // The tile loop holds barriers, so its bound must be uniform: values read from a
     // read_write buffer are not, until they pass through workgroupUniformLoad.

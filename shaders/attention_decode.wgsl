@@ -18,15 +18,19 @@
 // {{ head_dim }}, {{ chunk }}, {{ max_group }}.
 
 struct Params {
-    t: u32,        // keys per kv head
-    group: u32,    // query heads per kv head, <= MAX_GROUP
-    chunks: u32,   // ceil(t / CHUNK)
+    t: u32,         // keys per kv head
+    group: u32,     // query heads per kv head, <= MAX_GROUP
+    chunks: u32,    // ceil(t / CHUNK)
     scale: f32,
+    kv_stride: u32, // rows between kv heads in k and v: the cache's capacity (>= t)
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<storage, read_write> q: array<f32>;    // [heads, HD]
-@group(0) @binding(1) var<storage, read_write> k: array<f32>;    // [kv_heads, t, HD]
-@group(0) @binding(2) var<storage, read_write> v: array<f32>;    // [kv_heads, t, HD]
+@group(0) @binding(1) var<storage, read_write> k: array<f32>;    // [kv_heads, kv_stride, HD], t rows used
+@group(0) @binding(2) var<storage, read_write> v: array<f32>;    // [kv_heads, kv_stride, HD]
 @group(0) @binding(3) var<storage, read_write> part: array<f32>; // [heads, chunks, HD + 2]: acc, m, l
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;  // [heads, HD]
 @group(0) @binding(5) var<storage, read_write> p: Params;
@@ -65,7 +69,7 @@ fn partials(chunk: u32, kv_head: u32, lid: u32) {
     let g = p.group;
     let t0 = chunk * CHUNK;
     let n = min(CHUNK, p.t - t0);
-    let kv_base = kv_head * p.t * HD;
+    let kv_base = kv_head * p.kv_stride * HD;
     for (var i = lid; i < g * HD; i += WG) { q_group[i] = q[kv_head * g * HD + i] * p.scale; }
     workgroupBarrier();
 

@@ -56,24 +56,24 @@ const ATTENTION_TOL: f64 = 1e-5;
 fn attention_matches_cpu_reference() {
     use fusion::kernels::Mask::{Causal, Full};
     use fusion::kernels::attention::check_against_reference;
-    // (heads, kv_heads, rows, keys, head_dim), mask, key bias
+    // (heads, kv_heads, rows, keys, head_dim), spare cache rows after the keys, mask, key bias
     let cases = [
-        ((3, 3, 7, 7, 16), Causal, false),   // prefill of a tiny model
-        ((6, 2, 5, 133, 12), Causal, false), // prefill after 128 cached positions, GQA 3
-        ((4, 4, 1, 300, 24), Causal, false), // split-K decode over 3 chunks
-        ((8, 2, 1, 1, 8), Causal, false),    // first decode step, GQA 4
-        ((6, 1, 1, 257, 20), Causal, false), // multi-query decode (group 6: padded to 8)
-        ((5, 5, 70, 70, 9), Full, true),     // vision rows with padded question keys, odd hd
-        ((32, 8, 1, 700, 128), Causal, false), // LLaMA-3.1-8B decode shape
-        ((32, 32, 1, 650, 96), Causal, false),  // Phi-3.5 decode shape
-        ((2, 2, 90, 661, 96), Causal, false),   // Phi-3.5 prefill tail, 96-wide heads
-        ((1, 1, 3, 4000, 128), Causal, false),  // long context, 128-wide heads
-        ((2, 2, 745, 745, 72), Full, true),     // so400m tower: 729 patches + 16 question tokens
+        ((3, 3, 7, 7, 16), 249, Causal, false),   // prefill of a tiny model into a fresh cache
+        ((6, 2, 5, 133, 12), 123, Causal, false), // prefill after 128 cached positions, GQA 3
+        ((4, 4, 1, 300, 24), 212, Causal, false), // split-K decode over 3 chunks
+        ((8, 2, 1, 1, 8), 0, Causal, false),      // first decode step, GQA 4
+        ((6, 1, 1, 257, 20), 1, Causal, false),   // multi-query decode (group 6: padded to 8)
+        ((5, 5, 70, 70, 9), 0, Full, true),       // vision rows with padded question keys, odd hd
+        ((32, 8, 1, 700, 128), 324, Causal, false), // LLaMA-3.1-8B decode shape
+        ((32, 32, 1, 650, 96), 374, Causal, false), // Phi-3.5 decode shape
+        ((2, 2, 90, 661, 96), 363, Causal, false),  // Phi-3.5 prefill tail, 96-wide heads
+        ((1, 1, 3, 4000, 128), 96, Causal, false),  // long context, 128-wide heads
+        ((2, 2, 745, 745, 72), 0, Full, true),      // so400m tower: 729 patches + 16 question tokens
     ];
-    for ((heads, kv, s, t, hd), mask, bias) in cases {
+    for ((heads, kv, s, t, hd), spare, mask, bias) in cases {
         let seed = fresh_seed();
-        let err = pollster::block_on(check_against_reference(gpu(), (heads, kv, s, t, hd), mask, bias, seed)).unwrap();
-        assert!(err < ATTENTION_TOL, "heads={heads} kv={kv} s={s} t={t} hd={hd} {mask:?} bias={bias} seed={seed}: rel L2 {err:e}");
+        let err = pollster::block_on(check_against_reference(gpu(), (heads, kv, s, t, hd), spare, mask, bias, seed)).unwrap();
+        assert!(err < ATTENTION_TOL, "heads={heads} kv={kv} s={s} t={t} hd={hd} spare={spare} {mask:?} bias={bias} seed={seed}: rel L2 {err:e}");
     }
 }
 
@@ -82,11 +82,13 @@ fn attention_rejects_mismatched_shapes() {
     use burn::tensor::Tensor;
     use fusion::kernels::{Mask, attention};
     let t = |shape: [usize; 3]| Tensor::<3>::zeros(shape, gpu().device());
-    let e = attention(gpu(), t([3, 2, 8]), t([2, 2, 8]), t([2, 2, 8]), Mask::Causal, None).err().unwrap();
+    let e = attention(gpu(), t([3, 2, 8]), t([2, 2, 8]), t([2, 2, 8]), 2, Mask::Causal, None).err().unwrap();
     assert!(e.to_string().contains("do not fit"), "{e}");
-    let e = attention(gpu(), t([2, 5, 8]), t([2, 3, 8]), t([2, 3, 8]), Mask::Causal, None).err().unwrap();
+    let e = attention(gpu(), t([2, 2, 8]), t([2, 3, 8]), t([2, 3, 8]), 4, Mask::Causal, None).err().unwrap();
+    assert!(e.to_string().contains("4 keys do not fit"), "{e}");
+    let e = attention(gpu(), t([2, 5, 8]), t([2, 3, 8]), t([2, 3, 8]), 3, Mask::Causal, None).err().unwrap();
     assert!(e.to_string().contains("5 causal rows"), "{e}");
-    let e = attention(gpu(), t([1, 2, 300]), t([1, 2, 300]), t([1, 2, 300]), Mask::Full, None).err().unwrap();
+    let e = attention(gpu(), t([1, 2, 300]), t([1, 2, 300]), t([1, 2, 300]), 2, Mask::Full, None).err().unwrap();
     assert!(e.to_string().contains("outside"), "{e}");
 }
 

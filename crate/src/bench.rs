@@ -178,7 +178,7 @@ fn bench_attention(gpu: &Gpu, o: &BenchOptions, cases: &[(&str, (usize, usize, u
         let (q, k, v) = (mk([heads, s, hd], 4), mk([kv, t, hd], 5), mk([kv, t, hd], 6));
         let mut times = Vec::new();
         for imp in [AttentionImpl::Fused, AttentionImpl::Stock] {
-            let f = || crate::model::attention::attend(gpu, imp, q.clone(), k.clone(), v.clone(), mask, None).map(drop);
+            let f = || crate::model::attention::attend(gpu, imp, q.clone(), k.clone(), v.clone(), t, mask, None).map(drop);
             times.push(time_ms(gpu, o.repeats, f)?);
         }
         out.push(json!({

@@ -68,12 +68,13 @@ impl Engine {
     }
 
     /// The same check for fused attention: `heads` query heads over `kv_heads`, `rows` query
-    /// rows against `keys` keys of width `head_dim`, causal or full with a padding bias.
+    /// rows against `keys` keys of width `head_dim` (followed by `spare` unused cache rows),
+    /// causal or full with a padding bias.
     #[wasm_bindgen(js_name = checkAttention)]
     #[allow(clippy::too_many_arguments)]
-    pub async fn check_attention(&self, heads: usize, kv_heads: usize, rows: usize, keys: usize, head_dim: usize, causal: bool, bias: bool, seed: u32) -> Result<f64, JsError> {
+    pub async fn check_attention(&self, heads: usize, kv_heads: usize, rows: usize, keys: usize, head_dim: usize, spare: usize, causal: bool, bias: bool, seed: u32) -> Result<f64, JsError> {
         let mask = if causal { crate::kernels::Mask::Causal } else { crate::kernels::Mask::Full };
-        crate::kernels::attention::check_against_reference(&self.gpu, (heads, kv_heads, rows, keys, head_dim), mask, bias, seed as u64)
+        crate::kernels::attention::check_against_reference(&self.gpu, (heads, kv_heads, rows, keys, head_dim), spare, mask, bias, seed as u64)
             .await
             .map_err(js_error)
     }

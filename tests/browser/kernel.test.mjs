@@ -38,12 +38,12 @@ const KERNELS = {
     [9, 17, 40, 8],
     [33, 129, 333, 32],
   ],
-  // heads, kv heads, rows, keys, head dim, causal, key bias
+  // heads, kv heads, rows, keys, head dim, spare cache rows, causal, key bias
   checkAttention: [
-    [6, 2, 5, 133, 12, true, false], // prefill after cached positions, GQA
-    [4, 4, 1, 300, 24, true, false], // split-K decode
-    [32, 8, 1, 200, 128, true, false], // LLaMA-3.1-8B decode heads
-    [3, 3, 70, 70, 9, false, true], // vision rows, padded keys, odd head dim
+    [6, 2, 5, 133, 12, 123, true, false], // prefill after cached positions, GQA
+    [4, 4, 1, 300, 24, 212, true, false], // split-K decode
+    [32, 8, 1, 200, 128, 56, true, false], // LLaMA-3.1-8B decode heads
+    [3, 3, 70, 70, 9, 0, false, true], // vision rows, padded keys, odd head dim
   ],
 };
 

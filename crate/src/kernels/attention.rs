@@ -33,17 +33,19 @@ pub enum Mask {
     Full,
 }
 
-/// `softmax(q·kᵀ/√hd + bias)·v` per head, without materialising the scores.
+/// `softmax(q·kᵀ/√hd + bias)·v` per head over the first `t` rows of `k` and `v`, without
+/// materialising the scores. `k` and `v` may have more rows (a KV cache's spare capacity):
+/// they are read in place, never copied.
 ///
 /// # Shapes
-/// `q [heads, S, hd]`, `k`/`v [kv_heads, T, hd]`, `bias [T]` → `[heads, S, hd]`, where
-/// `heads` is a multiple of `kv_heads` (GQA: head `h` reads kv head `h / (heads / kv_heads)`).
-pub fn attention(gpu: &Gpu, q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, mask: Mask, bias: Option<Tensor<1>>) -> Result<Tensor<3>> {
+/// `q [heads, S, hd]`, `k`/`v [kv_heads, capacity ≥ t, hd]`, `bias [t]` → `[heads, S, hd]`,
+/// where `heads` is a multiple of `kv_heads` (GQA: head `h` reads kv head `h / (heads / kv_heads)`).
+pub fn attention(gpu: &Gpu, q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, t: usize, mask: Mask, bias: Option<Tensor<1>>) -> Result<Tensor<3>> {
     const OP: &str = "attention";
     let [heads, s, hd] = q.dims();
-    let [kv_heads, t, khd] = k.dims();
-    if v.dims() != [kv_heads, t, hd] || khd != hd || kv_heads == 0 || heads % kv_heads != 0 {
-        return Err(Error::shape(OP, format!("q {:?}, k {:?}, v {:?} do not fit one attention", q.dims(), k.dims(), v.dims())));
+    let [kv_heads, capacity, khd] = k.dims();
+    if v.dims() != [kv_heads, capacity, hd] || khd != hd || kv_heads == 0 || heads % kv_heads != 0 || t > capacity || t == 0 {
+        return Err(Error::shape(OP, format!("q {:?}, k {:?}, v {:?} with {t} keys do not fit one attention", q.dims(), k.dims(), v.dims())));
     }
     if s == 0 || hd == 0 || hd > MAX_HEAD_DIM || heads > MAX_DISPATCH {
         return Err(Error::shape(OP, format!("{heads} heads of {s} rows × {hd}: outside what the kernel takes")));
@@ -59,7 +61,7 @@ pub fn attention(gpu: &Gpu, q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, mask: Mask
     let group = heads / kv_heads;
     let scale = (hd as f32).powf(-0.5);
     if s == 1 && group <= MAX_GROUP && bias.is_none() {
-        return decode(gpu, q, k, v, group, scale);
+        return decode(gpu, q, k, v, t, group, scale);
     }
     // Largest power-of-two tile of K and V rows (padded to vec4s) that fits: 8 at hd = 256,
     // 16 at 96 or 128, 64 at ≤ 32.
@@ -70,7 +72,7 @@ pub fn attention(gpu: &Gpu, q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, mask: Mask
         constants: vec![("rows", ROWS), ("head_dim", hd as u32), ("tile", 1 << tile)],
     };
     let past = if mask == Mask::Causal { t - s } else { 0 };
-    let params = [s as u32, t as u32, group as u32, past as u32, (mask == Mask::Causal) as u32, bias.is_some() as u32, scale.to_bits(), 0];
+    let params = [s as u32, t as u32, group as u32, past as u32, (mask == Mask::Causal) as u32, bias.is_some() as u32, scale.to_bits(), capacity as u32];
     let out = gpu.empty_f32(heads * s * hd);
     let bias = match bias {
         Some(b) => gpu.buffer_of(OP, b)?.handle,
@@ -82,10 +84,10 @@ pub fn attention(gpu: &Gpu, q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, mask: Mask
 }
 
 /// One query row per head: split-K partials, then the merge (see the shader).
-fn decode(gpu: &Gpu, q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, group: usize, scale: f32) -> Result<Tensor<3>> {
+fn decode(gpu: &Gpu, q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, t: usize, group: usize, scale: f32) -> Result<Tensor<3>> {
     const OP: &str = "attention_decode";
     let [heads, _, hd] = q.dims();
-    let [kv_heads, t, _] = k.dims();
+    let [kv_heads, capacity, _] = k.dims();
     let chunks = t.div_ceil(DECODE_CHUNK as usize);
     if chunks > MAX_DISPATCH {
         return Err(Error::shape(OP, format!("{t} keys need more than one dispatch")));
@@ -101,7 +103,7 @@ fn decode(gpu: &Gpu, q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, group: usize, sca
             ("max_group", group.next_power_of_two() as u32),
         ],
     };
-    let params = [t as u32, group as u32, chunks as u32, scale.to_bits()];
+    let params = [t as u32, group as u32, chunks as u32, scale.to_bits(), capacity as u32, 0, 0, 0];
     let part = gpu.empty_f32(heads * chunks * (hd + 2));
     let out = gpu.empty_f32(heads * hd);
     let [q, k, v] = [gpu.buffer_of(OP, q)?.handle, gpu.buffer_of(OP, k)?.handle, gpu.buffer_of(OP, v)?.handle];
@@ -152,17 +154,24 @@ pub fn attention_reference(q: &[f32], k: &[f32], v: &[f32], (heads, kv_heads, s,
 
 /// [`attention`] on fresh random inputs against [`attention_reference`]; returns the relative
 /// L2 error. Shared by the native tests and the in-browser test.
-pub async fn check_against_reference(gpu: &Gpu, (heads, kv_heads, s, t, hd): (usize, usize, usize, usize, usize), mask: Mask, with_bias: bool, seed: u64) -> Result<f64> {
+///
+/// `spare` extra rows of noise follow each kv head's `t` keys, as in a KV cache with room left:
+/// they must not be read.
+pub async fn check_against_reference(gpu: &Gpu, (heads, kv_heads, s, t, hd): (usize, usize, usize, usize, usize), spare: usize, mask: Mask, with_bias: bool, seed: u64) -> Result<f64> {
     let mut rng = crate::rng::SplitMix64::new(seed);
     let q = rng.normal_vec(heads * s * hd, 1.0);
     let k = rng.normal_vec(kv_heads * t * hd, 1.0);
     let v = rng.normal_vec(kv_heads * t * hd, 1.0);
+    let with_spare = |x: &[f32], rng: &mut crate::rng::SplitMix64| -> Vec<f32> {
+        x.chunks(t * hd).flat_map(|head| head.iter().copied().chain(rng.normal_vec(spare * hd, 1e3))).collect()
+    };
     // Mask about a quarter of the keys the way the vision tower masks padding.
     let bias: Option<Vec<f32>> = with_bias.then(|| rng.normal_vec(t, 1.0).into_iter().map(|x| if x > 0.67 { f32::MIN } else { 0.0 }).collect());
     let want = attention_reference(&q, &k, &v, (heads, kv_heads, s, t, hd), mask, bias.as_deref());
     let dev = gpu.device();
     let tensor = |data: Vec<f32>, shape: [usize; 3]| Tensor::<3>::from_data(TensorData::new(data, shape), dev);
     let bias = bias.map(|b| Tensor::<1>::from_data(TensorData::new(b, [t]), dev));
-    let got = attention(gpu, tensor(q, [heads, s, hd]), tensor(k, [kv_heads, t, hd]), tensor(v, [kv_heads, t, hd]), mask, bias)?;
+    let (k_buf, v_buf) = (with_spare(&k, &mut rng), with_spare(&v, &mut rng));
+    let got = attention(gpu, tensor(q, [heads, s, hd]), tensor(k_buf, [kv_heads, t + spare, hd]), tensor(v_buf, [kv_heads, t + spare, hd]), t, mask, bias)?;
     Ok(crate::quant::rel_l2(&crate::gpu::read_f32(got).await?, &want))
 }

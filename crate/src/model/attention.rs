@@ -17,15 +17,18 @@ pub enum AttentionImpl {
     Stock,
 }
 
-/// `softmax(q·kᵀ/√hd + mask + bias)·v`.
+/// `softmax(q·kᵀ/√hd + mask + bias)·v` over the first `keys` rows of `k` and `v`.
 ///
 /// # Shapes
-/// `q [heads, S, hd]`, `k`/`v [kv_heads, T, hd]`, `bias [T]` → `[heads, S, hd]`; query head `h`
-/// reads kv head `h / (heads / kv_heads)`, as HF's `repeat_kv` lays them out.
-pub fn attend(gpu: &Gpu, imp: AttentionImpl, q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, mask: Mask, bias: Option<Tensor<1>>) -> Result<Tensor<3>> {
+/// `q [heads, S, hd]`, `k`/`v [kv_heads, capacity ≥ keys, hd]`, `bias [keys]` → `[heads, S, hd]`;
+/// query head `h` reads kv head `h / (heads / kv_heads)`, as HF's `repeat_kv` lays them out.
+pub fn attend(gpu: &Gpu, imp: AttentionImpl, q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, keys: usize, mask: Mask, bias: Option<Tensor<1>>) -> Result<Tensor<3>> {
     match imp {
-        AttentionImpl::Fused => crate::kernels::attention(gpu, q, k, v, mask, bias),
-        AttentionImpl::Stock => Ok(stock(gpu, q, k, v, mask, bias)),
+        AttentionImpl::Fused => crate::kernels::attention(gpu, q, k, v, keys, mask, bias),
+        AttentionImpl::Stock => {
+            let [kv, _, hd] = k.dims();
+            Ok(stock(gpu, q, k.slice([0..kv, 0..keys, 0..hd]), v.slice([0..kv, 0..keys, 0..hd]), mask, bias))
+        }
     }
 }
 

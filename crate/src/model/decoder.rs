@@ -142,8 +142,8 @@ impl Decoder {
         let heads = |t: Tensor<2>, n: usize| t.reshape([s, n, hd]).swap_dims(0, 1); // [n, S, hd]
         let q = rotate(heads(q, h), &step.cos, &step.sin);
         let k = rotate(heads(k, kv), &step.cos, &step.sin);
-        let (k, v) = cache.append(index, k, heads(v, kv));
-        let attn = attend(gpu, self.attention, q, k, v, Mask::Causal, None)?.swap_dims(0, 1).reshape([s, h * hd]);
+        let (k, v, keys) = cache.append(index, k, heads(v, kv));
+        let attn = attend(gpu, self.attention, q, k, v, keys, Mask::Causal, None)?.swap_dims(0, 1).reshape([s, h * hd]);
         let x = x + layer.o.forward(gpu, attn)?;
 
         let normed = layer.post_norm.forward(x.clone());

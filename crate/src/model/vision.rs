@@ -200,7 +200,7 @@ impl VisionLayer {
         let rows = quirk_rows.unwrap_or(l);
         let flat = |t: Tensor<4>, len: usize| t.reshape([b * heads, len, hd]);
         let q = flat(q.slice([0..b, 0..heads, 0..rows]), rows);
-        let mut attn = attend(gpu, attention, q, flat(k, l), flat(v.clone(), l), Mask::Full, key_bias)?.reshape([b, heads, rows, hd]);
+        let mut attn = attend(gpu, attention, q, flat(k, l), flat(v.clone(), l), l, Mask::Full, key_bias)?.reshape([b, heads, rows, hd]);
         if rows < l {
             let mean_v = v.mean_dim(2).expand([b, heads, l - rows, hd]);
             attn = Tensor::cat(vec![attn, mean_v], 2);
