@@ -154,11 +154,11 @@ impl Engine {
     /// that the rest, then `question` and room for its answer, fit the model's context.
     ///
     /// The first turn (the photo's image tokens and latents, its question and answer) anchors
-    /// the conversation and is never left out. When the turns do not fit, the oldest
-    /// follow-ups go until the rest use at most half the context the first turn leaves free; when it and the new question alone do not fit,
-    /// this is an error naming the sizes. The room kept for the answer is
-    /// [`ANSWER_ROOM`] tokens (or `max_new_tokens`, if smaller); an answer that still
-    /// reaches the end of the context stops there with [`StopReason::Length`].
+    /// the conversation and is never left out. When the turns do not fit, the oldest follow-ups
+    /// go until the rest use at most half the context the first turn leaves free; when the first
+    /// turn and the new question alone do not fit, this is an error naming the sizes. The room
+    /// kept for the answer is [`ANSWER_ROOM`] tokens (or `max_new_tokens`, if smaller); an
+    /// answer that still reaches the end of the context stops there with [`StopReason::Length`].
     pub fn fit(&self, history: &[(String, String)], question: &str, options: &AskOptions) -> Result<usize> {
         let Some(((first_q, first_a), later)) = history.split_first() else { return Ok(0) };
         let max = self.model.config.max_context();
