@@ -13,15 +13,17 @@ const post = (message) => self.postMessage(message);
 // engine cannot go on: the page starts a new worker and reloads from the verified cache.
 let device = null;
 let lostReason = null;
-const requestDevice = GPUAdapter.prototype.requestDevice;
-GPUAdapter.prototype.requestDevice = async function (...args) {
-  device = await requestDevice.apply(this, args);
-  device.lost.then((info) => {
-    lostReason = info.message || info.reason || 'unknown reason';
-    post({ type: Msg.deviceLost, reason: lostReason });
-  });
-  return device;
-};
+const requestDevice = globalThis.GPUAdapter?.prototype.requestDevice;
+if (requestDevice) {
+  GPUAdapter.prototype.requestDevice = async function (...args) {
+    device = await requestDevice.apply(this, args);
+    device.lost.then((info) => {
+      lostReason = info.message || info.reason || 'unknown reason';
+      post({ type: Msg.deviceLost, reason: lostReason });
+    });
+    return device;
+  };
+}
 const ready = init();
 
 async function load({ id, manifestUrl }) {
