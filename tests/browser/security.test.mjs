@@ -106,6 +106,21 @@ test('a model on another origin is refused before any request, unless that origi
   assert.equal(await load(url, { allowedOrigins: [new URL(other).origin] }), 'loaded', log.join('\n'));
 });
 
+test('a model used after unload() fails at once instead of waiting forever', async () => {
+  const message = await page.evaluate(async () => {
+    const { Fusion } = await import('/src/index.js');
+    const model = await Fusion.load('/models/tiny/manifest.json');
+    model.unload();
+    try {
+      for await (const _ of model.ask({ image: new Blob(['x']), question: 'Hello?' }));
+      return 'answered';
+    } catch (e) {
+      return e.message;
+    }
+  });
+  assert.match(message, /unloaded/);
+});
+
 test('a manifest that names files outside its folder is refused before they are fetched', async () => {
   for (const [name, edit, needle] of [
     ['elsewhere', (m) => (m.shards[0].file = `${server.url}/models/tiny/${m.shards[0].file}`), /shard name .* leaves the model folder/],

@@ -39,6 +39,7 @@ export class Fusion {
   #workerUrl;
   /** Why the engine cannot go on (a lost GPU device, a crashed worker), until recovered. */
   #broken = null;
+  #unloaded = false;
   info;
 
   constructor(manifestUrl, workerUrl) {
@@ -232,6 +233,7 @@ export class Fusion {
 
   /** Stop the worker and free the GPU memory. The offline copy stays cached. */
   unload() {
+    this.#unloaded = true;
     this.#worker.terminate();
     this.#failAll(new Error('the model was unloaded'));
   }
@@ -250,6 +252,7 @@ export class Fusion {
   }
 
   #request(message, { id = nextId++, onText, onProgress, transfer = [] } = {}) {
+    if (this.#unloaded) return Promise.reject(new Error('the model was unloaded: load it again with Fusion.load'));
     return new Promise((resolve, reject) => {
       this.#pending.set(id, { resolve, reject, onText, onProgress });
       this.#worker.postMessage({ ...message, id }, transfer);
