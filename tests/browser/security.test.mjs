@@ -112,7 +112,7 @@ test('a model used after unload() fails at once instead of waiting forever', asy
     const model = await Fusion.load('/models/tiny/manifest.json');
     model.unload();
     try {
-      for await (const _ of model.ask({ image: new Blob(['x']), question: 'Hello?' }));
+      for await (const _ of model.ask({ image: new OffscreenCanvas(8, 8), question: 'Hello?' }));
       return 'answered';
     } catch (e) {
       return e.message;
