@@ -2,7 +2,7 @@
 // with the network off; other same-origin requests (a model's manifest.json and tokenizer.json)
 // go to the network first and fall back to the last copy. Model shards are never cached here:
 // the engine keeps its verified copy in OPFS (web/src/cache.js), once.
-const CACHE = 'fusion-shell-v1';
+const CACHE = 'fusion-shell-v2';
 const SHELL = [
   '/demo/',
   '/demo/index.html',
@@ -11,6 +11,7 @@ const SHELL = [
   '/demo/app.webmanifest',
   '/demo/icon.svg',
   '/src/index.js',
+  '/src/chat.js',
   '/src/worker.js',
   '/src/cache.js',
   '/src/protocol.js',
