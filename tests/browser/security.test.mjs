@@ -106,7 +106,7 @@ test('a model on another origin is refused before any request, unless that origi
   assert.equal(await load(url, { allowedOrigins: [new URL(other).origin] }), 'loaded', log.join('\n'));
 });
 
-test('a model used after unload() fails at once instead of waiting forever', async () => {
+test('a model used after unload() fails at once instead of waiting forever', { timeout: 120_000 }, async () => {
   const message = await page.evaluate(async () => {
     const { Fusion } = await import('/src/index.js');
     const model = await Fusion.load('/models/tiny/manifest.json');

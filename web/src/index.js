@@ -5,6 +5,7 @@ import { cachedModels, evictModel } from './cache.js';
 import { toTurns } from './chat.js';
 
 let nextId = 1;
+const UNLOADED = () => new Error('the model was unloaded: load it again with Fusion.load');
 
 /** Turn any supported image input into an ImageBitmap (decoded by the browser). */
 async function toBitmap(image) {
@@ -128,6 +129,7 @@ export class Fusion {
    */
   async *ask({ image, question, history = [], signal, maxNewTokens, temperature, topP, seed, latents }) {
     signal?.throwIfAborted();
+    if (this.#unloaded) throw UNLOADED();
     await this.#recover();
     const photo = await this.#photo(image);
     const queue = [];
@@ -252,7 +254,7 @@ export class Fusion {
   }
 
   #request(message, { id = nextId++, onText, onProgress, transfer = [] } = {}) {
-    if (this.#unloaded) return Promise.reject(new Error('the model was unloaded: load it again with Fusion.load'));
+    if (this.#unloaded) return Promise.reject(UNLOADED());
     return new Promise((resolve, reject) => {
       this.#pending.set(id, { resolve, reject, onText, onProgress });
       this.#worker.postMessage({ ...message, id }, transfer);
