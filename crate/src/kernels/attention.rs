@@ -1,10 +1,8 @@
 //! Fused attention (`shaders/attention.wgsl` for many query rows, `shaders/attention_decode.wgsl`
 //! for one), next to its CPU reference.
 
-use burn::backend::wgpu::SourceKernel;
 use burn::tensor::{Tensor, TensorData};
-use cubecl::prelude::{CubeCount, CubeDim};
-use cubecl::server::{Handle, KernelArguments};
+use cubecl::prelude::CubeDim;
 
 use super::source::Wgsl;
 use crate::error::{Error, Result};
@@ -79,7 +77,7 @@ pub fn attention(gpu: &Gpu, q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, t: usize, 
         None => gpu.empty_f32(1),
     };
     let [q, k, v] = [gpu.buffer_of(OP, q)?.handle, gpu.buffer_of(OP, k)?.handle, gpu.buffer_of(OP, v)?.handle];
-    launch(gpu, source, ROWS, (s.div_ceil(ROWS as usize), heads), [q, k, v, bias, out.clone()], &params);
+    source.launch(gpu, CubeDim::new_1d(ROWS), (s.div_ceil(ROWS as usize), heads), &[&q, &k, &v, &bias, &out], &params);
     Ok(gpu.tensor_of(out, [heads, s, hd]))
 }
 
@@ -107,20 +105,10 @@ fn decode(gpu: &Gpu, q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, t: usize, group: 
     let part = gpu.empty_f32(heads * chunks * (hd + 2));
     let out = gpu.empty_f32(heads * hd);
     let [q, k, v] = [gpu.buffer_of(OP, q)?.handle, gpu.buffer_of(OP, k)?.handle, gpu.buffer_of(OP, v)?.handle];
-    let buffers = [q, k, v, part, out.clone()];
-    launch(gpu, pass(0), DECODE_WORKGROUP, (chunks, kv_heads), buffers.clone(), &params);
-    launch(gpu, pass(1), DECODE_WORKGROUP, (heads, 1), buffers, &params);
+    let buffers = [&q, &k, &v, &part, &out];
+    pass(0).launch(gpu, CubeDim::new_1d(DECODE_WORKGROUP), (chunks, kv_heads), &buffers, &params);
+    pass(1).launch(gpu, CubeDim::new_1d(DECODE_WORKGROUP), (heads, 1), &buffers, &params);
     Ok(gpu.tensor_of(out, [heads, 1, hd]))
-}
-
-/// Both attention shaders bind five buffers and then their `Params`.
-fn launch(gpu: &Gpu, source: Wgsl, workgroup: u32, count: (usize, usize), buffers: [Handle; 5], params: &[u32]) {
-    let args = buffers.into_iter().fold(KernelArguments::new(), |a, b| a.with_buffer(b.binding()));
-    gpu.client().launch(
-        Box::new(SourceKernel::new(source, CubeDim::new_1d(workgroup))),
-        CubeCount::Static(count.0 as u32, count.1 as u32, 1),
-        args.with_buffer(gpu.upload_u32(params).binding()),
-    );
 }
 
 /// The definition, in f64: scores, softmax, weighted sum. `q [heads·s·hd]`, `k`/`v [kv·t·hd]`.

@@ -1,9 +1,8 @@
 //! Buffer copy (`shaders/copy.wgsl`): the bandwidth ceiling `fusion bench` reports next to
 //! every memory-bound kernel, and the loader's way to place a streamed chunk in its tensor.
 
-use burn::backend::wgpu::SourceKernel;
-use cubecl::prelude::{CubeCount, CubeDim};
-use cubecl::server::{Handle, KernelArguments};
+use cubecl::prelude::CubeDim;
+use cubecl::server::Handle;
 
 use super::source::Wgsl;
 use crate::error::{Error, Result};
@@ -21,14 +20,7 @@ pub fn copy(gpu: &Gpu, src: &Handle, dst: &Handle, len: usize, dst_offset: usize
     }
     let groups = GROUPS.min((len / 4).div_ceil(WORKGROUP as usize).max(1) as u32);
     let source = Wgsl { name: "copy", text: include_str!("../../../shaders/copy.wgsl"), constants: vec![("workgroup_size", WORKGROUP)] };
-    gpu.client().launch(
-        Box::new(SourceKernel::new(source, CubeDim::new_1d(WORKGROUP))),
-        CubeCount::Static(groups, 1, 1),
-        KernelArguments::new()
-            .with_buffer(src.clone().binding())
-            .with_buffer(dst.clone().binding())
-            .with_buffer(gpu.upload_u32(&[(len / 4) as u32, groups * WORKGROUP, (dst_offset / 4) as u32, 0]).binding()),
-    );
+    source.launch(gpu, CubeDim::new_1d(WORKGROUP), (groups as usize, 1), &[src, dst], &[(len / 4) as u32, groups * WORKGROUP, (dst_offset / 4) as u32, 0]);
     Ok(())
 }
 

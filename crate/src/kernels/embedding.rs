@@ -1,9 +1,8 @@
 //! Embedding lookup from an f16 table on the GPU (`shaders/embedding.wgsl`).
 
-use burn::backend::wgpu::SourceKernel;
 use burn::tensor::Tensor;
-use cubecl::prelude::{CubeCount, CubeDim};
-use cubecl::server::{Handle, KernelArguments};
+use cubecl::prelude::CubeDim;
+use cubecl::server::Handle;
 
 use super::source::Wgsl;
 use crate::error::{Error, Result};
@@ -26,15 +25,8 @@ pub fn embedding_f16(gpu: &Gpu, table: &Handle, vocab: usize, cols: usize, ids: 
     let groups_x = groups.min(MAX_GROUPS_X);
     let out = gpu.empty_f32(ids.len() * cols);
     let source = Wgsl { name: "embedding_f16", text: include_str!("../../../shaders/embedding.wgsl"), constants: vec![("workgroup_size", WORKGROUP)] };
-    gpu.client().launch(
-        Box::new(SourceKernel::new(source, CubeDim::new_1d(WORKGROUP))),
-        CubeCount::Static(groups_x as u32, groups.div_ceil(groups_x) as u32, 1),
-        KernelArguments::new()
-            .with_buffer(gpu.upload_u32(ids).binding())
-            .with_buffer(table.clone().binding())
-            .with_buffer(out.clone().binding())
-            .with_buffer(gpu.upload_u32(&[ids.len() as u32, cols as u32, groups_x as u32, 0]).binding()),
-    );
+    let params = [ids.len() as u32, cols as u32, groups_x as u32, 0];
+    source.launch(gpu, CubeDim::new_1d(WORKGROUP), (groups_x, groups.div_ceil(groups_x)), &[&gpu.upload_u32(ids), table, &out], &params);
     Ok(gpu.tensor_of(out, [ids.len(), cols]))
 }
 

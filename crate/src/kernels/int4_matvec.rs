@@ -1,9 +1,8 @@
 //! int4 dequant matrix-vector product (`shaders/int4_matvec.wgsl`): the decode-time linear layer.
 
-use burn::backend::wgpu::SourceKernel;
 use burn::tensor::Tensor;
-use cubecl::prelude::{CubeCount, CubeDim};
-use cubecl::server::{Handle, KernelArguments};
+use cubecl::prelude::CubeDim;
+use cubecl::server::Handle;
 
 use super::source::Wgsl;
 use crate::error::{Error, Result};
@@ -64,16 +63,7 @@ impl Int4Matrix {
             extra,
             0,
         ];
-        gpu.client().launch(
-            Box::new(SourceKernel::new(source, cube_dim)),
-            CubeCount::Static(count.0 as u32, count.1 as u32, 1),
-            KernelArguments::new()
-                .with_buffer(x.handle.clone().binding())
-                .with_buffer(self.packed.clone().binding())
-                .with_buffer(self.scales.clone().binding())
-                .with_buffer(y.clone().binding())
-                .with_buffer(gpu.upload_u32(&params).binding()),
-        );
+        source.launch(gpu, cube_dim, count, &[&x.handle, &self.packed, &self.scales, &y], &params);
         Ok(gpu.tensor_of(y, [m, n]))
     }
 }
