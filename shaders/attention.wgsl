@@ -13,7 +13,7 @@
 // The score scale is folded into q. Masked keys are skipped (causal) or get the caller's
 // bias (f32::MIN for padding): with no infinities anywhere, exp() never sees inf − inf.
 //
-// Every binding is read_write: burn's allocator sub-allocates tensors from shared buffers.
+// Every storage binding is read_write: burn's allocator sub-allocates tensors from shared buffers.
 // Placeholders: {{ rows }} (workgroup size), {{ head_dim }}, {{ tile }}.
 
 struct Params {
@@ -32,7 +32,7 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> v: array<f32>;    // [kv_heads, kv_stride, HD]
 @group(0) @binding(3) var<storage, read_write> bias: array<f32>; // [t] when has_bias
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;  // [heads, s, HD]
-@group(0) @binding(5) var<storage, read_write> p: Params;
+@group(0) @binding(5) var<uniform> p: Params;
 
 const ROWS: u32 = {{ rows }}u;
 const HD: u32 = {{ head_dim }}u;
@@ -42,7 +42,6 @@ const LOWEST: f32 = -0x1.fffffep+127f; // -f32::MAX (Tint rejects a decimal that
 
 var<workgroup> k_tile: array<vec4<f32>, TILE * HD4>;
 var<workgroup> v_tile: array<vec4<f32>, TILE * HD4>;
-var<workgroup> keys_needed: u32;
 
 @compute @workgroup_size({{ rows }})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -53,16 +52,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let live = row < p.s;
     let kv_base = (head / p.group) * p.kv_stride * HD;
 
-    // The tile loop holds barriers, so its bound must be uniform: values read from a
-    // read_write buffer are not, until they pass through workgroupUniformLoad.
-    if lid == 0u {
-        var needed = p.t;
-        if p.causal != 0u {
-            needed = min(p.t, p.past + min(p.s, wid.x * ROWS + ROWS));
-        }
-        keys_needed = needed;
+    // Keys this workgroup's rows need: the tile loop's bound, uniform (p is a uniform buffer)
+    // as its barriers require.
+    var end = p.t;
+    if p.causal != 0u {
+        end = min(p.t, p.past + min(p.s, wid.x * ROWS + ROWS));
     }
-    let end = workgroupUniformLoad(&keys_needed);
     var limit = p.t;
     if p.causal != 0u {
         limit = min(p.t, p.past + row + 1u);

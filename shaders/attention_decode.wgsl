@@ -13,7 +13,7 @@
 // switch to one output dimension each, so consecutive invocations read consecutive floats of
 // a V row (coalesced).
 //
-// Every binding is read_write: burn's allocator sub-allocates tensors from shared buffers.
+// Every storage binding is read_write: burn's allocator sub-allocates tensors from shared buffers.
 // Placeholders: {{ pass }} (0 partials, 1 combine), {{ workgroup_size }} (power of two),
 // {{ head_dim }}, {{ chunk }}, {{ max_group }}.
 
@@ -33,7 +33,7 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> v: array<f32>;    // [kv_heads, kv_stride, HD]
 @group(0) @binding(3) var<storage, read_write> part: array<f32>; // [heads, chunks, HD + 2]: acc, m, l
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;  // [heads, HD]
-@group(0) @binding(5) var<storage, read_write> p: Params;
+@group(0) @binding(5) var<uniform> p: Params;
 
 const PASS: u32 = {{ pass }}u;
 const WG: u32 = {{ workgroup_size }}u;

@@ -14,7 +14,7 @@ struct Params {
 
 @group(0) @binding(0) var<storage, read_write> src: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read_write> dst: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> p: Params;
+@group(0) @binding(2) var<uniform> p: Params;
 
 @compute @workgroup_size({{ workgroup_size }})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {

@@ -4,7 +4,7 @@
 // table is 1 GB in f16, 2 GB in f32), read as packed pairs with unpack2x16float so no
 // `shader-f16` is needed. One invocation per output pair keeps reads and writes coalesced.
 //
-// Every binding is read_write: burn's allocator sub-allocates tensors from shared buffers.
+// Every storage binding is read_write: burn's allocator sub-allocates tensors from shared buffers.
 // Placeholders: {{ workgroup_size }}.
 
 struct Params {
@@ -17,7 +17,7 @@ struct Params {
 @group(0) @binding(0) var<storage, read_write> ids: array<u32>;   // [rows]
 @group(0) @binding(1) var<storage, read_write> table: array<u32>; // [vocab, cols] f16, paired
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;   // [rows, cols]
-@group(0) @binding(3) var<storage, read_write> p: Params;
+@group(0) @binding(3) var<uniform> p: Params;
 
 const WG: u32 = {{ workgroup_size }}u;
 

@@ -1,16 +1,18 @@
 // int4 dequant matrix product for prefill and the vision tower: y[m, n] = sum_k x[m, k] * W[n, k].
 //
-// A TILE×TILE workgroup computes a TILE×TILE block of y. Per step along k it stages a
-// TILE×KSTEP block of x and a TILE×KSTEP block of W in workgroup memory; W is dequantised once
-// on the way in (KSTEP/8 packed words per row, one invocation per word), so every weight nibble
-// is read from memory once per block of TILE activation rows instead of once per row. Rows of W
-// are padded to whole groups with zero weights, and x outside [M, K] is staged as 0, so odd
-// sizes need no special case in the inner loop.
+// A workgroup of 16×16 invocations computes a 64×64 block of y, each invocation a 4×4 sub-block
+// held in registers: per step of k it reads 4 x values and 4 weights (two 16-byte loads from
+// workgroup memory) and does 16 multiply-adds with them, so the loop is bound by arithmetic, not
+// by workgroup-memory traffic (one output per invocation would need two loads per multiply-add).
+// Per step along k (KSTEP = 16) the workgroup stages a 64×16 block of x and of W in workgroup
+// memory, both k-major so the 4 values an invocation needs are one `vec4`; W is dequantised
+// once on the way in (each of 128 invocations unpacks one word: 8 weights of one group), so every
+// weight nibble is read from memory once per 64 activation rows. x outside [M, K] is staged as 0
+// and rows of W are padded to whole groups with zero weights, so odd sizes need no special case
+// in the inner loop. 8 KiB of workgroup memory: within WebGPU's 16 KiB default.
 //
-// Every binding is read_write: burn's allocator sub-allocates tensors from shared buffers, and
+// Every storage binding is read_write: burn's allocator sub-allocates tensors from shared buffers, and
 // WebGPU forbids one buffer bound both read-only and writable in one dispatch.
-//
-// Placeholders: {{ tile }} (TILE; TILE*TILE invocations), {{ kstep }} (a multiple of 8).
 
 struct Params {
     m: u32,
@@ -27,61 +29,78 @@ struct Params {
 @group(0) @binding(1) var<storage, read_write> w: array<u32>;       // [N, words_per_row]
 @group(0) @binding(2) var<storage, read_write> scales: array<u32>;  // [N * groups_per_row] f16, paired
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;       // [M, N]
-@group(0) @binding(4) var<storage, read_write> p: Params;
+@group(0) @binding(4) var<uniform> p: Params;
 
-const TILE: u32 = {{ tile }}u;
-const KSTEP: u32 = {{ kstep }}u;
-const WORDS: u32 = KSTEP / 8u;
+const TILE: u32 = 64u;   // rows of x and of W per workgroup
+const KSTEP: u32 = 16u;  // k per staged block: two packed words of a row of W
+const T4: u32 = TILE / 4u;
 
-var<workgroup> xs: array<f32, TILE * KSTEP>;  // [TILE m][KSTEP k]
-var<workgroup> ws: array<f32, TILE * KSTEP>;  // [TILE n][KSTEP k]
-var<workgroup> k_padded: u32;
+var<workgroup> xs: array<vec4<f32>, KSTEP * T4>;  // [k][m / 4]
+var<workgroup> ws: array<vec4<f32>, KSTEP * T4>;  // [k][n / 4]
 
 fn scale_at(i: u32) -> f32 {
     return unpack2x16float(scales[i >> 1u])[i & 1u];
 }
 
-@compute @workgroup_size({{ tile }}, {{ tile }})
+@compute @workgroup_size(16, 16)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let n0 = wid.x * TILE;
     let m0 = wid.y * TILE;
-    let flat = lid.y * TILE + lid.x;
-    var acc = 0.0;
-    // The loop holds barriers, so its bound must be provably uniform: a value read from a
-    // storage buffer is not, and Chrome's compiler rejects the shader (naga lets it through).
-    if flat == 0u { k_padded = p.words_per_row * 8u; }
-    let k_end = workgroupUniformLoad(&k_padded);
+    let flat = lid.y * 16u + lid.x;
+    var acc: array<vec4<f32>, 4>;  // acc[i][j] = y[m0 + 4 lid.y + i, n0 + 4 lid.x + j]
+    // The loop holds barriers, so its bound must be uniform: it is, read from a uniform buffer.
+    let k_end = p.words_per_row * 8u;
+
+    // Staging roles: x row `flat / 4`, columns 4 (flat % 4) .. +4; W row `flat / 2`, word flat % 2.
+    let xm = m0 + flat / 4u;
+    let xk = (flat % 4u) * 4u;
+    let wn = n0 + flat / 2u;
 
     for (var k0 = 0u; k0 < k_end; k0 += KSTEP) {
-        for (var i = flat; i < TILE * KSTEP; i += TILE * TILE) {
-            let m = m0 + i / KSTEP;
-            let k = k0 + i % KSTEP;
-            xs[i] = select(0.0, x[m * p.k + k], m < p.m && k < p.k);
+        var xv: vec4<f32>;
+        for (var i = 0u; i < 4u; i++) {
+            let k = k0 + xk + i;
+            xv[i] = select(0.0, x[xm * p.k + k], xm < p.m && k < p.k);
         }
-        for (var i = flat; i < TILE * WORDS; i += TILE * TILE) {
-            let n = n0 + i / WORDS;
-            let word = k0 / 8u + i % WORDS;
-            let base = (i / WORDS) * KSTEP + (i % WORDS) * 8u;
-            if n < p.n && word < p.words_per_row {
-                let packed = w[n * p.words_per_row + word];
-                let s = scale_at(n * p.groups_per_row + word / p.words_per_group);
-                for (var j = 0u; j < 8u; j++) {
-                    ws[base + j] = (f32((packed >> (4u * j)) & 15u) - 8.0) * s;
-                }
-            } else {
-                for (var j = 0u; j < 8u; j++) { ws[base + j] = 0.0; }
+        // Transposed into k-major order: component (xm % 4) of row vector k.
+        let slot = (flat / 4u) / 4u;
+        let lane = (flat / 4u) % 4u;
+        for (var i = 0u; i < 4u; i++) {
+            xs[(xk + i) * T4 + slot][lane] = xv[i];
+        }
+        if flat < TILE * 2u {
+            let word = k0 / 8u + flat % 2u;
+            var q = vec4<f32>(0.0);
+            var packed = 0x88888888u;  // zero weights past N
+            var s = 0.0;
+            if wn < p.n {
+                packed = w[wn * p.words_per_row + word];
+                s = scale_at(wn * p.groups_per_row + word / p.words_per_group);
+            }
+            let kb = (flat % 2u) * 8u;
+            for (var j = 0u; j < 8u; j++) {
+                ws[(kb + j) * T4 + (flat / 2u) / 4u][(flat / 2u) % 4u] = (f32((packed >> (4u * j)) & 15u) - 8.0) * s;
             }
         }
         workgroupBarrier();
         for (var k = 0u; k < KSTEP; k++) {
-            acc += xs[lid.y * KSTEP + k] * ws[lid.x * KSTEP + k];
+            let a = xs[k * T4 + lid.y];
+            let b = ws[k * T4 + lid.x];
+            acc[0] += a.x * b;
+            acc[1] += a.y * b;
+            acc[2] += a.z * b;
+            acc[3] += a.w * b;
         }
         workgroupBarrier();
     }
 
-    let m = m0 + lid.y;
-    let n = n0 + lid.x;
-    if m < p.m && n < p.n {
-        y[m * p.n + n] = acc;
+    for (var i = 0u; i < 4u; i++) {
+        let m = m0 + lid.y * 4u + i;
+        for (var j = 0u; j < 4u; j++) {
+            let n = n0 + lid.x * 4u + j;
+            if m < p.m && n < p.n {
+                y[m * p.n + n] = acc[i][j];
+            }
+        }
     }
 }

@@ -1,93 +1,113 @@
-// int4 dequant matrix-vector product for decode: y[m, n] = sum_k x[m, k] * W[n, k], m < M <= MAX_ROWS.
+// int4 dequant matrix-vector product for decode: y[m, n] = sum_k x[m, k] * W[n, k], for the
+// M = ROWS activation rows of a decode step (1, or a few when decoding several sequences).
 //
-// Decode is bound by how fast W streams from memory, so the layout is chosen for that read:
-// one workgroup owns one output feature n and walks its packed row (one contiguous run of
-// u32 words, 8 nibbles each) with consecutive invocations on consecutive words, so every
-// load instruction of the workgroup is one coalesced burst. Each word is dequantised once and
-// reused for all M activation rows. The partial sums meet in a shared-memory tree: it works
-// on every adapter (SwiftShader has subgroups of 4, lavapipe 8, NVIDIA 32, so nothing here
-// assumes a subgroup size). Arithmetic is f32; the f16 scales are read as packed pairs with
-// unpack2x16float, which needs no `shader-f16`.
+// Decode is bound by how fast W streams from memory, so everything serves that read:
+// - W is read in 16-byte loads (`vec4<u32>`, 32 nibbles: one whole group at group 32, never two
+//   groups, since groups are multiples of 32), consecutive invocations on consecutive loads of a
+//   row, so each load instruction of a workgroup is one coalesced burst;
+// - a workgroup owns OUTPUTS output features and each invocation loads its slice of all of them
+//   before using any, so OUTPUTS independent loads are in flight per invocation, and each x value
+//   read (from cache) serves OUTPUTS weights instead of one;
+// - each weight is dequantised once and reused for all ROWS activation rows; ROWS is a constant
+//   so a decode step (ROWS = 1) does no work for rows it does not have.
+// x arrives padded with zeros to the packed row length (whole groups), so it too is read as
+// `vec4<f32>` with no bounds checks; the padding nibbles of W are zero weights.
+// The partial sums of a workgroup meet in a shared-memory tree: it works on every adapter
+// (SwiftShader has subgroups of 4, lavapipe 8, NVIDIA 32, so nothing assumes a subgroup size).
+// Arithmetic is f32; the f16 scales are read as packed pairs with unpack2x16float, which needs
+// no `shader-f16`.
 //
-// Every binding is read_write: burn's allocator sub-allocates tensors from shared buffers, and
+// Every storage binding is read_write: burn's allocator sub-allocates tensors from shared buffers, and
 // WebGPU forbids one buffer bound both read-only and writable in one dispatch.
 //
-// Placeholders: {{ workgroup_size }} (power of two), {{ max_rows }}.
+// Placeholders: {{ workgroup_size }} (power of two), {{ rows }}, {{ outputs }}.
 
 struct Params {
-    m: u32,              // activation rows, <= MAX_ROWS
+    m: u32,              // activation rows (= ROWS)
     n: u32,              // output features (rows of W)
     k: u32,              // input features (columns of W, unpadded)
-    words_per_row: u32,  // packed u32 words per row of W (row padded to whole groups)
+    words_per_row: u32,  // packed u32 words per row of W (a multiple of 4)
     groups_per_row: u32, // scales per row of W
     words_per_group: u32,
-    groups_x: u32,       // workgroups along x: n = wid.x + wid.y * groups_x
+    groups_x: u32,       // workgroups along x: the first output is (wid.x + wid.y * groups_x) * OUTPUTS
     _pad: u32,
 }
 
-@group(0) @binding(0) var<storage, read_write> x: array<f32>;             // [M, K]
-@group(0) @binding(1) var<storage, read_write> w: array<u32>;             // [N, words_per_row]
-@group(0) @binding(2) var<storage, read_write> scales: array<u32>;        // [N * groups_per_row] f16, paired
-@group(0) @binding(3) var<storage, read_write> y: array<f32>;       // [M, N]
-@group(0) @binding(4) var<storage, read_write> p: Params;
+@group(0) @binding(0) var<storage, read_write> x: array<vec4<f32>>;  // [M, words_per_row * 8]
+@group(0) @binding(1) var<storage, read_write> w: array<vec4<u32>>;  // [N, words_per_row / 4]
+@group(0) @binding(2) var<storage, read_write> scales: array<u32>;   // [N * groups_per_row] f16, paired
+@group(0) @binding(3) var<storage, read_write> y: array<f32>;        // [M, N]
+@group(0) @binding(4) var<uniform> p: Params;
 
 const WG: u32 = {{ workgroup_size }}u;
-const MAX_ROWS: u32 = {{ max_rows }}u;
+const ROWS: u32 = {{ rows }}u;
+const OUTPUTS: u32 = {{ outputs }}u;
 
-var<workgroup> partial: array<f32, WG * MAX_ROWS>;
+var<workgroup> partial: array<f32, WG * ROWS * OUTPUTS>;
 
 fn scale_at(i: u32) -> f32 {
     return unpack2x16float(scales[i >> 1u])[i & 1u];
 }
 
+// Nibbles `shift`, +4, +8, +12 of a word as signed weights (each nibble stores q + 8).
+fn nibbles(word: u32, shift: u32) -> vec4<f32> {
+    return vec4<f32>((vec4<u32>(word) >> vec4<u32>(shift, shift + 4u, shift + 8u, shift + 12u)) & vec4<u32>(15u)) - 8.0;
+}
+
 @compute @workgroup_size({{ workgroup_size }})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let n = wid.x + wid.y * p.groups_x;
-    // No early return: every invocation must reach the barriers below.
-    let in_range = n < p.n;
+    let n0 = (wid.x + wid.y * p.groups_x) * OUTPUTS;
+    let loads = p.words_per_row / 4u;
+    let x_stride = p.words_per_row * 2u;
 
-    var acc: array<f32, MAX_ROWS>;
-    for (var r = 0u; r < MAX_ROWS; r++) { acc[r] = 0.0; }
+    var acc: array<f32, ROWS * OUTPUTS>;
+    for (var i = 0u; i < ROWS * OUTPUTS; i++) { acc[i] = 0.0; }
 
-    if in_range {
-        let row = n * p.words_per_row;
-        for (var word = lid; word < p.words_per_row; word += WG) {
-            let packed = w[row + word];
-            let s = scale_at(n * p.groups_per_row + word / p.words_per_group);
-            // Nibble j holds q + 8 for k = 8 * word + j.
-            let lo = vec4<f32>(vec4<u32>(packed, packed >> 4u, packed >> 8u, packed >> 12u) & vec4<u32>(15u)) - 8.0;
-            let hi = vec4<f32>(vec4<u32>(packed >> 16u, packed >> 20u, packed >> 24u, packed >> 28u) & vec4<u32>(15u)) - 8.0;
-            let k0 = word * 8u;
-            if k0 + 8u <= p.k {
-                for (var r = 0u; r < p.m; r++) {
-                    let b = r * p.k + k0;
-                    let xa = vec4<f32>(x[b], x[b + 1u], x[b + 2u], x[b + 3u]);
-                    let xb = vec4<f32>(x[b + 4u], x[b + 5u], x[b + 6u], x[b + 7u]);
-                    acc[r] += (dot(xa, lo) + dot(xb, hi)) * s;
-                }
-            } else if k0 < p.k {
-                // The row's last word is partly padding (odd K): only touch x inside the row.
-                let q = array<f32, 8>(lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w);
-                for (var r = 0u; r < p.m; r++) {
-                    var d = 0.0;
-                    for (var j = 0u; k0 + j < p.k; j++) { d += x[r * p.k + k0 + j] * q[j]; }
-                    acc[r] += d * s;
-                }
+    for (var v = lid; v < loads; v += WG) {
+        var wv: array<vec4<u32>, OUTPUTS>;
+        var s: array<f32, OUTPUTS>;
+        let group = v * 4u / p.words_per_group;
+        for (var o = 0u; o < OUTPUTS; o++) {
+            // Outputs past N (last workgroup only) re-read the last row; their sums are dropped.
+            let n = min(n0 + o, p.n - 1u);
+            wv[o] = w[n * loads + v];
+            s[o] = scale_at(n * p.groups_per_row + group);
+        }
+        for (var r = 0u; r < ROWS; r++) {
+            let b = r * x_stride + v * 8u;
+            let x0 = x[b];
+            let x1 = x[b + 1u];
+            let x2 = x[b + 2u];
+            let x3 = x[b + 3u];
+            let x4 = x[b + 4u];
+            let x5 = x[b + 5u];
+            let x6 = x[b + 6u];
+            let x7 = x[b + 7u];
+            for (var o = 0u; o < OUTPUTS; o++) {
+                let q = wv[o];
+                let d = dot(x0, nibbles(q.x, 0u)) + dot(x1, nibbles(q.x, 16u))
+                      + dot(x2, nibbles(q.y, 0u)) + dot(x3, nibbles(q.y, 16u))
+                      + dot(x4, nibbles(q.z, 0u)) + dot(x5, nibbles(q.z, 16u))
+                      + dot(x6, nibbles(q.w, 0u)) + dot(x7, nibbles(q.w, 16u));
+                acc[r * OUTPUTS + o] += d * s[o];
             }
         }
     }
 
-    for (var r = 0u; r < MAX_ROWS; r++) { partial[r * WG + lid] = acc[r]; }
+    for (var i = 0u; i < ROWS * OUTPUTS; i++) { partial[i * WG + lid] = acc[i]; }
     workgroupBarrier();
     for (var stride = WG / 2u; stride > 0u; stride >>= 1u) {
         if lid < stride {
-            for (var r = 0u; r < MAX_ROWS; r++) {
-                partial[r * WG + lid] += partial[r * WG + lid + stride];
+            for (var i = 0u; i < ROWS * OUTPUTS; i++) {
+                partial[i * WG + lid] += partial[i * WG + lid + stride];
             }
         }
         workgroupBarrier();
     }
-    if in_range && lid < p.m {
-        y[lid * p.n + n] = partial[lid * WG];
+    if lid < ROWS * OUTPUTS {
+        let n = n0 + lid % OUTPUTS;
+        if n < p.n {
+            y[(lid / OUTPUTS) * p.n + n] = partial[lid * WG];
+        }
     }
 }

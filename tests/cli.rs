@@ -129,6 +129,8 @@ fn bench_writes_a_complete_report() {
         x
     };
     let copy = positive(&report["copy_bandwidth_gb_s"], "copy bandwidth");
+    positive(&report["launch_us"]["wgsl"], "launch overhead of our kernels");
+    positive(&report["launch_us"]["burn"], "launch overhead of burn's");
     let model = &report["models"][0];
     assert_eq!(model["model"], "tiny");
     for variant in ["int4_fused", "int4_burn_attention"] {

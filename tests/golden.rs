@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use fusion::image::{Views, views_u8};
-use fusion::model::{AttentionImpl, FusionModel, Prompt, Trace, VisionOptions, WeightFormat};
+use fusion::model::{Kernels, FusionModel, Prompt, Trace, VisionOptions, WeightFormat};
 use fusion::quant::rel_l2;
 use safetensors::{Dtype, SafeTensors};
 
@@ -65,11 +65,11 @@ fn read(trace: &Trace, name: &str) -> Vec<f32> {
     pollster::block_on(fusion::gpu::read_f32(t)).unwrap()
 }
 
-fn golden(name: &str, vision_layers: &[usize], attention: AttentionImpl) {
+fn golden(name: &str, vision_layers: &[usize], attention: Kernels) {
     let dir = fixture_dir(name);
     let fx = Fixture::open(&dir);
     let mut model = FusionModel::load(&dir, common::gpu(), WeightFormat::F32).unwrap();
-    model.set_attention(attention);
+    model.set_kernels(attention);
 
     let (_, _, views) = fx.tensor("inputs", "views_rgb_u8");
     let views = Views::from_views_u8(&views);
@@ -131,18 +131,18 @@ fn golden(name: &str, vision_layers: &[usize], attention: AttentionImpl) {
 
 #[test]
 fn tiny_phi_matches_the_reference() {
-    golden("tiny-phi", &[0, 1, 13, 14, 26], AttentionImpl::Fused);
+    golden("tiny-phi", &[0, 1, 13, 14, 26], Kernels::Fused);
 }
 
 #[test]
 fn tiny_llama_matches_the_reference() {
-    golden("tiny-llama", &[0, 1, 19, 20, 38, 39], AttentionImpl::Fused);
+    golden("tiny-llama", &[0, 1, 19, 20, 38, 39], Kernels::Fused);
 }
 
 /// burn's stock attention, which `fusion bench` compares the kernel against, is right too.
 #[test]
 fn tiny_llama_with_stock_attention_matches_the_reference() {
-    golden("tiny-llama", &[0, 1, 19, 20, 38, 39], AttentionImpl::Stock);
+    golden("tiny-llama", &[0, 1, 19, 20, 38, 39], Kernels::Stock);
 }
 
 #[test]

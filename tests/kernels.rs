@@ -19,7 +19,7 @@ const INT4_MATVEC_TOL: f64 = 1e-5;
 
 #[test]
 fn int4_matvec_matches_cpu_reference() {
-    for (m, n, k, group) in [(1, 1, 8, 8), (1, 37, 40, 32), (3, 129, 333, 32), (8, 257, 1000, 128), (5, 70_001, 24, 32)] {
+    for (m, n, k, group) in [(1, 1, 8, 32), (1, 37, 40, 32), (3, 129, 333, 64), (8, 257, 1000, 128), (5, 70_001, 24, 32), (1, 3072, 3072, 32), (2, 1000, 14336, 32)] {
         let seed = fresh_seed();
         let err = pollster::block_on(check_against_reference(gpu(), m, n, k, group, seed)).unwrap();
         assert!(err < INT4_MATVEC_TOL, "m={m} n={n} k={k} group={group} seed={seed}: rel L2 {err:e}");
@@ -42,7 +42,7 @@ fn int4_matvec_rejects_mismatched_shapes() {
 #[test]
 fn int4_matmul_matches_cpu_reference() {
     use fusion::kernels::int4_matmul::check_against_reference;
-    for (m, n, k, group) in [(9, 17, 40, 8), (33, 129, 333, 32), (100, 70, 1000, 128), (729, 24, 72, 32)] {
+    for (m, n, k, group) in [(9, 17, 40, 32), (33, 129, 333, 32), (100, 70, 1000, 128), (729, 24, 72, 32), (67, 259, 4304, 32)] {
         let seed = fresh_seed();
         let err = pollster::block_on(check_against_reference(gpu(), m, n, k, group, seed)).unwrap();
         assert!(err < INT4_MATVEC_TOL, "m={m} n={n} k={k} group={group} seed={seed}: rel L2 {err:e}");
@@ -110,4 +110,51 @@ fn f16_embedding_lookup_is_exact() {
         let wrong = pollster::block_on(fusion::kernels::embedding::check(gpu(), vocab, cols, ids, seed)).unwrap();
         assert_eq!(wrong, 0, "vocab={vocab} cols={cols} ids={ids} seed={seed}");
     }
+}
+
+/// f32 element-wise arithmetic (and one f32 sum per row) against f64 references.
+const ELEMENTWISE_TOL: f64 = 1e-6;
+
+#[test]
+fn rms_norm_matches_cpu_reference() {
+    // One row; odd widths below and above the workgroup; the decoders' widths; many rows
+    // (more workgroups than one dispatch dimension holds).
+    for (rows, cols) in [(1, 1), (3, 255), (2, 257), (5, 3072), (1, 4096), (900, 48), (70_000, 3)] {
+        let seed = fresh_seed();
+        let err = pollster::block_on(fusion::kernels::rms_norm::check(gpu(), rows, cols, seed)).unwrap();
+        assert!(err < ELEMENTWISE_TOL, "rows={rows} cols={cols} seed={seed}: rel L2 {err:e}");
+    }
+}
+
+#[test]
+fn rope_matches_cpu_reference() {
+    // (positions, heads, head_dim, column offset, columns): Phi-3.5's q and k out of its fused
+    // qkv, LLaMA-3.1's k on its own, odd sizes, and a prefill-sized block.
+    for dims in [(1, 32, 96, 0, 9216), (1, 32, 96, 3072, 9216), (1, 8, 128, 0, 1024), (7, 3, 10, 5, 41), (895, 3, 16, 48, 144)] {
+        let seed = fresh_seed();
+        let err = pollster::block_on(fusion::kernels::rope::check(gpu(), dims, seed)).unwrap();
+        assert!(err < ELEMENTWISE_TOL, "{dims:?} seed={seed}: rel L2 {err:e}");
+    }
+}
+
+#[test]
+fn swiglu_matches_cpu_reference() {
+    for (rows, inter) in [(1, 1), (1, 8192), (1, 14336), (3, 257), (895, 80)] {
+        let seed = fresh_seed();
+        let err = pollster::block_on(fusion::kernels::swiglu::check(gpu(), rows, inter, seed)).unwrap();
+        assert!(err < ELEMENTWISE_TOL, "rows={rows} inter={inter} seed={seed}: rel L2 {err:e}");
+    }
+}
+
+#[test]
+fn small_kernels_reject_mismatched_shapes() {
+    use burn::tensor::Tensor;
+    let dev = gpu().device();
+    let e = fusion::kernels::rms_norm(gpu(), Tensor::<2>::zeros([2, 8], dev), &Tensor::<1>::zeros([7], dev), 1e-5).err().unwrap();
+    assert!(e.to_string().contains("the weight has 7"), "{e}");
+    let table = Tensor::<2>::zeros([1, 8], dev);
+    let e = fusion::kernels::rope(gpu(), Tensor::<2>::zeros([1, 20], dev), 8, 2, 8, &table, &table).err().unwrap();
+    assert!(e.to_string().contains("2 heads of 8 at column 8"), "{e}");
+    let e = fusion::kernels::swiglu(gpu(), Tensor::<2>::zeros([2, 7], dev)).err().unwrap();
+    assert!(e.to_string().contains("even"), "{e}");
 }

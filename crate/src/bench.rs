@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::gpu::{Gpu, now_ms, read_f32};
 use crate::image::Views;
 use crate::kernels::{Int4Matrix, Mask, int4_matmul, int4_matvec};
-use crate::model::{AttentionImpl, FusionModel, VisionOptions, WeightFormat};
+use crate::model::{Kernels, FusionModel, VisionOptions, WeightFormat};
 use crate::quant::Int4Weight;
 use crate::testing::{RandomModel, RandomWeights, TinySpec};
 use crate::tokenizer::Tokenizer;
@@ -73,6 +73,7 @@ const QUESTION: &str = "What is unusual about this image? Describe it in detail.
 
 pub fn run(gpu: &Gpu, o: &BenchOptions) -> Result<Value> {
     let copy_gbs = copy_bandwidth(gpu, o)?;
+    let launch_us = launch_overhead_us(gpu)?;
     let mut models = Vec::new();
     for &shapes in &o.shapes {
         models.push(bench_model(gpu, o, shapes, copy_gbs)?);
@@ -80,7 +81,9 @@ pub fn run(gpu: &Gpu, o: &BenchOptions) -> Result<Value> {
     Ok(json!({
         "device": gpu.adapter_name(),
         "backend": "wgpu (burn 0.22 / cubecl 0.11, WGSL)",
+        "kernel_timing": format!("{:?}", gpu.client().properties().timing_method),
         "copy_bandwidth_gb_s": round(copy_gbs),
+        "launch_us": launch_us,
         "group_size": o.group,
         "models": models,
     }))
@@ -98,12 +101,40 @@ fn time_ms(gpu: &Gpu, repeats: usize, mut f: impl FnMut() -> Result<()>) -> Resu
     Ok((now_ms() - start) / repeats.max(1) as f64)
 }
 
+/// Mean milliseconds per call of the kernels `f` launches, on the GPU's own clock (timestamp
+/// queries) where the adapter has one: a kernel's time without the launch overhead that
+/// `time_ms` includes. Elsewhere cubecl falls back to the host clock around a sync.
+fn kernel_ms(gpu: &Gpu, repeats: usize, mut f: impl FnMut() -> Result<()> + Send) -> Result<f64> {
+    f()?;
+    pollster::block_on(gpu.sync())?;
+    let repeats = repeats.max(1);
+    let (result, duration) = gpu
+        .client()
+        .profile(|| (0..repeats).try_for_each(|_| f()), "fusion bench")
+        .map_err(|e| Error::Execution(format!("profiling: {e:?}")))?;
+    result?;
+    let ticks = pollster::block_on(duration.resolve()).ok_or_else(|| Error::Execution("profiling: no timestamps came back".into()))?;
+    Ok(ticks.duration().as_secs_f64() * 1e3 / repeats as f64)
+}
+
 /// Device copy bandwidth, read + write bytes per second, in GB/s.
 fn copy_bandwidth(gpu: &Gpu, o: &BenchOptions) -> Result<f64> {
     let len = (o.copy_bytes / 4).next_multiple_of(4);
     let (src, dst) = (gpu.empty_f32(len), gpu.empty_f32(len));
-    let ms = time_ms(gpu, o.repeats, || crate::kernels::copy::copy(gpu, &src, &dst, len, 0))?;
+    let ms = kernel_ms(gpu, o.repeats, || crate::kernels::copy::copy(gpu, &src, &dst, len, 0))?;
     Ok(2.0 * (len * 4) as f64 / (ms * 1e6))
+}
+
+/// Microseconds per kernel launch when the kernel itself is negligible (4 KiB), launches queued
+/// back to back, for one of our WGSL kernels (a copy) and one of burn's (an add): the floor of a
+/// decode step is this times its number of dispatches.
+fn launch_overhead_us(gpu: &Gpu) -> Result<Value> {
+    const LAUNCHES: usize = 1000;
+    let (src, dst) = (gpu.empty_f32(1024), gpu.empty_f32(1024));
+    let wgsl = time_ms(gpu, 1, || (0..LAUNCHES).try_for_each(|_| crate::kernels::copy::copy(gpu, &src, &dst, 1024, 0)))?;
+    let x = Tensor::<1>::zeros([1024], gpu.device());
+    let burn = time_ms(gpu, 1, || Ok(drop((0..LAUNCHES).fold(x.clone(), |x, _| x + 1.0))))?;
+    Ok(json!({"wgsl": round(wgsl * 1e3 / LAUNCHES as f64), "burn": round(burn * 1e3 / LAUNCHES as f64)}))
 }
 
 fn random_f32(gpu: &Gpu, shape: [usize; 2], seed: u64) -> Tensor<2> {
@@ -136,6 +167,11 @@ fn decoder_linears(model: &RandomModel) -> Vec<((usize, usize), usize)> {
     counts.into_iter().collect()
 }
 
+/// Each finished phase on stderr, so a long run that is stopped still tells what it measured.
+fn progress(shapes: Shapes, what: &str, figures: &Value) {
+    eprintln!("[{:.1} s] {} {what}: {figures}", now_ms() / 1e3, shapes.name());
+}
+
 /// int4 matvec (decode) and GEMM (prefill) on each decoder shape, against burn's f32 matmul.
 fn bench_linears(gpu: &Gpu, o: &BenchOptions, shapes: &[((usize, usize), usize)], prefill_rows: usize, copy_gbs: f64) -> Result<Vec<Value>> {
     let mut random = RandomWeights::new(7, o.group);
@@ -145,8 +181,8 @@ fn bench_linears(gpu: &Gpu, o: &BenchOptions, shapes: &[((usize, usize), usize)]
         let bytes = int4_bytes(n, k, o.group);
         let x1 = random_f32(gpu, [1, k], 1);
         let xm = random_f32(gpu, [prefill_rows, k], 2);
-        let matvec_ms = time_ms(gpu, o.repeats, || int4_matvec(gpu, x1.clone(), &w).map(drop))?;
-        let matmul_ms = time_ms(gpu, o.repeats, || int4_matmul(gpu, xm.clone(), &w).map(drop))?;
+        let matvec_ms = kernel_ms(gpu, o.repeats, || int4_matvec(gpu, x1.clone(), &w).map(drop))?;
+        let matmul_ms = kernel_ms(gpu, o.repeats, || int4_matmul(gpu, xm.clone(), &w).map(drop))?;
         let matvec_gbs = bytes as f64 / (matvec_ms * 1e6);
         let flops = 2.0 * (prefill_rows * n * k) as f64;
         let mut entry = json!({
@@ -158,8 +194,8 @@ fn bench_linears(gpu: &Gpu, o: &BenchOptions, shapes: &[((usize, usize), usize)]
         });
         if o.stock_matmul {
             let wt = random_f32(gpu, [k, n], 3);
-            let stock_vec = time_ms(gpu, o.repeats, || Ok(drop(x1.clone().matmul(wt.clone()))))?;
-            let stock_mat = time_ms(gpu, o.repeats, || Ok(drop(xm.clone().matmul(wt.clone()))))?;
+            let stock_vec = kernel_ms(gpu, o.repeats, || Ok(drop(x1.clone().matmul(wt.clone()))))?;
+            let stock_mat = kernel_ms(gpu, o.repeats, || Ok(drop(xm.clone().matmul(wt.clone()))))?;
             entry["burn_f32_matvec_ms"] = json!(round(stock_vec));
             entry["burn_f32_matmul_ms"] = json!(round(stock_mat));
             entry["int4_matvec_speedup"] = json!(round(stock_vec / matvec_ms));
@@ -177,9 +213,9 @@ fn bench_attention(gpu: &Gpu, o: &BenchOptions, cases: &[(&str, (usize, usize, u
         let mk = |shape: [usize; 3], seed| random_f32(gpu, [shape[0] * shape[1], shape[2]], seed).reshape(shape);
         let (q, k, v) = (mk([heads, s, hd], 4), mk([kv, t, hd], 5), mk([kv, t, hd], 6));
         let mut times = Vec::new();
-        for imp in [AttentionImpl::Fused, AttentionImpl::Stock] {
+        for imp in [Kernels::Fused, Kernels::Stock] {
             let f = || crate::model::attention::attend(gpu, imp, q.clone(), k.clone(), v.clone(), t, mask, None).map(drop);
-            times.push(time_ms(gpu, o.repeats, f)?);
+            times.push(kernel_ms(gpu, o.repeats, f)?);
         }
         out.push(json!({
             "case": what, "heads": heads, "kv_heads": kv, "rows": s, "keys": t, "head_dim": hd,
@@ -209,7 +245,7 @@ fn bench_group_sizes(gpu: &Gpu, o: &BenchOptions, (n, k): (usize, usize), copy_g
     for group in [32, 64, 128] {
         let w = Int4Matrix::upload(gpu, &RandomWeights::new(13, group).int4(n, k));
         let x = random_f32(gpu, [1, k], 1);
-        let ms = time_ms(gpu, o.repeats, || int4_matvec(gpu, x.clone(), &w).map(drop))?;
+        let ms = kernel_ms(gpu, o.repeats, || int4_matvec(gpu, x.clone(), &w).map(drop))?;
         let bytes = int4_bytes(n, k, group);
         out.push(json!({
             "group": group,
@@ -275,14 +311,18 @@ fn bench_model(gpu: &Gpu, o: &BenchOptions, shapes: Shapes, copy_gbs: f64) -> Re
     let tokenizer = Tokenizer::from_bytes(source.tokenizer.to_string().as_bytes(), config.model_type)?;
     let views = synthetic_views()?;
     let linears = decoder_linears(&source);
+    let largest = linears.iter().map(|l| l.0).max_by_key(|&(n, k)| n * k).unwrap_or((1, 32));
 
     let load = now_ms();
     let mut model = FusionModel::from_source(config.clone(), &source.vision.clone(), &mut source, gpu, WeightFormat::Int4 { group: o.group })?;
     pollster::block_on(gpu.sync())?;
     let load_ms = now_ms() - load;
+    progress(shapes, "loaded", &json!({"load_ms": round(load_ms)}));
     let fused = bench_question(&model, &tokenizer, &views, o)?;
-    model.set_attention(AttentionImpl::Stock);
+    progress(shapes, "int4 + fused attention", &fused);
+    model.set_kernels(Kernels::Stock);
     let stock_attention = bench_question(&model, &tokenizer, &views, o)?;
+    progress(shapes, "int4 + burn attention", &stock_attention);
     drop(model);
 
     // The decode roofline: every int4 weight (scales included) and the KV cache read once per token.
@@ -301,6 +341,9 @@ fn bench_model(gpu: &Gpu, o: &BenchOptions, shapes: Shapes, copy_gbs: f64) -> Re
         ("prefill", (h, kv, prompt, prompt, hd), Mask::Causal),
         ("vision", (tower_heads, tower_heads, tower_rows, tower_rows, c / tower_heads), Mask::Full),
     ])?;
+    progress(shapes, "attention", &json!(attention));
+    let linears = bench_linears(gpu, o, &linears, prompt, copy_gbs)?;
+    progress(shapes, "linears", &json!(linears));
     let mut report = json!({
         "model": shapes.name(),
         "decoder": {"hidden": d, "layers": config.num_hidden_layers, "heads": h, "kv_heads": kv, "head_dim": hd, "intermediate": config.intermediate_size, "vocab": config.vocab_size},
@@ -311,15 +354,16 @@ fn bench_model(gpu: &Gpu, o: &BenchOptions, shapes: Shapes, copy_gbs: f64) -> Re
         "int4_fused": fused,
         "int4_burn_attention": stock_attention,
         "attention": attention,
-        "linears": bench_linears(gpu, o, &linears, prompt, copy_gbs)?,
-        "group_sizes": bench_group_sizes(gpu, o, linears.iter().map(|l| l.0).max_by_key(|&(n, k)| n * k).unwrap_or((1, 32)), copy_gbs)?,
+        "group_sizes": bench_group_sizes(gpu, o, largest, copy_gbs)?,
+        "linears": linears,
     });
     if o.stock_matmul {
         let mut source = RandomModel::new(&spec, o.group)?;
         let mut model = FusionModel::from_source(config, &source.vision.clone(), &mut source, gpu, WeightFormat::F32)
             .map_err(|e| Error::invalid("bench", format!("the f32 model for the stock-matmul comparison: {e}")))?;
-        model.set_attention(AttentionImpl::Stock);
+        model.set_kernels(Kernels::Stock);
         report["f32_burn_matmul_and_attention"] = bench_question(&model, &tokenizer, &views, o)?;
+        progress(shapes, "f32 + burn matmul and attention", &report["f32_burn_matmul_and_attention"]);
     }
     Ok(report)
 }

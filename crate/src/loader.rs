@@ -359,7 +359,7 @@ impl<R: ShardReader> TensorSource for Converted<R> {
         let n: usize = entry.shape.iter().product();
         let (data, scales) = match (dtype, entry.group, &entry.scales, entry.shape.as_slice()) {
             (DType::F16, ..) => (self.stream(name, &entry.data, n * 2, gpu)?, None),
-            (DType::Int4, Some(group), Some(scales), &[rows, cols]) if group > 0 && group % crate::quant::NIBBLES_PER_WORD == 0 => {
+            (DType::Int4, Some(group), Some(scales), &[rows, cols]) if crate::quant::valid_group(group) => {
                 let packed = self.stream(name, &entry.data, rows * Int4Weight::words_per_row(cols, group) * 4, gpu)?;
                 let scales = self.stream(name, scales, (rows * Int4Weight::groups_per_row(cols, group)).div_ceil(2) * 4, gpu)?;
                 (packed, Some(scales))
@@ -372,8 +372,8 @@ impl<R: ShardReader> TensorSource for Converted<R> {
     fn int4(&mut self, name: &str) -> Result<Option<crate::quant::Int4Weight>> {
         let entry = self.entry(name)?.clone();
         let (Some(scales), Some(group), &[rows, cols]) = (&entry.scales, entry.group, entry.shape.as_slice()) else { return Ok(None) };
-        if group == 0 || group % crate::quant::NIBBLES_PER_WORD != 0 {
-            return Err(Error::invalid(name, format!("int4 group size {group}")));
+        if !crate::quant::valid_group(group) {
+            return Err(Error::invalid(name, format!("int4 group size {group} is not a positive multiple of {}", crate::quant::NIBBLES_PER_LOAD)));
         }
         let packed = self.words(name, &entry.data, rows * crate::quant::Int4Weight::words_per_row(cols, group))?;
         let n_scales = rows * crate::quant::Int4Weight::groups_per_row(cols, group);

@@ -16,6 +16,15 @@ use crate::error::{Error, Result};
 /// Values per packed word.
 pub const NIBBLES_PER_WORD: usize = 8;
 
+/// Values per 16-byte load of the kernels (`vec4<u32>`): groups are whole multiples of it, so
+/// every load holds weights of one group and every row starts 16-byte aligned.
+pub const NIBBLES_PER_LOAD: usize = 32;
+
+/// The group sizes the format allows: positive multiples of [`NIBBLES_PER_LOAD`] (32, 64, 128…).
+pub fn valid_group(group: usize) -> bool {
+    group > 0 && group % NIBBLES_PER_LOAD == 0
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Int4Weight {
     pub rows: usize,
@@ -38,8 +47,8 @@ impl Int4Weight {
 
     /// Quantise a row-major `[rows, cols]` f32 matrix. `name` only labels errors.
     pub fn quantize(name: &str, w: &[f32], rows: usize, cols: usize, group: usize) -> Result<Self> {
-        if group == 0 || group % NIBBLES_PER_WORD != 0 {
-            return Err(Error::invalid(name, format!("int4 group size {group} is not a positive multiple of 8")));
+        if !valid_group(group) {
+            return Err(Error::invalid(name, format!("int4 group size {group} is not a positive multiple of {NIBBLES_PER_LOAD}")));
         }
         if w.len() != rows * cols {
             return Err(Error::invalid(name, format!("expected {rows}x{cols} = {} values, got {}", rows * cols, w.len())));
@@ -142,8 +151,9 @@ mod tests {
 
     #[test]
     fn padding_nibbles_are_zero_weights() {
-        let q = Int4Weight::quantize("w", &[1.0, -1.0, 0.5], 1, 3, 8).unwrap();
+        let q = Int4Weight::quantize("w", &[1.0, -1.0, 0.5], 1, 3, 32).unwrap();
         assert_eq!(q.packed[0] >> 12, 0x88888);
+        assert_eq!(&q.packed[1..], &[0x8888_8888; 3]);
     }
 
     #[test]
@@ -152,5 +162,6 @@ mod tests {
         assert!(e.to_string().contains("layer.w") && e.to_string().contains("non-finite"));
         assert!(Int4Weight::quantize("w", &[0.0; 3], 1, 4, 32).is_err());
         assert!(Int4Weight::quantize("w", &[0.0; 4], 1, 4, 12).is_err());
+        assert!(Int4Weight::quantize("w", &[0.0; 4], 1, 4, 8).is_err(), "a group must fill whole 16-byte loads");
     }
 }

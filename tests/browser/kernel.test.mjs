@@ -33,9 +33,11 @@ const KERNELS = {
     [1, 37, 40, 32],
     [3, 129, 333, 32],
     [8, 257, 1000, 128],
+    [2, 70, 4096, 64],
   ],
   checkInt4Matmul: [
-    [9, 17, 40, 8],
+    [9, 17, 40, 32],
+    [67, 130, 200, 64],
     [33, 129, 333, 32],
   ],
   // heads, kv heads, rows, keys, head dim, spare cache rows, causal, key bias

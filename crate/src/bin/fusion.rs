@@ -74,7 +74,7 @@ enum Command {
         src: PathBuf,
         /// Where to write manifest.json, the shards and tokenizer.json.
         out: PathBuf,
-        /// int4 group size (a multiple of 8).
+        /// int4 group size (a multiple of 32).
         #[arg(long, default_value_t = 32)]
         group: usize,
     },

@@ -20,7 +20,6 @@ const DECODE_WORKGROUP: u32 = 64;
 pub const MAX_GROUP: usize = 8;
 /// Head widths the kernels take: the tile must hold at least 8 keys.
 pub const MAX_HEAD_DIM: usize = 256;
-const MAX_DISPATCH: usize = 65535;
 
 /// Which keys a query row sees.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -45,7 +44,7 @@ pub fn attention(gpu: &Gpu, q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, t: usize, 
     if v.dims() != [kv_heads, capacity, hd] || khd != hd || kv_heads == 0 || heads % kv_heads != 0 || t > capacity || t == 0 {
         return Err(Error::shape(OP, format!("q {:?}, k {:?}, v {:?} with {t} keys do not fit one attention", q.dims(), k.dims(), v.dims())));
     }
-    if s == 0 || hd == 0 || hd > MAX_HEAD_DIM || heads > MAX_DISPATCH {
+    if s == 0 || hd == 0 || hd > MAX_HEAD_DIM || heads > super::source::MAX_WORKGROUPS_PER_DIM {
         return Err(Error::shape(OP, format!("{heads} heads of {s} rows × {hd}: outside what the kernel takes")));
     }
     if mask == Mask::Causal && s > t {
@@ -87,7 +86,7 @@ fn decode(gpu: &Gpu, q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, t: usize, group: 
     let [heads, _, hd] = q.dims();
     let [kv_heads, capacity, _] = k.dims();
     let chunks = t.div_ceil(DECODE_CHUNK as usize);
-    if chunks > MAX_DISPATCH {
+    if chunks > super::source::MAX_WORKGROUPS_PER_DIM {
         return Err(Error::shape(OP, format!("{t} keys need more than one dispatch")));
     }
     let pass = |pass: u32| Wgsl {

@@ -4,12 +4,11 @@ use burn::tensor::Tensor;
 use cubecl::prelude::CubeDim;
 use cubecl::server::Handle;
 
-use super::source::Wgsl;
+use super::source::{Wgsl, grid};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 
 const WORKGROUP: u32 = 256;
-const MAX_GROUPS_X: usize = 65535;
 
 /// Rows `ids` of the f16 table `[vocab, cols]` (packed pairs) as f32 `[ids, cols]`. Ids must
 /// be below `vocab` (checked here: an out-of-range read would return another row or zeros).
@@ -21,12 +20,11 @@ pub fn embedding_f16(gpu: &Gpu, table: &Handle, vocab: usize, cols: usize, ids: 
         return Err(Error::shape("embedding", format!("{} ids of width {cols}", ids.len())));
     }
     let pairs = (ids.len() * cols).div_ceil(2);
-    let groups = pairs.div_ceil(WORKGROUP as usize);
-    let groups_x = groups.min(MAX_GROUPS_X);
+    let (groups_x, groups_y) = grid(pairs.div_ceil(WORKGROUP as usize));
     let out = gpu.empty_f32(ids.len() * cols);
     let source = Wgsl { name: "embedding_f16", text: include_str!("../../../shaders/embedding.wgsl"), constants: vec![("workgroup_size", WORKGROUP)] };
     let params = [ids.len() as u32, cols as u32, groups_x as u32, 0];
-    source.launch(gpu, CubeDim::new_1d(WORKGROUP), (groups_x, groups.div_ceil(groups_x)), &[&gpu.upload_u32(ids), table, &out], &params);
+    source.launch(gpu, CubeDim::new_1d(WORKGROUP), (groups_x, groups_y), &[&gpu.upload_u32(ids), table, &out], &params);
     Ok(gpu.tensor_of(out, [ids.len(), cols]))
 }
 

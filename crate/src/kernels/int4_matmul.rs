@@ -5,23 +5,23 @@ use burn::tensor::Tensor;
 use cubecl::prelude::CubeDim;
 
 use super::int4_matvec::Int4Matrix;
-use super::source::Wgsl;
+use super::source::{MAX_WORKGROUPS_PER_DIM, Wgsl};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 
-const TILE: u32 = 16;
-const KSTEP: u32 = 32;
+/// Rows of x and of W per workgroup (the shader's TILE: 16×16 invocations, 4×4 outputs each).
+const TILE: usize = 64;
 
 /// `x [M, K] · Wᵀ → [M, N]`, any M.
 pub fn int4_matmul(gpu: &Gpu, x: Tensor<2>, w: &Int4Matrix) -> Result<Tensor<2>> {
     const OP: &str = "int4_matmul";
     let m = x.dims()[0];
-    let groups = (w.rows.div_ceil(TILE as usize), m.div_ceil(TILE as usize));
-    if m == 0 || groups.0 > 65535 || groups.1 > 65535 {
+    let groups = (w.rows.div_ceil(TILE), m.div_ceil(TILE));
+    if m == 0 || groups.0 > MAX_WORKGROUPS_PER_DIM || groups.1 > MAX_WORKGROUPS_PER_DIM {
         return Err(Error::shape(OP, format!("{m}×{} output does not fit one dispatch", w.rows)));
     }
-    let source = Wgsl { name: OP, text: include_str!("../../../shaders/int4_matmul.wgsl"), constants: vec![("tile", TILE), ("kstep", KSTEP)] };
-    w.launch(gpu, OP, x, source, CubeDim::new_2d(TILE, TILE), groups, 0)
+    let source = Wgsl { name: OP, text: include_str!("../../../shaders/int4_matmul.wgsl"), constants: vec![] };
+    w.launch(gpu, OP, x, source, CubeDim::new_2d(16, 16), groups, 0)
 }
 
 /// [`int4_matmul`] on fresh random inputs against the CPU reference; returns the relative L2 error.

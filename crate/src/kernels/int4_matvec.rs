@@ -4,16 +4,18 @@ use burn::tensor::Tensor;
 use cubecl::prelude::CubeDim;
 use cubecl::server::Handle;
 
-use super::source::Wgsl;
+use super::source::{Wgsl, grid};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::quant::Int4Weight;
 
+/// 64 invocations split a row of the decoders' widths (3072–14336 columns: 96–448 loads of 16
+/// bytes) into 2–7 loads each.
 const WORKGROUP: u32 = 64;
+/// Output features per workgroup: loads in flight per invocation, and reuse of each x value.
+const OUTPUTS: u32 = 4;
 /// Activation rows one launch handles: decode uses 1, speculative/batched decode up to 8.
 pub const MAX_ROWS: usize = 8;
-/// WebGPU's limit on workgroups along one dispatch dimension.
-const MAX_GROUPS_X: usize = 65535;
 
 /// An int4 weight resident on the GPU.
 pub struct Int4Matrix {
@@ -42,13 +44,26 @@ impl Int4Matrix {
 }
 
 impl Int4Matrix {
-    /// Launch an int4 kernel on `x [M, K]` into a new `y [M, N]`. Both int4 shaders bind
-    /// `x, w, scales, y, params` in that order and read the same `Params` header (m, n, k,
-    /// words_per_row, groups_per_row, words_per_group); `extra` is the kernel's seventh field.
+    /// Columns of a packed row: `cols` rounded up to whole groups.
+    pub fn padded_cols(&self) -> usize {
+        Int4Weight::words_per_row(self.cols, self.group) * crate::quant::NIBBLES_PER_WORD
+    }
+
+    fn check_input(&self, op: &'static str, x: &Tensor<2>) -> Result<()> {
+        match x.dims()[1] {
+            k if k == self.cols => Ok(()),
+            k => Err(Error::shape(op, format!("x has {k} columns, the weight expects {}", self.cols))),
+        }
+    }
+
+    /// Launch an int4 kernel on `x [M, K]` (K = `cols`, or `padded_cols` with zeros after `cols`)
+    /// into a new `y [M, N]`. Both int4 shaders bind `x, w, scales, y, params` in that order and
+    /// read the same `Params` header (m, n, k, words_per_row, groups_per_row, words_per_group);
+    /// `extra` is the kernel's seventh field.
     pub(crate) fn launch(&self, gpu: &Gpu, op: &'static str, x: Tensor<2>, source: Wgsl, cube_dim: CubeDim, count: (usize, usize), extra: u32) -> Result<Tensor<2>> {
         let [m, k] = x.dims();
-        if k != self.cols {
-            return Err(Error::shape(op, format!("x has {k} columns, the weight expects {}", self.cols)));
+        if k != self.padded_cols() {
+            self.check_input(op, &x)?;
         }
         let n = self.rows;
         let x = gpu.buffer_of(op, x)?;
@@ -71,17 +86,22 @@ impl Int4Matrix {
 /// `x [M, K] · Wᵀ → [M, N]` for `M ≤ MAX_ROWS`.
 pub fn int4_matvec(gpu: &Gpu, x: Tensor<2>, w: &Int4Matrix) -> Result<Tensor<2>> {
     const OP: &str = "int4_matvec";
-    let m = x.dims()[0];
+    let [m, k] = x.dims();
     if m == 0 || m > MAX_ROWS {
         return Err(Error::shape(OP, format!("x has {m} rows; this kernel takes 1 to {MAX_ROWS}")));
     }
-    let groups_x = w.rows.min(MAX_GROUPS_X);
+    w.check_input(OP, &x)?;
+    // The kernel reads x in 16-byte loads up to the packed row length (whole groups): pad with
+    // zeros when K is not a whole number of groups (never at the decoders' widths).
+    let padded = w.padded_cols();
+    let x = if padded == k { x } else { Tensor::cat(vec![x, Tensor::zeros([m, padded - k], gpu.device())], 1) };
+    let (groups_x, groups_y) = grid(w.rows.div_ceil(OUTPUTS as usize));
     let source = Wgsl {
         name: OP,
         text: include_str!("../../../shaders/int4_matvec.wgsl"),
-        constants: vec![("workgroup_size", WORKGROUP), ("max_rows", MAX_ROWS as u32)],
+        constants: vec![("workgroup_size", WORKGROUP), ("rows", m as u32), ("outputs", OUTPUTS)],
     };
-    w.launch(gpu, OP, x, source, CubeDim::new_1d(WORKGROUP), (groups_x, w.rows.div_ceil(groups_x)), groups_x as u32)
+    w.launch(gpu, OP, x, source, CubeDim::new_1d(WORKGROUP), (groups_x, groups_y), groups_x as u32)
 }
 
 /// [`int4_matvec`] on fresh random inputs against the CPU reference; returns the relative L2 error.

@@ -5,11 +5,17 @@ pub mod copy;
 pub mod embedding;
 pub mod int4_matmul;
 pub mod int4_matvec;
+pub mod rms_norm;
+pub mod rope;
 mod source;
+pub mod swiglu;
 
 pub use attention::{Mask, attention};
 pub use int4_matmul::int4_matmul;
 pub use int4_matvec::{Int4Matrix, int4_matvec};
+pub use rms_norm::rms_norm;
+pub use rope::rope;
+pub use swiglu::swiglu;
 
 use burn::tensor::{Tensor, TensorData};
 

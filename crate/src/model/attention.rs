@@ -8,12 +8,16 @@ pub use crate::kernels::Mask;
 use crate::error::Result;
 use crate::gpu::Gpu;
 
+/// Which implementation runs the operations we wrote kernels for besides the linear layers
+/// (those follow the weight format): attention, and the decoder's RMSNorm, RoPE and SwiGLU.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum AttentionImpl {
-    /// Flash-style kernel: no score matrix in memory, split-K for decode.
+pub enum Kernels {
+    /// Ours: flash-style attention (no score matrix in memory, split-K for decode) and one
+    /// launch each for RMSNorm, RoPE and SwiGLU.
     #[default]
     Fused,
-    /// burn's matmul + softmax over a materialised `[heads, S, T]` score matrix.
+    /// burn's ops: matmul + softmax over a materialised `[heads, S, T]` score matrix, and the
+    /// element-wise formulas as tensor expressions (several launches each).
     Stock,
 }
 
@@ -22,10 +26,10 @@ pub enum AttentionImpl {
 /// # Shapes
 /// `q [heads, S, hd]`, `k`/`v [kv_heads, capacity ≥ keys, hd]`, `bias [keys]` → `[heads, S, hd]`;
 /// query head `h` reads kv head `h / (heads / kv_heads)`, as HF's `repeat_kv` lays them out.
-pub fn attend(gpu: &Gpu, imp: AttentionImpl, q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, keys: usize, mask: Mask, bias: Option<Tensor<1>>) -> Result<Tensor<3>> {
+pub fn attend(gpu: &Gpu, imp: Kernels, q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, keys: usize, mask: Mask, bias: Option<Tensor<1>>) -> Result<Tensor<3>> {
     match imp {
-        AttentionImpl::Fused => crate::kernels::attention(gpu, q, k, v, keys, mask, bias),
-        AttentionImpl::Stock => {
+        Kernels::Fused => crate::kernels::attention(gpu, q, k, v, keys, mask, bias),
+        Kernels::Stock => {
             let [kv, _, hd] = k.dims();
             Ok(stock(gpu, q, k.slice([0..kv, 0..keys, 0..hd]), v.slice([0..kv, 0..keys, 0..hd]), mask, bias))
         }

@@ -4,7 +4,8 @@
 
 use burn::tensor::{Tensor, TensorData, activation::silu};
 
-use super::attention::{AttentionImpl, Mask, attend};
+use super::attention::{Kernels, Mask, attend};
+use crate::kernels::{rope, swiglu};
 use super::embedding::Embedding;
 use super::kv_cache::KvCache;
 use super::linear::Linear;
@@ -49,7 +50,7 @@ pub struct Decoder {
     norm: RmsNorm,
     lm_head: Linear,
     rope: Rope,
-    pub attention: AttentionImpl,
+    pub kernels: Kernels,
 }
 
 impl Decoder {
@@ -96,7 +97,7 @@ impl Decoder {
             norm: p.rms_norm(&weights::final_norm(), d, eps)?,
             lm_head: p.linear(lm_head_name.trim_end_matches(".weight"), d, c.vocab_size, false)?,
             rope: Rope::new(c)?,
-            attention: AttentionImpl::default(),
+            kernels: Kernels::default(),
         })
     }
 
@@ -131,45 +132,57 @@ impl Decoder {
         let layer = &self.layers[index];
         let [s, _] = x.dims();
         let (h, kv, hd) = (self.heads, self.kv_heads, self.head_dim);
-        let normed = layer.input_norm.forward(x.clone());
-        let (q, k, v) = match &layer.qkv {
-            Qkv::Fused(w) => {
-                let qkv = w.forward(gpu, normed)?;
-                (qkv.clone().slice([0..s, 0..h * hd]), qkv.clone().slice([0..s, h * hd..(h + kv) * hd]), qkv.slice([0..s, (h + kv) * hd..(h + 2 * kv) * hd]))
-            }
-            Qkv::Split(wq, wk, wv) => (wq.forward(gpu, normed.clone())?, wk.forward(gpu, normed.clone())?, wv.forward(gpu, normed)?),
-        };
+        let normed = layer.input_norm.forward(gpu, self.kernels, x.clone())?;
         let heads = |t: Tensor<2>, n: usize| t.reshape([s, n, hd]).swap_dims(0, 1); // [n, S, hd]
-        let q = rotate(heads(q, h), &step.cos, &step.sin);
-        let k = rotate(heads(k, kv), &step.cos, &step.sin);
-        let (k, v, keys) = cache.append(index, k, heads(v, kv));
-        let attn = attend(gpu, self.attention, q, k, v, keys, Mask::Causal, None)?.swap_dims(0, 1).reshape([s, h * hd]);
+        let (q, k, v) = match (&layer.qkv, self.kernels) {
+            // RoPE reads q and k straight out of the projection and writes them head-major.
+            (Qkv::Fused(w), Kernels::Fused) => {
+                let qkv = w.forward(gpu, normed)?;
+                let q = rope(gpu, qkv.clone(), 0, h, hd, &step.cos, &step.sin)?;
+                let k = rope(gpu, qkv.clone(), h * hd, kv, hd, &step.cos, &step.sin)?;
+                (q, k, heads(qkv.slice([0..s, (h + kv) * hd..(h + 2 * kv) * hd]), kv))
+            }
+            (Qkv::Split(wq, wk, wv), Kernels::Fused) => (
+                rope(gpu, wq.forward(gpu, normed.clone())?, 0, h, hd, &step.cos, &step.sin)?,
+                rope(gpu, wk.forward(gpu, normed.clone())?, 0, kv, hd, &step.cos, &step.sin)?,
+                heads(wv.forward(gpu, normed)?, kv),
+            ),
+            (qkv, Kernels::Stock) => {
+                let (q, k, v) = match qkv {
+                    Qkv::Fused(w) => {
+                        let qkv = w.forward(gpu, normed)?;
+                        (qkv.clone().slice([0..s, 0..h * hd]), qkv.clone().slice([0..s, h * hd..(h + kv) * hd]), qkv.slice([0..s, (h + kv) * hd..(h + 2 * kv) * hd]))
+                    }
+                    Qkv::Split(wq, wk, wv) => (wq.forward(gpu, normed.clone())?, wk.forward(gpu, normed.clone())?, wv.forward(gpu, normed)?),
+                };
+                (rotate(heads(q, h), &step.cos, &step.sin), rotate(heads(k, kv), &step.cos, &step.sin), heads(v, kv))
+            }
+        };
+        let (k, v, keys) = cache.append(index, k, v);
+        let attn = attend(gpu, self.kernels, q, k, v, keys, Mask::Causal, None)?.swap_dims(0, 1).reshape([s, h * hd]);
         let x = x + layer.o.forward(gpu, attn)?;
 
-        let normed = layer.post_norm.forward(x.clone());
+        let normed = layer.post_norm.forward(gpu, self.kernels, x.clone())?;
         let i = self.intermediate;
-        let (gate, up) = match &layer.gate_up {
-            GateUp::Fused(w) => {
-                let gu = w.forward(gpu, normed)?;
-                (gu.clone().slice([0..s, 0..i]), gu.slice([0..s, i..2 * i]))
-            }
-            GateUp::Split(wg, wu) => (wg.forward(gpu, normed.clone())?, wu.forward(gpu, normed)?),
+        let gate_up = match &layer.gate_up {
+            GateUp::Fused(w) => w.forward(gpu, normed)?,
+            GateUp::Split(wg, wu) => Tensor::cat(vec![wg.forward(gpu, normed.clone())?, wu.forward(gpu, normed)?], 1),
         };
-        Ok(x + layer.down.forward(gpu, silu(gate) * up)?)
+        let activated = match self.kernels {
+            Kernels::Fused => swiglu(gpu, gate_up)?,
+            Kernels::Stock => silu(gate_up.clone().slice([0..s, 0..i])) * gate_up.slice([0..s, i..2 * i]),
+        };
+        Ok(x + layer.down.forward(gpu, activated)?)
     }
 
-    /// Final norm and `lm_head` on the last position.
-    ///
-    /// # Shapes
-    /// `x [S, D] → logits [V]`
     pub fn logits(&self, gpu: &Gpu, x: Tensor<2>) -> Result<Tensor<1>> {
         let [s, d] = x.dims();
-        let last = self.norm.forward(x.slice([s - 1..s, 0..d]));
+        let last = self.final_norm(gpu, x.slice([s - 1..s, 0..d]))?;
         Ok(self.lm_head.forward(gpu, last)?.reshape([self.vocab]))
     }
 
-    pub fn final_norm(&self, x: Tensor<2>) -> Tensor<2> {
-        self.norm.forward(x)
+    pub fn final_norm(&self, gpu: &Gpu, x: Tensor<2>) -> Result<Tensor<2>> {
+        self.norm.forward(gpu, self.kernels, x)
     }
 }
 

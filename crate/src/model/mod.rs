@@ -27,7 +27,7 @@ use crate::gpu::Gpu;
 use crate::image::Views;
 use crate::loader::{Checkpoint, Converted, ShardReader, TensorSource};
 use alignment::{Interaction, adaptive_max_pool, context_windows};
-pub use attention::AttentionImpl;
+pub use attention::Kernels;
 use decoder::Decoder;
 pub use kv_cache::KvCache;
 pub use params::WeightFormat;
@@ -137,10 +137,10 @@ impl FusionModel {
         &self.gpu
     }
 
-    /// Run attention through our fused kernel (the default) or burn's stock ops.
-    pub fn set_attention(&mut self, imp: AttentionImpl) {
-        self.tower.attention = imp;
-        self.decoder.attention = imp;
+    /// Run attention, RMSNorm, RoPE and SwiGLU through our kernels (the default) or burn's ops.
+    pub fn set_kernels(&mut self, imp: Kernels) {
+        self.tower.kernels = imp;
+        self.decoder.kernels = imp;
     }
 
     pub fn new_cache(&self) -> KvCache {
@@ -298,8 +298,10 @@ impl FusionModel {
             x = Tensor::cat(vec![x.clone().slice([0..vp, 0..d]), lat_out, x.slice([vp + latents..len, 0..d])], 0);
         }
         cache.advance(len);
-        let last = self.decoder.final_norm(x.clone().slice([len - 1..len, 0..d]));
-        record(&mut trace, || "prefill.final_norm_last".into(), &last);
+        if trace.is_some() {
+            let last = self.decoder.final_norm(gpu, x.clone().slice([len - 1..len, 0..d]))?;
+            record(&mut trace, || "prefill.final_norm_last".into(), &last);
+        }
         self.decoder.logits(gpu, x)
     }
 

@@ -2,6 +2,10 @@
 
 use burn::tensor::Tensor;
 
+use super::attention::Kernels;
+use crate::error::Result;
+use crate::gpu::Gpu;
+
 pub struct LayerNorm {
     /// `[dim]`
     pub weight: Tensor<1>,
@@ -30,10 +34,15 @@ pub struct RmsNorm {
 
 impl RmsNorm {
     /// # Shapes
-    /// `x [..., dim] → [..., dim]`
-    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        let rms = (x.clone().square().mean_dim(D - 1) + self.eps).sqrt();
-        (x / rms) * self.weight.clone().unsqueeze::<D>()
+    /// `x [rows, dim] → [rows, dim]`
+    pub fn forward(&self, gpu: &Gpu, kernels: Kernels, x: Tensor<2>) -> Result<Tensor<2>> {
+        match kernels {
+            Kernels::Fused => crate::kernels::rms_norm(gpu, x, &self.weight, self.eps),
+            Kernels::Stock => {
+                let rms = (x.clone().square().mean_dim(1) + self.eps).sqrt();
+                Ok((x / rms) * self.weight.clone().unsqueeze::<2>())
+            }
+        }
     }
 }
 

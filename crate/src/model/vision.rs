@@ -7,7 +7,7 @@
 
 use burn::tensor::Tensor;
 
-use super::attention::{AttentionImpl, Mask, attend};
+use super::attention::{Kernels, Mask, attend};
 use super::linear::Linear;
 use super::norm::{LayerNorm, gelu_tanh};
 use super::params::Params;
@@ -49,7 +49,7 @@ pub struct VisionTower {
     /// `[N, C]`
     position: Tensor<2>,
     layers: Vec<VisionLayer>,
-    pub attention: AttentionImpl,
+    pub kernels: Kernels,
 }
 
 impl VisionTower {
@@ -101,7 +101,7 @@ impl VisionTower {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(Self { kind, width, heads, patch, side, patch_embed, position, layers, attention: AttentionImpl::default() })
+        Ok(Self { kind, width, heads, patch, side, patch_embed, position, layers, kernels: Kernels::default() })
     }
 
     pub fn patches(&self) -> usize {
@@ -163,7 +163,7 @@ impl VisionTower {
         for (l, layer) in self.layers.iter().enumerate() {
             // The early-layer quirk (spec §3.6) only exists when the question is present.
             let quirk = question.is_some() && l < early;
-            h = layer.forward(gpu, self.attention, h, self.heads, key_bias.clone(), quirk.then_some(n))?;
+            h = layer.forward(gpu, self.kernels, h, self.heads, key_bias.clone(), quirk.then_some(n))?;
             let i = l + 1; // h is hs[i]
             record(&mut trace, || format!("vision.hidden_{i}"), &h);
             if i < early {
@@ -188,7 +188,7 @@ impl VisionLayer {
     ///
     /// # Shapes
     /// `h [B, L, C] → [B, L, C]`; `key_bias [L]`.
-    fn forward(&self, gpu: &Gpu, attention: AttentionImpl, h: Tensor<3>, heads: usize, key_bias: Option<Tensor<1>>, quirk_rows: Option<usize>) -> Result<Tensor<3>> {
+    fn forward(&self, gpu: &Gpu, attention: Kernels, h: Tensor<3>, heads: usize, key_bias: Option<Tensor<1>>, quirk_rows: Option<usize>) -> Result<Tensor<3>> {
         let [b, l, c] = h.dims();
         let hd = c / heads;
         let x = self.ln1.forward(h.clone());
