@@ -49,9 +49,14 @@ fn scale_at(i: u32) -> f32 {
     return unpack2x16float(scales[i >> 1u])[i & 1u];
 }
 
-// Nibbles `shift`, +4, +8, +12 of a word as signed weights (each nibble stores q + 8).
+// Nibbles `shift`, +4, +8, +12 of a word as signed weights (each nibble stores q + 8). The
+// nibble goes into the low mantissa bits of 2^23 (0x4B000000) and 2^23 + 8 is subtracted: exact,
+// and it avoids an int-to-float conversion per weight, which runs at a quarter of the rate of
+// other arithmetic on NVIDIA GPUs and would cap the kernel below memory speed at 4.5 bits per
+// weight (on an H100, a conversion per weight allows about 4 T weights/s; memory brings 5.6 T).
 fn nibbles(word: u32, shift: u32) -> vec4<f32> {
-    return vec4<f32>((vec4<u32>(word) >> vec4<u32>(shift, shift + 4u, shift + 8u, shift + 12u)) & vec4<u32>(15u)) - 8.0;
+    let bits = (vec4<u32>(word) >> vec4<u32>(shift, shift + 4u, shift + 8u, shift + 12u)) & vec4<u32>(15u);
+    return bitcast<vec4<f32>>(bits | vec4<u32>(0x4B000000u)) - 8388616.0;
 }
 
 @compute @workgroup_size({{ workgroup_size }})

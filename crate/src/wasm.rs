@@ -78,6 +78,24 @@ impl Engine {
             .await
             .map_err(js_error)
     }
+
+    /// The same check for RMSNorm over `rows` rows of `cols`.
+    #[wasm_bindgen(js_name = checkRmsNorm)]
+    pub async fn check_rms_norm(&self, rows: usize, cols: usize, seed: u32) -> Result<f64, JsError> {
+        crate::kernels::rms_norm::check(&self.gpu, rows, cols, seed as u64).await.map_err(js_error)
+    }
+
+    /// The same check for RoPE: `heads` heads of `head_dim` from column `offset` of `s` rows of `cols`.
+    #[wasm_bindgen(js_name = checkRope)]
+    pub async fn check_rope(&self, s: usize, heads: usize, head_dim: usize, offset: usize, cols: usize, seed: u32) -> Result<f64, JsError> {
+        crate::kernels::rope::check(&self.gpu, (s, heads, head_dim, offset, cols), seed as u64).await.map_err(js_error)
+    }
+
+    /// The same check for SwiGLU over `rows` rows of `inter` gate and `inter` up values.
+    #[wasm_bindgen(js_name = checkSwiglu)]
+    pub async fn check_swiglu(&self, rows: usize, inter: usize, seed: u32) -> Result<f64, JsError> {
+        crate::kernels::swiglu::check(&self.gpu, rows, inter, seed as u64).await.map_err(js_error)
+    }
 }
 
 /// Check a model manifest (format, version, file names that stay in the model's folder, every

@@ -47,6 +47,19 @@ const KERNELS = {
     [32, 8, 1, 200, 128, 56, true, false], // LLaMA-3.1-8B decode heads
     [3, 3, 70, 70, 9, 0, false, true], // vision rows, padded keys, odd head dim
   ],
+  checkRmsNorm: [
+    [1, 3072],
+    [5, 257],
+  ],
+  // positions, heads, head dim, column offset, columns
+  checkRope: [
+    [1, 32, 96, 3072, 9216],
+    [7, 3, 10, 5, 41],
+  ],
+  checkSwiglu: [
+    [1, 8192],
+    [3, 257],
+  ],
 };
 
 for (const [check, cases] of Object.entries(KERNELS)) test(`${check} in wasm on WebGPU matches the CPU reference`, async () => {
