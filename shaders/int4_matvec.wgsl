@@ -30,14 +30,15 @@ struct Params {
     groups_per_row: u32, // scales per row of W
     words_per_group: u32,
     groups_x: u32,       // workgroups along x: the first output is (wid.x + wid.y * groups_x) * OUTPUTS
-    _pad: u32,
+    add_residual: u32,   // 1: y = x·Wᵀ + residual (the decoder's skip connection, saving a launch)
 }
 
 @group(0) @binding(0) var<storage, read_write> x: array<vec4<f32>>;  // [M, words_per_row * 8]
 @group(0) @binding(1) var<storage, read_write> w: array<vec4<u32>>;  // [N, words_per_row / 4]
 @group(0) @binding(2) var<storage, read_write> scales: array<u32>;   // [N * groups_per_row] f16, paired
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;        // [M, N]
-@group(0) @binding(4) var<uniform> p: Params;
+@group(0) @binding(4) var<storage, read_write> residual: array<f32>; // [M, N] when add_residual
+@group(0) @binding(5) var<uniform> p: Params;
 
 const WG: u32 = {{ workgroup_size }}u;
 const ROWS: u32 = {{ rows }}u;
@@ -109,10 +110,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         }
         workgroupBarrier();
     }
-    if lid < ROWS * OUTPUTS {
-        let n = n0 + lid % OUTPUTS;
+    for (var i = lid; i < ROWS * OUTPUTS; i += WG) {
+        let n = n0 + i % OUTPUTS;
         if n < p.n {
-            y[(lid / OUTPUTS) * p.n + n] = partial[lid * WG];
+            let at = (i / OUTPUTS) * p.n + n;
+            var sum = partial[i * WG];
+            if p.add_residual != 0u { sum += residual[at]; }
+            y[at] = sum;
         }
     }
 }

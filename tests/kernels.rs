@@ -27,6 +27,37 @@ fn int4_matvec_matches_cpu_reference() {
 }
 
 #[test]
+fn every_int4_matvec_work_split_matches_cpu_reference() {
+    use fusion::kernels::int4_matvec::{MatvecShape, check_shape_against_reference};
+    for shape in MatvecShape::CANDIDATES {
+        for (m, n, k, group) in [(1, 37, 1000, 32), (3, 130, 4096, 64)] {
+            let seed = fresh_seed();
+            let err = pollster::block_on(check_shape_against_reference(gpu(), (m, n, k, group), shape, seed)).unwrap();
+            assert!(err < INT4_MATVEC_TOL, "{shape:?} m={m} n={n} k={k} group={group} seed={seed}: rel L2 {err:e}");
+        }
+    }
+}
+
+#[test]
+fn int4_matvec_adds_the_residual() {
+    use burn::tensor::{Tensor, TensorData};
+    use fusion::kernels::{Int4Matrix, int4_matvec, int4_matvec_add};
+    use fusion::quant::Int4Weight;
+    let seed = fresh_seed();
+    let mut rng = fusion::rng::SplitMix64::new(seed);
+    let (m, n, k) = (2, 77, 96);
+    let w = Int4Matrix::upload(gpu(), &Int4Weight::quantize("w", &rng.normal_vec(n * k, 1.0), n, k, 32).unwrap());
+    let t = |data: Vec<f32>, shape: [usize; 2]| Tensor::<2>::from_data(TensorData::new(data, shape), gpu().device());
+    let (x, r) = (rng.normal_vec(m * k, 1.0), rng.normal_vec(m * n, 1.0));
+    let plain = pollster::block_on(fusion::gpu::read_f32(int4_matvec(gpu(), t(x.clone(), [m, k]), &w).unwrap())).unwrap();
+    let added = pollster::block_on(fusion::gpu::read_f32(int4_matvec_add(gpu(), t(x.clone(), [m, k]), &w, t(r.clone(), [m, n])).unwrap())).unwrap();
+    let want: Vec<f32> = plain.iter().zip(&r).map(|(a, b)| a + b).collect();
+    assert_eq!(added, want, "seed={seed}");
+    let e = int4_matvec_add(gpu(), t(x, [m, k]), &w, t(r, [n, m])).err().unwrap();
+    assert!(e.to_string().contains("residual"), "{e}");
+}
+
+#[test]
 fn int4_matvec_rejects_mismatched_shapes() {
     use burn::tensor::{Tensor, TensorData};
     use fusion::kernels::{Int4Matrix, int4_matvec};

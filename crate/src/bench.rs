@@ -259,6 +259,26 @@ fn bench_group_sizes(gpu: &Gpu, o: &BenchOptions, (n, k): (usize, usize), copy_g
     Ok(out)
 }
 
+/// The int4 matvec kernel's work split, measured on the model's largest decoder matrix and on
+/// its most frequent one: the data behind `MatvecShape::DEFAULT`.
+fn bench_matvec_shapes(gpu: &Gpu, o: &BenchOptions, matrices: &[(usize, usize)], copy_gbs: f64) -> Result<Vec<Value>> {
+    use crate::kernels::int4_matvec::{MatvecShape, int4_matvec_shaped};
+    let mut out = Vec::new();
+    for &(n, k) in matrices {
+        let w = Int4Matrix::upload(gpu, &RandomWeights::new(17, o.group).int4(n, k));
+        let x = random_f32(gpu, [1, k], 1);
+        let bytes = int4_bytes(n, k, o.group) as f64;
+        for shape in MatvecShape::CANDIDATES {
+            let ms = kernel_ms(gpu, o.repeats, || int4_matvec_shaped(gpu, x.clone(), &w, shape).map(drop))?;
+            out.push(json!({
+                "shape": [n, k], "workgroup": shape.workgroup, "outputs": shape.outputs, "default": shape == MatvecShape::DEFAULT,
+                "ms": round(ms), "gb_s": round(bytes / (ms * 1e6)), "vs_copy": round(bytes / (ms * 1e6) / copy_gbs),
+            }));
+        }
+    }
+    Ok(out)
+}
+
 /// A photo-sized gradient: the bench needs no files.
 fn synthetic_views() -> Result<Views> {
     let (w, h) = (640, 480);
@@ -312,6 +332,7 @@ fn bench_model(gpu: &Gpu, o: &BenchOptions, shapes: Shapes, copy_gbs: f64) -> Re
     let views = synthetic_views()?;
     let linears = decoder_linears(&source);
     let largest = linears.iter().map(|l| l.0).max_by_key(|&(n, k)| n * k).unwrap_or((1, 32));
+    let most_frequent = linears.iter().max_by_key(|l| (l.1, l.0.0 * l.0.1)).map_or((1, 32), |l| l.0);
 
     let load = now_ms();
     let mut model = FusionModel::from_source(config.clone(), &source.vision.clone(), &mut source, gpu, WeightFormat::Int4 { group: o.group })?;
@@ -355,6 +376,7 @@ fn bench_model(gpu: &Gpu, o: &BenchOptions, shapes: Shapes, copy_gbs: f64) -> Re
         "int4_burn_attention": stock_attention,
         "attention": attention,
         "group_sizes": bench_group_sizes(gpu, o, largest, copy_gbs)?,
+        "matvec_shapes": bench_matvec_shapes(gpu, o, &[largest, most_frequent], copy_gbs)?,
         "linears": linears,
     });
     if o.stock_matmul {

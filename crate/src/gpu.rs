@@ -15,32 +15,21 @@ pub struct Gpu {
     cube_device: cubecl::Device,
 }
 
-/// Dispatches cubecl records into one command buffer before it submits it (cubecl's default
-/// is 32). A decode step is ~550 dispatches; on an H100 raising this from 32 to 256 took the
-/// tiny model's decode from 116 to 207 tokens/s (BENCHMARKS.md), as each submit costs more
-/// than many dispatches. A read-back or sync submits at once whatever is recorded, so no work
-/// waits longer for it. `CUBECL_WGPU_MAX_TASKS` still overrides it.
-const TASKS_PER_SUBMIT: usize = 256;
-
-fn options() -> burn::tensor::wgpu::WgpuOptions {
-    let options = Device::wgpu_options();
-    match std::env::var_os("CUBECL_WGPU_MAX_TASKS") {
-        Some(_) => options,
-        None => options.tasks_max(TASKS_PER_SUBMIT),
-    }
-}
-
+// cubecl submits a command buffer every 32 dispatches (its default, `CUBECL_WGPU_MAX_TASKS`).
+// Measured on an H100 with the 3B decoder (BENCHMARKS.md): 8 → 67 tokens/s, 16 → 76, 32 → 82,
+// 64 → 79, 256 → 57, 1024 → 44. Fewer submits cost less CPU, but the GPU waits for each batch
+// to be recorded, and a decode step's GPU work is worth overlapping with its recording.
 impl Gpu {
     /// Open the default adapter (Vulkan/Metal natively; lavapipe in CI).
     #[cfg(not(target_family = "wasm"))]
     pub fn new() -> Result<Self> {
-        let device = options().init().map_err(|e| Error::Gpu(e.to_string()))?;
+        let device = Device::wgpu_options().init().map_err(|e| Error::Gpu(e.to_string()))?;
         Self::from_device(device)
     }
 
     /// Open the default adapter; the only way in a browser (WebGPU is asynchronous there).
     pub async fn new_async() -> Result<Self> {
-        let device = options().init_async().await.map_err(|e| Error::Gpu(e.to_string()))?;
+        let device = Device::wgpu_options().init_async().await.map_err(|e| Error::Gpu(e.to_string()))?;
         Self::from_device(device)
     }
 

@@ -21,7 +21,7 @@ pub fn int4_matmul(gpu: &Gpu, x: Tensor<2>, w: &Int4Matrix) -> Result<Tensor<2>>
         return Err(Error::shape(OP, format!("{m}×{} output does not fit one dispatch", w.rows)));
     }
     let source = Wgsl { name: OP, text: include_str!("../../../shaders/int4_matmul.wgsl"), constants: vec![] };
-    w.launch(gpu, OP, x, source, CubeDim::new_2d(16, 16), groups, 0)
+    w.launch(gpu, OP, x, source, CubeDim::new_2d(16, 16), groups, [0, 0], &[])
 }
 
 /// [`int4_matmul`] on fresh random inputs against the CPU reference; returns the relative L2 error.

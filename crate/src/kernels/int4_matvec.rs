@@ -9,11 +9,38 @@ use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::quant::Int4Weight;
 
-/// 64 invocations split a row of the decoders' widths (3072–14336 columns: 96–448 loads of 16
-/// bytes) into 2–7 loads each.
-const WORKGROUP: u32 = 64;
-/// Output features per workgroup: loads in flight per invocation, and reuse of each x value.
-const OUTPUTS: u32 = 4;
+/// How the matvec kernel splits the work; `fusion bench` measures the alternatives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MatvecShape {
+    /// Invocations per workgroup, sharing each output's row (a power of two).
+    pub workgroup: u32,
+    /// Output features per workgroup: loads in flight per invocation, and reuse of each x value.
+    pub outputs: u32,
+}
+
+impl MatvecShape {
+    /// One subgroup-sized workgroup (32 on NVIDIA) splits a row of the decoders' widths
+    /// (3072–14336 columns: 96–448 loads of 16 bytes) into 3–14 loads each. Measured on an H100
+    /// (`fusion bench`, `matvec_shapes`): the best of 32/64/128/256 invocations × 1/2/4/8
+    /// outputs, by 10–25 % over 64 × 4 (BENCHMARKS.md).
+    pub const DEFAULT: Self = Self { workgroup: 32, outputs: 4 };
+
+    /// The splits `fusion bench` compares (and the kernel test checks).
+    pub const CANDIDATES: [Self; 8] = [
+        Self::new(16, 4),
+        Self::new(16, 8),
+        Self::new(32, 2),
+        Self::DEFAULT,
+        Self::new(32, 8),
+        Self::new(64, 4),
+        Self::new(128, 4),
+        Self::new(256, 4),
+    ];
+
+    const fn new(workgroup: u32, outputs: u32) -> Self {
+        Self { workgroup, outputs }
+    }
+}
 /// Activation rows one launch handles: decode uses 1, speculative/batched decode up to 8.
 pub const MAX_ROWS: usize = 8;
 
@@ -57,10 +84,11 @@ impl Int4Matrix {
     }
 
     /// Launch an int4 kernel on `x [M, K]` (K = `cols`, or `padded_cols` with zeros after `cols`)
-    /// into a new `y [M, N]`. Both int4 shaders bind `x, w, scales, y, params` in that order and
-    /// read the same `Params` header (m, n, k, words_per_row, groups_per_row, words_per_group);
-    /// `extra` is the kernel's seventh field.
-    pub(crate) fn launch(&self, gpu: &Gpu, op: &'static str, x: Tensor<2>, source: Wgsl, cube_dim: CubeDim, count: (usize, usize), extra: u32) -> Result<Tensor<2>> {
+    /// into a new `y [M, N]`. Both int4 shaders bind `x, w, scales, y`, then their own `more`
+    /// buffers, and read the same `Params` header (m, n, k, words_per_row, groups_per_row,
+    /// words_per_group) followed by two words of their own, `extra`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn launch(&self, gpu: &Gpu, op: &'static str, x: Tensor<2>, source: Wgsl, cube_dim: CubeDim, count: (usize, usize), extra: [u32; 2], more: &[&Handle]) -> Result<Tensor<2>> {
         let [m, k] = x.dims();
         if k != self.padded_cols() {
             self.check_input(op, &x)?;
@@ -75,36 +103,66 @@ impl Int4Matrix {
             Int4Weight::words_per_row(self.cols, self.group) as u32,
             Int4Weight::groups_per_row(self.cols, self.group) as u32,
             (self.group / crate::quant::NIBBLES_PER_WORD) as u32,
-            extra,
-            0,
+            extra[0],
+            extra[1],
         ];
-        source.launch(gpu, cube_dim, count, &[&x.handle, &self.packed, &self.scales, &y], &params);
+        let buffers: Vec<&Handle> = [&x.handle, &self.packed, &self.scales, &y].into_iter().chain(more.iter().copied()).collect();
+        source.launch(gpu, cube_dim, count, &buffers, &params);
         Ok(gpu.tensor_of(y, [m, n]))
     }
 }
 
 /// `x [M, K] · Wᵀ → [M, N]` for `M ≤ MAX_ROWS`.
 pub fn int4_matvec(gpu: &Gpu, x: Tensor<2>, w: &Int4Matrix) -> Result<Tensor<2>> {
+    matvec(gpu, x, w, MatvecShape::DEFAULT, None)
+}
+
+/// `x [M, K] · Wᵀ + residual [M, N]` in one launch: a decoder layer's output projections.
+pub fn int4_matvec_add(gpu: &Gpu, x: Tensor<2>, w: &Int4Matrix, residual: Tensor<2>) -> Result<Tensor<2>> {
+    matvec(gpu, x, w, MatvecShape::DEFAULT, Some(residual))
+}
+
+/// [`int4_matvec`] with another work split.
+pub fn int4_matvec_shaped(gpu: &Gpu, x: Tensor<2>, w: &Int4Matrix, shape: MatvecShape) -> Result<Tensor<2>> {
+    matvec(gpu, x, w, shape, None)
+}
+
+fn matvec(gpu: &Gpu, x: Tensor<2>, w: &Int4Matrix, shape: MatvecShape, residual: Option<Tensor<2>>) -> Result<Tensor<2>> {
     const OP: &str = "int4_matvec";
     let [m, k] = x.dims();
     if m == 0 || m > MAX_ROWS {
         return Err(Error::shape(OP, format!("x has {m} rows; this kernel takes 1 to {MAX_ROWS}")));
     }
     w.check_input(OP, &x)?;
+    if let Some(r) = &residual
+        && r.dims() != [m, w.rows]
+    {
+        return Err(Error::shape(OP, format!("the residual is {:?}, the output {m}×{}", r.dims(), w.rows)));
+    }
     // The kernel reads x in 16-byte loads up to the packed row length (whole groups): pad with
     // zeros when K is not a whole number of groups (never at the decoders' widths).
     let padded = w.padded_cols();
     let x = if padded == k { x } else { Tensor::cat(vec![x, Tensor::zeros([m, padded - k], gpu.device())], 1) };
-    let (groups_x, groups_y) = grid(w.rows.div_ceil(OUTPUTS as usize));
+    // Without a residual the binding still needs a buffer: a 16-byte one the kernel never reads.
+    let (add, residual) = match residual {
+        Some(r) => (1, gpu.buffer_of(OP, r)?.handle),
+        None => (0, gpu.empty_f32(4)),
+    };
+    let (groups_x, groups_y) = grid(w.rows.div_ceil(shape.outputs as usize));
     let source = Wgsl {
         name: OP,
         text: include_str!("../../../shaders/int4_matvec.wgsl"),
-        constants: vec![("workgroup_size", WORKGROUP), ("rows", m as u32), ("outputs", OUTPUTS)],
+        constants: vec![("workgroup_size", shape.workgroup), ("rows", m as u32), ("outputs", shape.outputs)],
     };
-    w.launch(gpu, OP, x, source, CubeDim::new_1d(WORKGROUP), (groups_x, groups_y), groups_x as u32)
+    w.launch(gpu, OP, x, source, CubeDim::new_1d(shape.workgroup), (groups_x, groups_y), [groups_x as u32, add], &[&residual])
 }
 
 /// [`int4_matvec`] on fresh random inputs against the CPU reference; returns the relative L2 error.
 pub async fn check_against_reference(gpu: &Gpu, m: usize, n: usize, k: usize, group: usize, seed: u64) -> Result<f64> {
-    super::check_int4_kernel(gpu, (m, n, k, group), seed, int4_matvec).await
+    check_shape_against_reference(gpu, (m, n, k, group), MatvecShape::DEFAULT, seed).await
+}
+
+/// The same check for another work split.
+pub async fn check_shape_against_reference(gpu: &Gpu, dims: (usize, usize, usize, usize), shape: MatvecShape, seed: u64) -> Result<f64> {
+    super::check_int4_kernel(gpu, dims, seed, |gpu, x, w| int4_matvec_shaped(gpu, x, w, shape)).await
 }

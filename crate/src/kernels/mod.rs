@@ -12,7 +12,7 @@ pub mod swiglu;
 
 pub use attention::{Mask, attention};
 pub use int4_matmul::int4_matmul;
-pub use int4_matvec::{Int4Matrix, int4_matvec};
+pub use int4_matvec::{Int4Matrix, int4_matvec, int4_matvec_add};
 pub use rms_norm::rms_norm;
 pub use rope::rope;
 pub use swiglu::swiglu;
@@ -30,7 +30,7 @@ pub(crate) async fn check_int4_kernel(
     gpu: &Gpu,
     (m, n, k, group): (usize, usize, usize, usize),
     seed: u64,
-    kernel: fn(&Gpu, Tensor<2>, &Int4Matrix) -> Result<Tensor<2>>,
+    kernel: impl Fn(&Gpu, Tensor<2>, &Int4Matrix) -> Result<Tensor<2>>,
 ) -> Result<f64> {
     let mut rng = crate::rng::SplitMix64::new(seed);
     let w = Int4Weight::quantize("random", &rng.normal_vec(n * k, 1.0), n, k, group)?;

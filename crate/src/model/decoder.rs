@@ -159,8 +159,10 @@ impl Decoder {
             }
         };
         let (k, v, keys) = cache.append(index, k, v);
-        let attn = attend(gpu, self.kernels, q, k, v, keys, Mask::Causal, None)?.swap_dims(0, 1).reshape([s, h * hd]);
-        let x = x + layer.o.forward(gpu, attn)?;
+        let attn = attend(gpu, self.kernels, q, k, v, keys, Mask::Causal, None)?;
+        // [h, S, hd] → [S, h·hd]; one position is already in that order (no copy).
+        let attn = if s == 1 { attn.reshape([1, h * hd]) } else { attn.swap_dims(0, 1).reshape([s, h * hd]) };
+        let x = layer.o.forward_add(gpu, attn, x)?;
 
         let normed = layer.post_norm.forward(gpu, self.kernels, x.clone())?;
         let i = self.intermediate;
@@ -172,7 +174,7 @@ impl Decoder {
             Kernels::Fused => swiglu(gpu, gate_up)?,
             Kernels::Stock => silu(gate_up.clone().slice([0..s, 0..i])) * gate_up.slice([0..s, i..2 * i]),
         };
-        Ok(x + layer.down.forward(gpu, activated)?)
+        layer.down.forward_add(gpu, activated, x)
     }
 
     pub fn logits(&self, gpu: &Gpu, x: Tensor<2>) -> Result<Tensor<1>> {

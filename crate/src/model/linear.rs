@@ -5,7 +5,7 @@ use burn::tensor::Tensor;
 
 use crate::error::Result;
 use crate::gpu::Gpu;
-use crate::kernels::{Int4Matrix, int4_matmul, int4_matvec};
+use crate::kernels::{Int4Matrix, int4_matmul, int4_matvec, int4_matvec_add};
 
 pub enum LinearWeight {
     /// `[in, out]`: stored transposed from PyTorch's `[out, in]` so the forward is one matmul.
@@ -43,5 +43,16 @@ impl Linear {
         let mut out = dims;
         out[D - 1] = self.out_features;
         Ok(y.reshape(out))
+    }
+
+    /// `residual + forward(x)`; one launch for a decode step's int4 projection.
+    ///
+    /// # Shapes
+    /// `x [rows, in]`, `residual [rows, out]` → `[rows, out]`
+    pub fn forward_add(&self, gpu: &Gpu, x: Tensor<2>, residual: Tensor<2>) -> Result<Tensor<2>> {
+        match &self.weight {
+            LinearWeight::Int4(w) if self.bias.is_none() && x.dims()[0] <= crate::kernels::int4_matvec::MAX_ROWS => int4_matvec_add(gpu, x, w, residual),
+            _ => Ok(residual + self.forward(gpu, x)?),
+        }
     }
 }
