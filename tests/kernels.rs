@@ -58,6 +58,26 @@ fn int4_matvec_adds_the_residual() {
 }
 
 #[test]
+fn stacked_int4_matrices_equal_their_parts() {
+    use burn::tensor::{Tensor, TensorData};
+    use fusion::kernels::{Int4Matrix, int4_matvec};
+    use fusion::quant::Int4Weight;
+    let seed = fresh_seed();
+    let mut rng = fusion::rng::SplitMix64::new(seed);
+    let k = 256; // 8 groups per row: every part of 8 rows or more ends on a whole 16-byte scale block
+    let x = Tensor::<2>::from_data(TensorData::new(rng.normal_vec(k, 1.0), [1, k]), gpu().device());
+    let mut part = |rows: usize, k: usize| Int4Matrix::upload(gpu(), &Int4Weight::quantize("w", &rng.normal_vec(rows * k, 1.0), rows, k, 32).unwrap());
+    let (q, kk, v) = (part(24, k), part(8, k), part(8, k));
+    let read = |w: &Int4Matrix| pollster::block_on(fusion::gpu::read_f32(int4_matvec(gpu(), x.clone(), w).unwrap())).unwrap();
+    let stacked = Int4Matrix::stack(gpu(), &[&q, &kk, &v]).unwrap().expect("aligned parts stack");
+    assert_eq!(stacked.rows, 40);
+    assert_eq!(read(&stacked), [read(&q), read(&kk), read(&v)].concat(), "seed={seed}");
+    // 3 rows × 2 groups of scales end mid-block: not stacked (the caller keeps the parts).
+    let (short, other) = (part(3, 64), part(8, 64));
+    assert!(Int4Matrix::stack(gpu(), &[&short, &other]).unwrap().is_none());
+}
+
+#[test]
 fn int4_matvec_rejects_mismatched_shapes() {
     use burn::tensor::{Tensor, TensorData};
     use fusion::kernels::{Int4Matrix, int4_matvec};

@@ -71,6 +71,31 @@ impl Int4Matrix {
 }
 
 impl Int4Matrix {
+    /// The matrices one above the other (rows concatenated): LLaMA's q, k and v, or gate and up,
+    /// as one matrix, so a decode step launches one matvec instead of three or two. `None` when
+    /// they differ in columns or group, or a part's scales do not end on a 16-byte boundary of
+    /// the packed scale pairs (never at the real shapes: 1024+ rows × 128 groups).
+    pub fn stack(gpu: &Gpu, parts: &[&Int4Matrix]) -> Result<Option<Int4Matrix>> {
+        let Some(first) = parts.first() else { return Ok(None) };
+        let (cols, group) = (first.cols, first.group);
+        let words_per_row = Int4Weight::words_per_row(cols, group);
+        let groups_per_row = Int4Weight::groups_per_row(cols, group);
+        let aligned = |m: &&Int4Matrix| m.cols == cols && m.group == group && (m.rows * groups_per_row) % 8 == 0;
+        if parts.len() < 2 || !parts.iter().all(aligned) {
+            return Ok(None);
+        }
+        let rows: usize = parts.iter().map(|m| m.rows).sum();
+        let packed = gpu.empty_bytes(rows * words_per_row * 4);
+        let scales = gpu.empty_bytes(rows * groups_per_row * 2);
+        let mut at = 0;
+        for m in parts {
+            super::copy::copy(gpu, &m.packed, &packed, m.rows * words_per_row, at * words_per_row)?;
+            super::copy::copy(gpu, &m.scales, &scales, m.rows * groups_per_row / 2, at * groups_per_row / 2)?;
+            at += m.rows;
+        }
+        Ok(Some(Int4Matrix { rows, cols, group, packed, scales }))
+    }
+
     /// Columns of a packed row: `cols` rounded up to whole groups.
     pub fn padded_cols(&self) -> usize {
         Int4Weight::words_per_row(self.cols, self.group) * crate::quant::NIBBLES_PER_WORD

@@ -62,17 +62,30 @@ impl Decoder {
             .map(|l| {
                 let lin = |which| weights::decoder_linear(b, l, which);
                 let strip = |name: String| name.trim_end_matches(".weight").to_owned();
+                // LLaMA's separate projections are stacked into Phi's fused layout where the
+                // format allows: one matvec per decode step instead of three (q, k, v) and two
+                // (gate, up), which matters because decode is bound by launches (BENCHMARKS.md).
                 let qkv = match b {
                     Backbone::Phi => Qkv::Fused(p.linear(&strip(lin(L::Qkv)), d, (h + 2 * kv) * hd, false)?),
-                    Backbone::Llama => Qkv::Split(
-                        p.linear(&strip(lin(L::Q)), d, h * hd, false)?,
-                        p.linear(&strip(lin(L::K)), d, kv * hd, false)?,
-                        p.linear(&strip(lin(L::V)), d, kv * hd, false)?,
-                    ),
+                    Backbone::Llama => {
+                        let q = p.linear(&strip(lin(L::Q)), d, h * hd, false)?;
+                        let k = p.linear(&strip(lin(L::K)), d, kv * hd, false)?;
+                        let v = p.linear(&strip(lin(L::V)), d, kv * hd, false)?;
+                        match Linear::stack(p.gpu, &[&q, &k, &v])? {
+                            Some(qkv) => Qkv::Fused(qkv),
+                            None => Qkv::Split(q, k, v),
+                        }
+                    }
                 };
                 let gate_up = match b {
                     Backbone::Phi => GateUp::Fused(p.linear(&strip(lin(L::GateUp)), d, 2 * i, false)?),
-                    Backbone::Llama => GateUp::Split(p.linear(&strip(lin(L::Gate)), d, i, false)?, p.linear(&strip(lin(L::Up)), d, i, false)?),
+                    Backbone::Llama => {
+                        let (gate, up) = (p.linear(&strip(lin(L::Gate)), d, i, false)?, p.linear(&strip(lin(L::Up)), d, i, false)?);
+                        match Linear::stack(p.gpu, &[&gate, &up])? {
+                            Some(gate_up) => GateUp::Fused(gate_up),
+                            None => GateUp::Split(gate, up),
+                        }
+                    }
                 };
                 Ok(DecoderLayer {
                     input_norm: p.rms_norm(&weights::decoder_norm(l, "input_layernorm"), d, eps)?,

@@ -45,6 +45,27 @@ impl Linear {
         Ok(y.reshape(out))
     }
 
+    /// The layers' outputs side by side in one layer (their weights stacked), or `None` when they
+    /// cannot be (biases, different inputs or formats, unaligned int4 parts).
+    pub fn stack(gpu: &Gpu, parts: &[&Linear]) -> Result<Option<Linear>> {
+        let Some(first) = parts.first() else { return Ok(None) };
+        if parts.len() < 2 || parts.iter().any(|l| l.bias.is_some() || l.in_features != first.in_features) {
+            return Ok(None);
+        }
+        let f32s: Option<Vec<Tensor<2>>> = parts.iter().map(|l| if let LinearWeight::F32(w) = &l.weight { Some(w.clone()) } else { None }).collect();
+        let int4s: Option<Vec<&Int4Matrix>> = parts.iter().map(|l| if let LinearWeight::Int4(w) = &l.weight { Some(w) } else { None }).collect();
+        let weight = match (f32s, int4s) {
+            // `[in, out]` each: side by side along `out`.
+            (Some(ws), _) => LinearWeight::F32(Tensor::cat(ws, 1)),
+            (_, Some(ws)) => match Int4Matrix::stack(gpu, &ws)? {
+                Some(w) => LinearWeight::Int4(w),
+                None => return Ok(None),
+            },
+            _ => return Ok(None),
+        };
+        Ok(Some(Linear { weight, bias: None, in_features: first.in_features, out_features: parts.iter().map(|l| l.out_features).sum() }))
+    }
+
     /// `residual + forward(x)`; one launch for a decode step's int4 projection.
     ///
     /// # Shapes
