@@ -91,7 +91,7 @@ fn photo_bytes() {
     huge.extend_from_slice(&[8, 2, 0, 0, 0, 0, 0, 0, 0]);
     assert!(fusion::image::decode(&huge).is_err());
     assert!(fusion::image::decode(&[]).is_err());
-    let e = fusion::image::decode(&b"GIF89a\x01\0\x01\0"[..]).err().expect("GIF is not a supported format");
+    let e = fusion::image::decode(&b"GIF89a\x01\0\x01\0"[..]).err().expect("a truncated GIF is refused");
     assert!(e.to_string().contains("cannot decode the photo"), "{e}");
     let (s, mut rng) = (seed(), SplitMix64::new(seed()));
     for i in 0..iterations() / 10 {
@@ -102,6 +102,29 @@ fn photo_bytes() {
             }
         });
     }
+}
+
+/// The same photo in encodings a browser or phone may hand us (made with Pillow from
+/// `shared/photos/waterview.jpg`, `tests/photos/`) decodes to (nearly) the same RGB pixels as
+/// its 8-bit PNG: 16 bits per channel, grayscale 16-bit, CMYK JPEG, and the first frame of
+/// animated GIF, PNG and WebP.
+#[test]
+fn unusual_photo_encodings_decode_like_the_8_bit_photo() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/photos");
+    let read = |name: &str| fusion::image::decode(&std::fs::read(dir.join(name)).unwrap()).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let (want, w, h) = read("rgb8.png");
+    let mean_abs = |a: &[u8], b: &[u8]| a.iter().zip(b).map(|(x, y)| (*x as f64 - *y as f64).abs()).sum::<f64>() / b.len() as f64;
+    // (file, mean absolute difference allowed per channel value: lossy and palette formats differ a little)
+    for (name, tol) in [("rgb16.png", 1.0), ("cmyk.jpg", 6.0), ("animated.gif", 8.0), ("animated.png", 0.0), ("animated.webp", 8.0)] {
+        let (got, gw, gh) = read(name);
+        assert_eq!((gw, gh), (w, h), "{name}");
+        let d = mean_abs(&got, &want);
+        assert!(d <= tol, "{name}: mean absolute difference {d:.2} from the 8-bit photo (its first frame, for animations)");
+    }
+    let (gray, ..) = read("gray16.png");
+    let luma: Vec<u8> = want.chunks(3).flat_map(|p| [((p[0] as u32 * 299 + p[1] as u32 * 587 + p[2] as u32 * 114 + 500) / 1000) as u8; 3]).collect();
+    let d = mean_abs(&gray, &luma);
+    assert!(d <= 1.0, "gray16.png: mean absolute difference {d:.2} from the photo's luma");
 }
 
 #[test]

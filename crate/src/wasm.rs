@@ -217,7 +217,7 @@ impl Model {
     /// When the history is the current conversation's (same photo, same questions), the
     /// follow-up continues its KV cache; otherwise the history is replayed into a new one. `on_text(piece)`
     /// gets each new piece of text and returns `false` to stop. Resolves to
-    /// `{ text, tokens, promptTokens, stop, timings }` as JSON.
+    /// `{ text, tokens, promptTokens, stop, timings, gpuBytesInUse }` as JSON.
     pub async fn ask(&self, id: u32, history_json: String, question: String, options_json: String, on_text: js_sys::Function) -> Result<String, JsError> {
         let history: Vec<(String, String)> = serde_json::from_str(&history_json).map_err(|e| js_error(Error::invalid("history", e.to_string())))?;
         let o: JsAskOptions = serde_json::from_str(&options_json).map_err(|e| js_error(Error::invalid("options", e.to_string())))?;
@@ -256,6 +256,7 @@ impl Model {
         };
         let t = answer.timings;
         let timings = serde_json::json!({ "visionMs": t.vision_ms, "prefillMs": t.prefill_ms, "decodeMs": t.decode_ms });
-        Ok(serde_json::json!({ "text": answer.text, "tokens": answer.tokens, "promptTokens": answer.prompt_tokens, "stop": stop, "timings": timings }).to_string())
+        let (gpu_bytes, _) = self.engine.model.gpu().memory();
+        Ok(serde_json::json!({ "text": answer.text, "tokens": answer.tokens, "promptTokens": answer.prompt_tokens, "stop": stop, "timings": timings, "gpuBytesInUse": gpu_bytes }).to_string())
     }
 }

@@ -50,6 +50,10 @@ export interface AnswerStats {
   totalMs: number;
   decodeTokensPerSecond: number | null;
   promptTokens: number;
+  /** GPU memory the engine's tensors use after the answer (weights, KV cache, photos). */
+  gpuBytesInUse: number;
+  /** The engine's wasm memory after the answer (it only grows: its peak so far). */
+  wasmBytes: number;
 }
 
 export interface Answer {

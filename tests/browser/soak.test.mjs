@@ -1,0 +1,85 @@
+// Soak: one page session asks about a photo, then keeps the conversation going for
+// FUSION_SOAK_TURNS turns (300 by default) with the tiny model, the context policy dropping old
+// follow-ups as the context fills. The GPU memory the engine uses, its wasm memory and the
+// page's JS heap must stay flat: their Theil–Sen slope over the turns (a steady leak moves it,
+// a one-time step does not) stays under a bound. Figures in RELIABILITY.md.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { serve, launchBrowser, openPage } from './harness.mjs';
+
+const repo = fileURLToPath(new URL('../..', import.meta.url));
+const fusion = join(process.env.CARGO_TARGET_DIR ?? join(homedir(), '.cache/fusion-vlm/target'), 'debug', 'fusion');
+const TURNS = Number(process.env.FUSION_SOAK_TURNS ?? 300);
+
+let server, browser, page, log;
+
+before(async () => {
+  const models = mkdtempSync(join(tmpdir(), 'fusion-models-'));
+  execFileSync(fusion, ['tiny', join(models, 'src'), '--backbone', 'llama', '--seed', '5']);
+  execFileSync(fusion, ['convert', join(models, 'src'), join(models, 'tiny')]);
+  server = await serve({ mounts: { '/models/': models, '/photos/': join(repo, 'tests', 'photos') } });
+  browser = await launchBrowser();
+  ({ page, log } = await openPage(browser, `${server.url}/demo/?model=/models/absent/manifest.json`));
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.close();
+});
+
+/** Theil–Sen slope of `ys` against their index: the median of the pairwise slopes. */
+function slope(ys) {
+  const s = [];
+  for (let i = 0; i < ys.length; i++) for (let j = i + 1; j < ys.length; j++) s.push((ys[j] - ys[i]) / (j - i));
+  s.sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+test(`${TURNS} turns in one page keep GPU memory, wasm memory and the JS heap flat`, async () => {
+  const r = await page
+    .evaluate(async (turns) => {
+      const { Fusion } = await import('/src/index.js');
+      const fusion = await Fusion.load('/models/tiny/manifest.json');
+      const image = await (await fetch('/photos/rgb8.png')).blob();
+      const history = [];
+      const samples = { gpu: [], wasm: [], page: [], promptTokens: [] };
+      const t0 = performance.now();
+      for (let i = 0; i < turns; i++) {
+        const question = i === 0 ? 'What is in this photo?' : `What else, part ${i}?`;
+        let text = '';
+        for await (const piece of fusion.ask({ image, question, history, maxNewTokens: 2 })) text += piece;
+        history.push([question, text]);
+        const s = fusion.stats().lastAnswer;
+        samples.gpu.push(s.gpuBytesInUse / 1e6);
+        samples.wasm.push(s.wasmBytes / 1e6);
+        samples.page.push(performance.memory.usedJSHeapSize / 1e6);
+        samples.promptTokens.push(s.promptTokens);
+      }
+      const seconds = (performance.now() - t0) / 1000;
+      const photos = fusion.stats().photosEncoded;
+      await fusion.unload();
+      return { samples, seconds, photos };
+    }, TURNS)
+    .catch((e) => assert.fail(`${e}\n${log.join('\n')}`));
+  const settled = Math.floor(TURNS / 10); // the allocator's pools and the first rebuilds settle
+  const stats = Object.fromEntries(
+    ['gpu', 'wasm', 'page'].map((k) => {
+      const ys = r.samples[k].slice(settled);
+      return [k, { min: Math.min(...ys), max: Math.max(...ys), slope: slope(ys) }];
+    }),
+  );
+  const shown = Object.entries(stats).map(([k, s]) => `${k} ${s.min.toFixed(1)}–${s.max.toFixed(1)} MB, slope ${s.slope >= 0 ? '+' : ''}${s.slope.toFixed(4)} MB/turn`);
+  console.log(`soak in the browser: ${TURNS} turns in ${r.seconds.toFixed(0)} s, ${r.photos} photo encoding(s); ${shown.join('; ')}`);
+  assert.equal(r.photos, 1, 'follow-ups must reuse the photo');
+  assert.ok(Math.min(...r.samples.promptTokens.slice(1)) > 0);
+  // Bounds: a leak of one KV cache row per layer per turn would be 0.01 MB/turn on the GPU; a
+  // history of 300 short turns adds ≈ 0.001 MB/turn to the heaps legitimately.
+  assert.ok(stats.gpu.slope < 0.005, shown[0]);
+  assert.ok(stats.wasm.slope < 0.01, shown[1]);
+  assert.ok(stats.page.slope < 0.05, shown[2]);
+});
