@@ -21,8 +21,8 @@ pub struct MatvecShape {
 impl MatvecShape {
     /// One subgroup-sized workgroup (32 on NVIDIA) splits a row of the decoders' widths
     /// (3072–14336 columns: 96–448 loads of 16 bytes) into 3–14 loads each. Measured on an H100
-    /// (`fusion bench`, `matvec_shapes`): the best of 32/64/128/256 invocations × 1/2/4/8
-    /// outputs, by 10–25 % over 64 × 4 (BENCHMARKS.md).
+    /// (`fusion bench`, `matvec_shapes`): the best of the candidates below on the 3B's and 8B's
+    /// matrices, 16–30 % faster than 64 × 4, the first choice (BENCHMARKS.md).
     pub const DEFAULT: Self = Self { workgroup: 32, outputs: 4 };
 
     /// The splits `fusion bench` compares (and the kernel test checks).
@@ -41,6 +41,7 @@ impl MatvecShape {
         Self { workgroup, outputs }
     }
 }
+
 /// Activation rows one launch handles: decode uses 1, speculative/batched decode up to 8.
 pub const MAX_ROWS: usize = 8;
 

@@ -5,7 +5,6 @@
 use burn::tensor::{Tensor, TensorData, activation::silu};
 
 use super::attention::{Kernels, Mask, attend};
-use crate::kernels::{rope, swiglu};
 use super::embedding::Embedding;
 use super::kv_cache::KvCache;
 use super::linear::Linear;
@@ -15,6 +14,7 @@ use super::rope::Rope;
 use crate::config::{Backbone, FusionConfig};
 use crate::error::Result;
 use crate::gpu::Gpu;
+use crate::kernels::{rope, swiglu};
 use crate::weights::{self, DecoderLinear as L};
 
 /// q, k, v: one fused matrix (Phi: rows q, then k, then v) or three.
@@ -190,6 +190,10 @@ impl Decoder {
         layer.down.forward_add(gpu, activated, x)
     }
 
+    /// Final norm and `lm_head` on the last position.
+    ///
+    /// # Shapes
+    /// `x [S, D] → logits [V]`
     pub fn logits(&self, gpu: &Gpu, x: Tensor<2>) -> Result<Tensor<1>> {
         let [s, d] = x.dims();
         let last = self.final_norm(gpu, x.slice([s - 1..s, 0..d]))?;
