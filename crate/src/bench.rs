@@ -133,7 +133,10 @@ fn launch_overhead_us(gpu: &Gpu) -> Result<Value> {
     let (src, dst) = (gpu.empty_f32(1024), gpu.empty_f32(1024));
     let wgsl = time_ms(gpu, 1, || (0..LAUNCHES).try_for_each(|_| crate::kernels::copy::copy(gpu, &src, &dst, 1024, 0)))?;
     let x = Tensor::<1>::zeros([1024], gpu.device());
-    let burn = time_ms(gpu, 1, || Ok(drop((0..LAUNCHES).fold(x.clone(), |x, _| x + 1.0))))?;
+    let burn = time_ms(gpu, 1, || {
+        drop((0..LAUNCHES).fold(x.clone(), |x, _| x + 1.0));
+        Ok(())
+    })?;
     Ok(json!({"wgsl": round(wgsl * 1e3 / LAUNCHES as f64), "burn": round(burn * 1e3 / LAUNCHES as f64)}))
 }
 

@@ -22,7 +22,7 @@ pub const NIBBLES_PER_LOAD: usize = 32;
 
 /// The group sizes the format allows: positive multiples of [`NIBBLES_PER_LOAD`] (32, 64, 128…).
 pub fn valid_group(group: usize) -> bool {
-    group > 0 && group % NIBBLES_PER_LOAD == 0
+    group > 0 && group.is_multiple_of(NIBBLES_PER_LOAD)
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -81,7 +81,7 @@ impl Int4Matrix {
         let (cols, group) = (first.cols, first.group);
         let words_per_row = Int4Weight::words_per_row(cols, group);
         let groups_per_row = Int4Weight::groups_per_row(cols, group);
-        let aligned = |m: &&Int4Matrix| m.cols == cols && m.group == group && (m.rows * groups_per_row) % 8 == 0;
+        let aligned = |m: &&Int4Matrix| m.cols == cols && m.group == group && (m.rows * groups_per_row).is_multiple_of(8);
         if parts.len() < 2 || !parts.iter().all(aligned) {
             return Ok(None);
         }

@@ -17,7 +17,7 @@ const WORKGROUP: u32 = 256;
 pub fn rope(gpu: &Gpu, x: Tensor<2>, offset: usize, heads: usize, head_dim: usize, cos: &Tensor<2>, sin: &Tensor<2>) -> Result<Tensor<3>> {
     const OP: &str = "rope";
     let [s, cols] = x.dims();
-    if head_dim % 2 != 0 || offset + heads * head_dim > cols || cos.dims() != [s, head_dim] || sin.dims() != [s, head_dim] {
+    if !head_dim.is_multiple_of(2) || offset + heads * head_dim > cols || cos.dims() != [s, head_dim] || sin.dims() != [s, head_dim] {
         return Err(Error::shape(OP, format!("{heads} heads of {head_dim} at column {offset} of {s}×{cols}, tables {:?}", cos.dims())));
     }
     let total = heads * s * head_dim;

@@ -47,7 +47,7 @@ impl Wgsl {
     /// buffer made per launch cost a queue write each time: 3× the launch overhead of burn's
     /// own kernels, measured.
     pub fn launch(self, gpu: &Gpu, cube_dim: CubeDim, count: (usize, usize), buffers: &[&Handle], params: &[u32]) {
-        debug_assert!(params.len() % 4 == 0, "{}: Params must fill whole 16-byte rows", self.name);
+        debug_assert!(params.len().is_multiple_of(4), "{}: Params must fill whole 16-byte rows", self.name);
         let words = params.chunks(2).map(|p| p[0] as u64 | (p.get(1).copied().unwrap_or(0) as u64) << 32).collect();
         let args = buffers.iter().fold(KernelArguments::new(), |a, b| a.with_buffer((*b).clone().binding()));
         gpu.client().launch(

@@ -16,7 +16,7 @@ const WORKGROUP: u32 = 256;
 pub fn swiglu(gpu: &Gpu, gate_up: Tensor<2>) -> Result<Tensor<2>> {
     const OP: &str = "swiglu";
     let [rows, cols] = gate_up.dims();
-    if cols % 2 != 0 || rows * cols == 0 {
+    if !cols.is_multiple_of(2) || rows * cols == 0 {
         return Err(Error::shape(OP, format!("gate_up is {rows}×{cols}: expected an even, non-zero width")));
     }
     let inter = cols / 2;
