@@ -13,6 +13,8 @@ pub struct Gpu {
     device: Device,
     client: Client,
     cube_device: cubecl::Device,
+    /// See [`Gpu::unused_binding`].
+    unused: Handle,
 }
 
 // cubecl submits a command buffer every 32 dispatches (its default, `CUBECL_WGPU_MAX_TASKS`).
@@ -37,7 +39,8 @@ impl Gpu {
         let probe = Tensor::<1>::zeros([1], &device)
             .try_into_primitive::<CubeBackend>()
             .map_err(|e| Error::Gpu(format!("the device is not a wgpu device: {e:?}")))?;
-        Ok(Self { client: probe.client.clone(), cube_device: probe.device.clone(), device })
+        let unused = probe.client.empty(16);
+        Ok(Self { client: probe.client.clone(), cube_device: probe.device.clone(), device, unused })
     }
 
     /// Wait until all queued GPU work is done (to time a phase).
@@ -68,6 +71,12 @@ impl Gpu {
     /// A new uninitialised buffer of `bytes` bytes.
     pub fn empty_bytes(&self, bytes: usize) -> Handle {
         self.client.empty(bytes.max(4))
+    }
+
+    /// A 16-byte buffer for a binding a kernel declares but does not read this time (an absent
+    /// bias or residual): WebGPU needs every binding bound. One per device, never written.
+    pub fn unused_binding(&self) -> &Handle {
+        &self.unused
     }
 
     /// A new uninitialised f32 buffer of `len` elements.

@@ -73,7 +73,7 @@ pub fn attention(gpu: &Gpu, q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, t: usize, 
     let out = gpu.empty_f32(heads * s * hd);
     let bias = match bias {
         Some(b) => gpu.buffer_of(OP, b)?.handle,
-        None => gpu.empty_f32(1),
+        None => gpu.unused_binding().clone(),
     };
     let [q, k, v] = [gpu.buffer_of(OP, q)?.handle, gpu.buffer_of(OP, k)?.handle, gpu.buffer_of(OP, v)?.handle];
     source.launch(gpu, CubeDim::new_1d(ROWS), (s.div_ceil(ROWS as usize), heads), &[&q, &k, &v, &bias, &out], &params);

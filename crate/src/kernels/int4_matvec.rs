@@ -169,10 +169,9 @@ fn matvec(gpu: &Gpu, x: Tensor<2>, w: &Int4Matrix, shape: MatvecShape, residual:
     // zeros when K is not a whole number of groups (never at the decoders' widths).
     let padded = w.padded_cols();
     let x = if padded == k { x } else { Tensor::cat(vec![x, Tensor::zeros([m, padded - k], gpu.device())], 1) };
-    // Without a residual the binding still needs a buffer: a 16-byte one the kernel never reads.
     let (add, residual) = match residual {
         Some(r) => (1, gpu.buffer_of(OP, r)?.handle),
-        None => (0, gpu.empty_f32(4)),
+        None => (0, gpu.unused_binding().clone()),
     };
     let (groups_x, groups_y) = grid(w.rows.div_ceil(shape.outputs as usize));
     let source = Wgsl {

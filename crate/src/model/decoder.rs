@@ -147,30 +147,20 @@ impl Decoder {
         let (h, kv, hd) = (self.heads, self.kv_heads, self.head_dim);
         let normed = layer.input_norm.forward(gpu, self.kernels, x.clone())?;
         let heads = |t: Tensor<2>, n: usize| t.reshape([s, n, hd]).swap_dims(0, 1); // [n, S, hd]
-        let (q, k, v) = match (&layer.qkv, self.kernels) {
-            // RoPE reads q and k straight out of the projection and writes them head-major.
-            (Qkv::Fused(w), Kernels::Fused) => {
+        // q and k as (projection output, column where their heads start).
+        let (q, k, v) = match &layer.qkv {
+            Qkv::Fused(w) => {
                 let qkv = w.forward(gpu, normed)?;
-                let q = rope(gpu, qkv.clone(), 0, h, hd, &step.cos, &step.sin)?;
-                let k = rope(gpu, qkv.clone(), h * hd, kv, hd, &step.cos, &step.sin)?;
-                (q, k, heads(qkv.slice([0..s, (h + kv) * hd..(h + 2 * kv) * hd]), kv))
+                ((qkv.clone(), 0), (qkv.clone(), h * hd), qkv.slice([0..s, (h + kv) * hd..(h + 2 * kv) * hd]))
             }
-            (Qkv::Split(wq, wk, wv), Kernels::Fused) => (
-                rope(gpu, wq.forward(gpu, normed.clone())?, 0, h, hd, &step.cos, &step.sin)?,
-                rope(gpu, wk.forward(gpu, normed.clone())?, 0, kv, hd, &step.cos, &step.sin)?,
-                heads(wv.forward(gpu, normed)?, kv),
-            ),
-            (qkv, Kernels::Stock) => {
-                let (q, k, v) = match qkv {
-                    Qkv::Fused(w) => {
-                        let qkv = w.forward(gpu, normed)?;
-                        (qkv.clone().slice([0..s, 0..h * hd]), qkv.clone().slice([0..s, h * hd..(h + kv) * hd]), qkv.slice([0..s, (h + kv) * hd..(h + 2 * kv) * hd]))
-                    }
-                    Qkv::Split(wq, wk, wv) => (wq.forward(gpu, normed.clone())?, wk.forward(gpu, normed.clone())?, wv.forward(gpu, normed)?),
-                };
-                (rotate(heads(q, h), &step.cos, &step.sin), rotate(heads(k, kv), &step.cos, &step.sin), heads(v, kv))
-            }
+            Qkv::Split(wq, wk, wv) => ((wq.forward(gpu, normed.clone())?, 0), (wk.forward(gpu, normed.clone())?, 0), wv.forward(gpu, normed)?),
         };
+        // [n, S, hd] with RoPE applied. Our kernel reads the heads straight out of the projection.
+        let rotated = |(x, at): (Tensor<2>, usize), n: usize| match self.kernels {
+            Kernels::Fused => rope(gpu, x, at, n, hd, &step.cos, &step.sin),
+            Kernels::Stock => Ok(rotate(heads(x.slice([0..s, at..at + n * hd]), n), &step.cos, &step.sin)),
+        };
+        let (q, k, v) = (rotated(q, h)?, rotated(k, kv)?, heads(v, kv));
         let (k, v, keys) = cache.append(index, k, v);
         let attn = attend(gpu, self.kernels, q, k, v, keys, Mask::Causal, None)?;
         // [h, S, hd] → [S, h·hd]; one position is already in that order (no copy).
