@@ -1,11 +1,26 @@
 // Shared browser-test setup: a static server for web/ and Debian's Chromium with WebGPU.
 import { chromium } from 'playwright-core';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { serve } from '../../web/serve.mjs';
 
 export { serve };
+
+/** The native CLI that `cargo test` built (tiny models, conversion, reference answers). */
+export const fusionCli = join(process.env.CARGO_TARGET_DIR ?? join(homedir(), '.cache/fusion-vlm/target'), 'debug', 'fusion');
+
+/**
+ * A generated tiny checkpoint (`fusion tiny … args`) in `dir/src`, converted to int4 in
+ * `dir/tiny`; `dir` defaults to a fresh temporary folder. Returns `dir`.
+ */
+export function tinyModel(args = [], dir = mkdtempSync(join(tmpdir(), 'fusion-models-'))) {
+  execFileSync(fusionCli, ['tiny', join(dir, 'src'), ...args]);
+  execFileSync(fusionCli, ['convert', join(dir, 'src'), join(dir, 'tiny')]);
+  return dir;
+}
 
 // WebGPU on SwiftShader in headless Chromium; the network flags keep Chromium from calling
 // out (this machine has no network beyond localhost). See shared/notes/toolchain.md.

@@ -5,18 +5,17 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { homedir, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { serve, launchBrowser, openPage } from './harness.mjs';
+import { serve, launchBrowser, openPage, fusionCli } from './harness.mjs';
 
-const fusion = join(process.env.CARGO_TARGET_DIR ?? join(homedir(), '.cache/fusion-vlm/target'), 'debug', 'fusion');
 const LIMIT = 512 * 2 ** 20;
 const WASM_LIMIT = 128 * 2 ** 20;
 let server, browser, models;
 
 before(async () => {
   models = mkdtempSync(join(tmpdir(), 'fusion-large-'));
-  execFileSync(fusion, ['tiny', join(models, 'large'), '--backbone', 'llama', '--large']);
+  execFileSync(fusionCli, ['tiny', join(models, 'large'), '--backbone', 'llama', '--large']);
   writeFileSync(join(models, 'blank.html'), '<!doctype html><title>memory</title>');
   server = await serve({ mounts: { '/models/': models } });
   browser = await launchBrowser();

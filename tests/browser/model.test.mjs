@@ -4,15 +4,13 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { homedir, tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { serve, launchBrowser, openPage } from './harness.mjs';
+import { serve, launchBrowser, openPage, fusionCli, tinyModel } from './harness.mjs';
 
 const repo = fileURLToPath(new URL('../..', import.meta.url));
 const photos = join(repo, '..', 'shared', 'photos');
-const fusion = join(process.env.CARGO_TARGET_DIR ?? join(homedir(), '.cache/fusion-vlm/target'), 'debug', 'fusion');
 const QUESTION = 'What is unusual about this image?';
 
 let server, browser, page, log, models;
@@ -35,9 +33,7 @@ function onRequest(req, res) {
 const MANIFEST = '/models/tiny/manifest.json';
 
 before(async () => {
-  models = mkdtempSync(join(tmpdir(), 'fusion-models-'));
-  execFileSync(fusion, ['tiny', join(models, 'src'), '--backbone', 'llama', '--seed', '7']);
-  execFileSync(fusion, ['convert', join(models, 'src'), join(models, 'tiny')]);
+  models = tinyModel(['--backbone', 'llama', '--seed', '7']);
   server = await serve({ mounts: { '/models/': models, '/photos/': photos }, onRequest });
   browser = await launchBrowser();
   ({ page, log } = await openPage(browser, `${server.url}/demo/`));
@@ -50,7 +46,7 @@ after(async () => {
 });
 
 function nativeAnswer(image, question, maxTokens) {
-  const out = execFileSync(fusion, ['ask', '--model', join(models, 'tiny'), '--int4', '--image', join(photos, image), question, '--max-tokens', String(maxTokens)]);
+  const out = execFileSync(fusionCli, ['ask', '--model', join(models, 'tiny'), '--int4', '--image', join(photos, image), question, '--max-tokens', String(maxTokens)]);
   return out.toString().trim();
 }
 

@@ -4,13 +4,12 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync, readdirSync } from 'node:fs';
-import { homedir, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { serve, launchBrowser, openPage } from './harness.mjs';
+import { serve, launchBrowser, openPage, tinyModel } from './harness.mjs';
 
 const web = fileURLToPath(new URL('../../web', import.meta.url));
-const fusion = join(process.env.CARGO_TARGET_DIR ?? join(homedir(), '.cache/fusion-vlm/target'), 'debug', 'fusion');
 let server, browser, app;
 
 before(async () => {
@@ -30,8 +29,7 @@ before(async () => {
       } catch (e) { document.body.dataset.result = 'error ' + e.message; }
     </script>`,
   );
-  execFileSync(fusion, ['tiny', join(app, 'models', 'src')]);
-  execFileSync(fusion, ['convert', join(app, 'models', 'src'), join(app, 'models', 'tiny')]);
+  tinyModel([], join(app, 'models'));
   server = await serve({ root: app });
   browser = await launchBrowser();
 });

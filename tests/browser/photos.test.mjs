@@ -5,22 +5,16 @@
 // about one of them end to end; a truncated file is refused with a clear error.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { serve, launchBrowser, openPage } from './harness.mjs';
+import { serve, launchBrowser, openPage, tinyModel } from './harness.mjs';
 
 const repo = fileURLToPath(new URL('../..', import.meta.url));
-const fusion = join(process.env.CARGO_TARGET_DIR ?? join(homedir(), '.cache/fusion-vlm/target'), 'debug', 'fusion');
 
 let server, browser, page, log;
 
 before(async () => {
-  const models = mkdtempSync(join(tmpdir(), 'fusion-models-'));
-  execFileSync(fusion, ['tiny', join(models, 'src'), '--backbone', 'phi', '--seed', '3']);
-  execFileSync(fusion, ['convert', join(models, 'src'), join(models, 'tiny')]);
+  const models = tinyModel(['--backbone', 'phi', '--seed', '3']);
   server = await serve({ mounts: { '/models/': models, '/photos/': join(repo, 'tests', 'photos') } });
   browser = await launchBrowser();
   // The demo page as an origin, pointed at no model so it loads nothing of its own.

@@ -2,13 +2,10 @@
 // partial shard is kept, and loading again (with room) resumes it and passes the sha256 check.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { homedir, tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { serve, launchBrowser, openPage } from './harness.mjs';
+import { serve, launchBrowser, openPage, tinyModel } from './harness.mjs';
 
-const fusion = join(process.env.CARGO_TARGET_DIR ?? join(homedir(), '.cache/fusion-vlm/target'), 'debug', 'fusion');
 const MANIFEST = '/models/tiny/manifest.json';
 
 let server, browser, page, log, cdp, models;
@@ -17,9 +14,7 @@ let holdNext = null; // resolves to release a held shard request
 let truncateNext = false;
 
 before(async () => {
-  models = mkdtempSync(join(tmpdir(), 'fusion-models-'));
-  execFileSync(fusion, ['tiny', join(models, 'src'), '--seed', '5']);
-  execFileSync(fusion, ['convert', join(models, 'src'), join(models, 'tiny')]);
+  models = tinyModel(['--seed', '5']);
   // A shard request can be held until the test has shrunk the quota.
   const onRequest = (req, res) => {
     if (!req.url.endsWith('.bin')) return false;

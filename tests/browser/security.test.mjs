@@ -3,13 +3,10 @@
 // too large for the GPU refused before a byte of weights is downloaded.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { homedir, tmpdir } from 'node:os';
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { serve, launchBrowser, openPage } from './harness.mjs';
+import { serve, launchBrowser, openPage, tinyModel } from './harness.mjs';
 
-const fusion = join(process.env.CARGO_TARGET_DIR ?? join(homedir(), '.cache/fusion-vlm/target'), 'debug', 'fusion');
 
 let server, browser, page, log, models;
 const requests = [];
@@ -29,9 +26,7 @@ function variant(name, edit) {
 }
 
 before(async () => {
-  models = mkdtempSync(join(tmpdir(), 'fusion-models-'));
-  execFileSync(fusion, ['tiny', join(models, 'src'), '--seed', '3']);
-  execFileSync(fusion, ['convert', join(models, 'src'), join(models, 'tiny')]);
+  models = tinyModel(['--seed', '3']);
   const onRequest = (req, res) => {
     requests.push(req.url);
     if (req.url !== '/eval-probe.js') return false;

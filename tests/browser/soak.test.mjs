@@ -5,23 +5,17 @@
 // a one-time step does not) stays under a bound. Figures in RELIABILITY.md.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { serve, launchBrowser, openPage } from './harness.mjs';
+import { serve, launchBrowser, openPage, tinyModel } from './harness.mjs';
 
 const repo = fileURLToPath(new URL('../..', import.meta.url));
-const fusion = join(process.env.CARGO_TARGET_DIR ?? join(homedir(), '.cache/fusion-vlm/target'), 'debug', 'fusion');
 const TURNS = Number(process.env.FUSION_SOAK_TURNS ?? 300);
 
 let server, browser, page, log;
 
 before(async () => {
-  const models = mkdtempSync(join(tmpdir(), 'fusion-models-'));
-  execFileSync(fusion, ['tiny', join(models, 'src'), '--backbone', 'llama', '--seed', '5']);
-  execFileSync(fusion, ['convert', join(models, 'src'), join(models, 'tiny')]);
+  const models = tinyModel(['--backbone', 'llama', '--seed', '5']);
   server = await serve({ mounts: { '/models/': models, '/photos/': join(repo, 'tests', 'photos') } });
   browser = await launchBrowser();
   ({ page, log } = await openPage(browser, `${server.url}/demo/?model=/models/absent/manifest.json`));
