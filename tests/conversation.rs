@@ -1,5 +1,6 @@
 //! Long conversations: the context policy (oldest follow-ups dropped, the photo's first turn
-//! kept, a question that cannot fit refused clearly) and a 300-turn soak with flat memory.
+//! kept, a question that cannot fit refused clearly), a 300-turn soak with flat memory, and
+//! conversations that go on after their GPU device is lost.
 
 mod common;
 
@@ -11,6 +12,7 @@ use fusion::engine::{AskOptions, Conversation, Engine, Photo};
 use fusion::generate::SamplingOptions;
 use fusion::image::Views;
 use fusion::model::WeightFormat;
+use fusion::session::Session;
 use fusion::testing::{TinySpec, write_tiny_checkpoint};
 use serde_json::json;
 
@@ -106,4 +108,68 @@ fn three_hundred_turns_keep_memory_flat() {
     // turn; measured slopes are ≤ 0.005 MB/turn.
     assert!(g.abs() < 0.01, "GPU memory grows {g} MB per turn");
     assert!(r < 0.02, "RSS grows {r} MB per turn");
+}
+
+/// Every file of a directory with its bytes, to show that a recovery wrote nothing there.
+fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut files: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).map(|p| (p.clone(), std::fs::read(p).unwrap())).collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn a_lost_device_fails_its_answer_clearly_and_the_next_question_recovers() {
+    // A converted model (int4 shards pinned by sha256), as the CLI and the browser load it.
+    let root = std::env::temp_dir().join(format!("fusion-device-lost-{}", std::process::id()));
+    let (src, dir) = (root.join("checkpoint"), root.join("converted"));
+    write_tiny_checkpoint(&src, &TinySpec::new(Backbone::Phi)).unwrap();
+    fusion::convert::convert(&src, &dir, &Default::default()).unwrap();
+    let format = WeightFormat::Int4 { group: 32 };
+    let views = || {
+        let path: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/photos/waterview.jpg");
+        let (rgb, w, h) = fusion::image::decode(&std::fs::read(path).unwrap()).unwrap();
+        Views::from_rgb(&rgb, w, h).unwrap()
+    };
+    let questions = ["What is in this photo?", "What colour is the water?", "Is it daytime?", "Anything else?"];
+    let o = options(6);
+
+    // The answers on a device that is never lost.
+    let engine = Engine::load(&dir, gpu(), format).unwrap();
+    let photo = engine.encode_photo(views()).unwrap();
+    let mut c = engine.new_conversation();
+    let expected: Vec<String> = questions.iter().map(|q| ask(&engine, &mut c, &photo, q, &o).unwrap()).collect();
+    let files = snapshot(&dir);
+
+    // A device of its own, so that losing it leaves the other tests' device alone.
+    let mut session = Session::open(&pollster::block_on(gpu().renew()).unwrap(), &dir, format, views()).unwrap();
+    let answer = |session: &mut Session, q: &str, lose_at_piece: Option<usize>| {
+        let device = session.gpu().clone();
+        let mut pieces = 0;
+        pollster::block_on(session.ask(q, &o, |_| {
+            pieces += 1;
+            if Some(pieces) == lose_at_piece {
+                pollster::block_on(device.lose_device());
+            }
+            true
+        }))
+        .map(|a| a.text)
+    };
+    let lost = |r: fusion::Result<String>| match r {
+        Err(e @ fusion::Error::DeviceLost(_)) => assert!(e.to_string().starts_with("the GPU device was lost (Destroyed)"), "{e}"),
+        other => panic!("expected a lost device, got {other:?}"),
+    };
+    // Lost during the first answer: asked again, it is answered as if nothing had happened.
+    lost(answer(&mut session, questions[0], Some(1)));
+    assert_eq!(answer(&mut session, questions[0], None).unwrap(), expected[0]);
+    // Lost during a follow-up: the conversation is replayed onto the new device.
+    lost(answer(&mut session, questions[1], Some(2)));
+    assert_eq!(answer(&mut session, questions[1], None).unwrap(), expected[1]);
+    // Lost between questions: the next question notices, recovers first and is answered.
+    pollster::block_on(session.gpu().lose_device());
+    assert_eq!(answer(&mut session, questions[2], None).unwrap(), expected[2]);
+    assert_eq!(answer(&mut session, questions[3], None).unwrap(), expected[3]);
+    assert_eq!(session.recoveries(), 3);
+    assert_eq!(session.conversation().questions().len(), 4, "a question lost with its device is not a turn");
+    assert!(snapshot(&dir) == files, "recovering wrote to the model directory");
+    std::fs::remove_dir_all(&root).unwrap();
 }

@@ -127,6 +127,15 @@ impl Engine {
         self.rebuild(photo, history, "", options)
     }
 
+    /// `conversation` (from another engine: the same model on a device that was lost) rebuilt
+    /// here from the turns it holds, remembering every question it was asked.
+    pub fn replay(&self, photo: &Photo, conversation: &Conversation, options: &AskOptions) -> Result<Conversation> {
+        let mut replayed = self.resume(photo, &conversation.kept, options)?;
+        replayed.asked = conversation.asked.clone();
+        replayed.dropped += conversation.dropped;
+        Ok(replayed)
+    }
+
     /// [`Engine::resume`], keeping room for `next` (a question about to be asked).
     fn rebuild(&self, photo: &Photo, history: &[(String, String)], next: &str, options: &AskOptions) -> Result<Conversation> {
         let mut conversation = self.new_conversation();

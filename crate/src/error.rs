@@ -10,6 +10,9 @@ pub enum Error {
     #[error("no usable WebGPU/Vulkan adapter: {0}")]
     Gpu(String),
 
+    #[error("the GPU device was lost ({0}); nothing computed on it can be read back")]
+    DeviceLost(String),
+
     #[error("GPU work failed: {0}")]
     Execution(String),
 

@@ -2,6 +2,7 @@
 //! kernels launch through, and the conversions between burn tensors and raw buffers.
 
 use burn::backend::wgpu::{CubeBackend, CubeTensor};
+use burn::tensor::wgpu::{WgpuSetup, wgpu};
 use burn::tensor::{DType, Device, Shape, Tensor};
 use cubecl::client::Client;
 use cubecl::server::Handle;
@@ -15,6 +16,33 @@ pub struct Gpu {
     cube_device: cubecl::Device,
     /// See [`Gpu::unused_binding`].
     unused: Handle,
+    /// The wgpu handles under burn's runtime: what the device offers our kernels, and the
+    /// adapter to open a new device on after a loss.
+    setup: WgpuSetup,
+}
+
+/// What the device offers our kernels beyond WebGPU's baseline; each int4 kernel has a
+/// variant for each (`shader-f16` arithmetic, subgroup reductions) next to its baseline path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Capabilities {
+    /// `shader-f16`: f16 arithmetic in WGSL (`enable f16;`).
+    pub f16: bool,
+    /// `subgroups`: subgroup reductions in WGSL.
+    pub subgroups: bool,
+}
+
+impl Capabilities {
+    /// WebGPU's baseline: f32 arithmetic, workgroup-memory reductions.
+    pub const BASELINE: Self = Self { f16: false, subgroups: false };
+
+    /// Every combination this device can run, the baseline first (for tests and benchmarks).
+    pub fn subsets(self) -> Vec<Self> {
+        [(false, false), (false, true), (true, false), (true, true)]
+            .into_iter()
+            .filter(|&(f16, subgroups)| (!f16 || self.f16) && (!subgroups || self.subgroups))
+            .map(|(f16, subgroups)| Self { f16, subgroups })
+            .collect()
+    }
 }
 
 // cubecl submits a command buffer every 32 dispatches (its default, `CUBECL_WGPU_MAX_TASKS`).
@@ -25,27 +53,67 @@ impl Gpu {
     /// Open the default adapter (Vulkan/Metal natively; lavapipe in CI).
     #[cfg(not(target_family = "wasm"))]
     pub fn new() -> Result<Self> {
-        let device = Device::wgpu_options().init().map_err(|e| Error::Gpu(e.to_string()))?;
-        Self::from_device(device)
+        let (device, setup) = Device::wgpu_options().init_with_setup().map_err(|e| Error::Gpu(e.to_string()))?;
+        Self::from_device(device, setup)
     }
 
     /// Open the default adapter; the only way in a browser (WebGPU is asynchronous there).
     pub async fn new_async() -> Result<Self> {
-        let device = Device::wgpu_options().init_async().await.map_err(|e| Error::Gpu(e.to_string()))?;
-        Self::from_device(device)
+        let (device, setup) = Device::wgpu_options().init_with_setup_async().await.map_err(|e| Error::Gpu(e.to_string()))?;
+        Self::from_device(device, setup)
     }
 
-    fn from_device(device: Device) -> Result<Self> {
+    /// A new device on this one's adapter, with the same features and limits: what goes on
+    /// after [`Error::DeviceLost`]. burn's runtime opens the default device once per process,
+    /// so the new one is registered with it as an existing setup.
+    pub async fn renew(&self) -> Result<Self> {
+        let WgpuSetup { instance, adapter, device: old, backend, .. } = self.setup.clone();
+        let descriptor = wgpu::DeviceDescriptor {
+            label: Some("fusion (renewed)"),
+            required_features: old.features(),
+            required_limits: old.limits(),
+            memory_hints: wgpu::MemoryHints::MemoryUsage,
+            // SAFETY: the token cubecl passed when it opened the first device with these
+            // features (wgpu asks for it before granting experimental ones); nothing is enabled
+            // that the first device did not have.
+            experimental_features: unsafe { wgpu::ExperimentalFeatures::enabled() },
+            ..Default::default()
+        };
+        let (device, queue) = adapter
+            .request_device(&descriptor)
+            .await
+            .map_err(|e| Error::Gpu(format!("cannot open a new device on {}: {e}", adapter.get_info().name)))?;
+        let setup = WgpuSetup { instance, adapter, device, queue, backend };
+        let renewed = Device::wgpu_options().setup(setup.clone()).init().map_err(|e| Error::Gpu(e.to_string()))?;
+        Self::from_device(renewed, setup)
+    }
+
+    fn from_device(device: Device, setup: WgpuSetup) -> Result<Self> {
         let probe = Tensor::<1>::zeros([1], &device)
             .try_into_primitive::<CubeBackend>()
             .map_err(|e| Error::Gpu(format!("the device is not a wgpu device: {e:?}")))?;
         let unused = probe.client.empty(16);
-        Ok(Self { client: probe.client.clone(), cube_device: probe.device.clone(), device, unused })
+        Ok(Self { client: probe.client.clone(), cube_device: probe.device.clone(), device, unused, setup })
+    }
+
+    pub fn capabilities(&self) -> Capabilities {
+        let features = self.setup.device.features();
+        Capabilities { f16: features.contains(wgpu::Features::SHADER_F16), subgroups: features.contains(wgpu::Features::SUBGROUP) }
+    }
+
+    /// Destroy the device, as a driver reset would: from here on every read of its results
+    /// fails with [`Error::DeviceLost`] (the browser's `loseDevice()`; for recovery tests).
+    pub async fn lose_device(&self) {
+        // cubecl treats a wgpu error as a bug until the loss is reported: let queued work
+        // finish, then poll so the loss is reported before anything else reaches the device.
+        let _ = self.sync().await;
+        self.setup.device.destroy();
+        let _ = self.setup.device.poll(wgpu::PollType::wait_indefinitely());
     }
 
     /// Wait until all queued GPU work is done (to time a phase).
     pub async fn sync(&self) -> Result<()> {
-        self.client.sync().await.map_err(|e| Error::Execution(format!("{e:?}")))
+        self.client.sync().await.map_err(|e| execution_error(e.to_string()))
     }
 
     pub fn device(&self) -> &Device {
@@ -114,8 +182,19 @@ impl Gpu {
 
 /// Read a tensor back to the CPU (asynchronous so it also works in a browser).
 pub async fn read_f32<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
-    let data = t.into_data_async().await.map_err(|e| Error::Execution(format!("{e:?}")))?;
-    data.try_into_vec::<f32>().map_err(|e| Error::Execution(format!("{e:?}")))
+    let data = t.into_data_async().await.map_err(|e| execution_error(e.to_string()))?;
+    data.try_into_vec::<f32>().map_err(|e| execution_error(e.to_string()))
+}
+
+/// A failed sync or read back, as [`Error::DeviceLost`] when the device is gone. burn's lazy
+/// read hands a lost device over as the text of cubecl's report only (`The device is poisoned`,
+/// `Caused by:`, the reason, a backtrace), so the text is what is looked at, on every path.
+fn execution_error(report: String) -> Error {
+    if !report.contains("device is poisoned") {
+        return Error::Execution(report);
+    }
+    let reason = report.lines().map(str::trim).find(|l| !l.is_empty() && !l.contains("device is poisoned") && !l.starts_with("Caused by"));
+    Error::DeviceLost(reason.map_or("no reason given", |r| r.trim_end_matches(':')).to_owned())
 }
 
 /// Milliseconds on a monotonic-enough clock, natively and in a browser.

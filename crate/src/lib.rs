@@ -18,6 +18,8 @@ pub mod model;
 pub mod quant;
 pub mod rng;
 #[cfg(not(target_family = "wasm"))]
+pub mod session;
+#[cfg(not(target_family = "wasm"))]
 pub mod testing;
 pub mod tokenizer;
 pub mod weights;

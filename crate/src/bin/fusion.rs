@@ -6,10 +6,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use fusion::config::Backbone;
-use fusion::engine::{AskOptions, Engine, StopReason};
+use fusion::engine::{AskOptions, StopReason};
 use fusion::generate::SamplingOptions;
 use fusion::image::Views;
 use fusion::model::WeightFormat;
+use fusion::session::Session;
 use fusion::{Error, Gpu, Result};
 
 #[derive(Parser)]
@@ -146,21 +147,28 @@ fn run(cli: Cli) -> Result<()> {
             let bytes = std::fs::read(&image).map_err(|e| Error::io(&image, e))?;
             let (rgb, w, h) = fusion::image::decode(&bytes).map_err(|e| Error::invalid(image.display().to_string(), e.to_string()))?;
             let views = Views::from_rgb(&rgb, w, h)?;
-            let gpu = Gpu::new()?;
             let format = if int4 { WeightFormat::Int4 { group: 32 } } else { WeightFormat::F32 };
-            let engine = Engine::load(&model, &gpu, format)?;
-            let photo = engine.encode_photo(views)?;
+            let mut session = Session::open(&Gpu::new()?, &model, format, views)?;
             let options = AskOptions { sampling: SamplingOptions { max_new_tokens: max_tokens, temperature, top_p, seed }, latents, reduced_side: reduced };
-            let mut conversation = engine.new_conversation();
+            let mut lost = 0;
             for (i, q) in std::iter::once(question).chain(follow_ups).enumerate() {
                 if i > 0 {
                     println!("\n> {q}");
                 }
-                let answer = pollster::block_on(engine.ask(&mut conversation, &photo, &q, &options, |piece| {
+                let answer = pollster::block_on(session.ask(&q, &options, |piece| {
                     print!("{piece}");
                     std::io::stdout().flush().is_ok()
-                }))?;
+                }));
                 println!();
+                let answer = match answer {
+                    // The session reloads the model onto a new device for the next question.
+                    Err(e @ Error::DeviceLost(_)) => {
+                        eprintln!("error: {e}; the next question reloads the model onto a new device");
+                        lost += 1;
+                        continue;
+                    }
+                    answer => answer?,
+                };
                 let stop = match answer.stop {
                     StopReason::EndOfTurn => "end of turn",
                     StopReason::Length => "token limit",
@@ -176,7 +184,11 @@ fn run(cli: Cli) -> Result<()> {
                     t.decode_ms
                 );
             }
-            Ok(())
+            // A question lost with its device fails the run, even when the later ones recovered.
+            match lost {
+                0 => Ok(()),
+                n => Err(Error::Execution(format!("{n} question(s) went unanswered: the GPU device was lost"))),
+            }
         }
         Command::Tiny { out, backbone, siglip2, seed, large } => {
             let backbone = match backbone {
@@ -193,7 +205,10 @@ fn run(cli: Cli) -> Result<()> {
             println!("wrote {}", out.display());
             Ok(())
         }
-        Command::Info => Gpu::new().map(|_| println!("GPU ready")),
+        Command::Info => Gpu::new().map(|gpu| {
+            let c = gpu.capabilities();
+            println!("GPU ready: {} (shader-f16: {}, subgroups: {})", gpu.adapter_name(), c.f16, c.subgroups);
+        }),
         Command::Convert { src, out, group } => {
             let options = fusion::convert::ConvertOptions { group, ..Default::default() };
             let m = fusion::convert::convert(&src, &out, &options)?;

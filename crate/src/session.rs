@@ -1,0 +1,74 @@
+//! Questions about one photo that outlive the GPU device they run on.
+//!
+//! A lost device (a driver reset, a GPU that went away, [`Gpu::lose_device`]) fails the answer
+//! in progress with [`Error::DeviceLost`]. The next [`Session::ask`] opens a new device on the
+//! same adapter, loads the model again from its directory (a converted model's shards are
+//! checked against their sha256 on the way in), encodes the photo again and replays the
+//! conversation's turns, then answers. Nothing on disk is written. The browser recovers the
+//! same way with a new worker (`web/src/index.js`).
+
+use std::path::{Path, PathBuf};
+
+use crate::engine::{Answer, AskOptions, Conversation, Engine, Photo};
+use crate::image::Views;
+use crate::model::WeightFormat;
+use crate::{Error, Gpu, Result};
+
+pub struct Session {
+    dir: PathBuf,
+    format: WeightFormat,
+    engine: Engine,
+    photo: Photo,
+    conversation: Conversation,
+    /// The device was lost: the next question reloads everything first.
+    lost: bool,
+    recoveries: usize,
+}
+
+impl Session {
+    /// Load the model in `dir` onto `gpu` and encode the photo.
+    pub fn open(gpu: &Gpu, dir: &Path, format: WeightFormat, views: Views) -> Result<Self> {
+        let engine = Engine::load(dir, gpu, format)?;
+        let photo = engine.encode_photo(views)?;
+        let conversation = engine.new_conversation();
+        Ok(Self { dir: dir.to_owned(), format, engine, photo, conversation, lost: false, recoveries: 0 })
+    }
+
+    /// The device the model is on now.
+    pub fn gpu(&self) -> &Gpu {
+        self.engine.model.gpu()
+    }
+
+    pub fn conversation(&self) -> &Conversation {
+        &self.conversation
+    }
+
+    /// Times a lost device was replaced.
+    pub fn recoveries(&self) -> usize {
+        self.recoveries
+    }
+
+    /// [`Engine::ask`] in this session's conversation, on a new device if the last one was lost
+    /// (during an earlier answer, or since: a sync on the idle device reports it).
+    pub async fn ask(&mut self, question: &str, options: &AskOptions, on_text: impl FnMut(&str) -> bool) -> Result<Answer> {
+        if self.lost || matches!(self.gpu().sync().await, Err(Error::DeviceLost(_))) {
+            self.recover(options).await?;
+        }
+        let answer = self.engine.ask(&mut self.conversation, &self.photo, question, options, on_text).await;
+        self.lost = matches!(answer, Err(Error::DeviceLost(_)));
+        answer
+    }
+
+    /// Everything back on a new device. A failure (the model directory changed, the device is
+    /// lost again) leaves the session lost, so the next question tries again.
+    async fn recover(&mut self, options: &AskOptions) -> Result<()> {
+        let gpu = self.gpu().renew().await?;
+        let engine = Engine::load(&self.dir, &gpu, self.format)?;
+        let photo = engine.encode_photo(self.photo.views.clone())?;
+        let conversation = engine.replay(&photo, &self.conversation, options)?;
+        (self.engine, self.photo, self.conversation) = (engine, photo, conversation);
+        self.lost = false;
+        self.recoveries += 1;
+        Ok(())
+    }
+}
