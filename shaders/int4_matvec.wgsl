@@ -1,3 +1,7 @@
+//#if subgroups_directive
+enable subgroups;
+//#endif
+
 // int4 dequant matrix-vector product for decode: y[m, n] = sum_k x[m, k] * W[n, k], for the
 // M = ROWS activation rows of a decode step (1, or a few when decoding several sequences).
 //
@@ -12,15 +16,26 @@
 //   so a decode step (ROWS = 1) does no work for rows it does not have.
 // x arrives padded with zeros to the packed row length (whole groups), so it too is read as
 // `vec4<f32>` with no bounds checks; the padding nibbles of W are zero weights.
-// The partial sums of a workgroup meet in a shared-memory tree: it works on every adapter
-// (SwiftShader has subgroups of 4, lavapipe 8, NVIDIA 32, so nothing assumes a subgroup size).
+// The partial sums of a workgroup meet in one of two ways (an `//#if` block, chosen by what the
+// device offers; both are tested natively on lavapipe):
+// - `subgroups`: by `subgroupAdd`, then the subgroups' totals in workgroup memory after one
+//   barrier, instead of log2(WG) barriers. The builtins name each subgroup (`subgroup_id`)
+//   rather than assuming invocations map onto subgroups in order.
+// - otherwise a shared-memory tree: it works on every adapter, whatever its subgroup size
+//   (SwiftShader's is 4, lavapipe's 8, NVIDIA's 32). It is the browser's: wgpu 30's WebGPU
+//   backend has no name for the `subgroups` feature, so it never asks Chrome for it.
 // Arithmetic is f32; the f16 scales are read as packed pairs with unpack2x16float, which needs
-// no `shader-f16`.
+// no `shader-f16`. [Decision] No f16-arithmetic variant: its dequantisation (nibbles OR 0x6400
+// as f16 pairs) needs `bitcast<vec2<f16>>(u32)`, which naga 30 (native wgpu) mistypes and
+// rejects, and SwiftShader (the browser tests) has no `shader-f16`, so it could be neither
+// built natively nor tested anywhere in CI.
 //
 // Every storage binding is read_write: burn's allocator sub-allocates tensors from shared buffers, and
 // WebGPU forbids one buffer bound both read-only and writable in one dispatch.
 //
-// Placeholders: {{ workgroup_size }} (power of two), {{ rows }}, {{ outputs }}.
+// Placeholders: {{ workgroup_size }} (power of two), {{ rows }}, {{ outputs }}. Flags:
+// subgroups, subgroups_directive (the browser needs `enable subgroups;`; naga rejects it and
+// takes the builtins without it).
 
 struct Params {
     m: u32,              // activation rows (= ROWS)
@@ -61,7 +76,15 @@ fn nibbles(word: u32, shift: u32) -> vec4<f32> {
 }
 
 @compute @workgroup_size({{ workgroup_size }})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+fn main(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+//#if subgroups
+    @builtin(subgroup_invocation_id) sg_lane: u32,
+    @builtin(subgroup_id) sg_id: u32,
+    @builtin(num_subgroups) sg_count: u32,
+//#endif
+) {
     let n0 = (wid.x + wid.y * p.groups_x) * OUTPUTS;
     let loads = p.words_per_row / 4u;
     let x_stride = p.words_per_row * 2u;
@@ -100,6 +123,18 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         }
     }
 
+//#if subgroups
+    for (var i = 0u; i < ROWS * OUTPUTS; i++) {
+        let total = subgroupAdd(acc[i]);
+        if sg_lane == 0u { partial[i * WG + sg_id] = total; }
+    }
+    workgroupBarrier();
+    for (var i = lid; i < ROWS * OUTPUTS; i += WG) {
+        var sum = partial[i * WG];
+        for (var g = 1u; g < sg_count; g++) { sum += partial[i * WG + g]; }
+        store(n0, i, sum);
+    }
+//#else
     for (var i = 0u; i < ROWS * OUTPUTS; i++) { partial[i * WG + lid] = acc[i]; }
     workgroupBarrier();
     for (var stride = WG / 2u; stride > 0u; stride >>= 1u) {
@@ -110,13 +145,16 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         }
         workgroupBarrier();
     }
-    for (var i = lid; i < ROWS * OUTPUTS; i += WG) {
-        let n = n0 + i % OUTPUTS;
-        if n < p.n {
-            let at = (i / OUTPUTS) * p.n + n;
-            var sum = partial[i * WG];
-            if p.add_residual != 0u { sum += residual[at]; }
-            y[at] = sum;
-        }
+    for (var i = lid; i < ROWS * OUTPUTS; i += WG) { store(n0, i, partial[i * WG]); }
+//#endif
+}
+
+// Output i of the workgroup (row i / OUTPUTS, feature n0 + i % OUTPUTS), unless past N.
+fn store(n0: u32, i: u32, sum: f32) {
+    let n = n0 + i % OUTPUTS;
+    if n < p.n {
+        let at = (i / OUTPUTS) * p.n + n;
+        y[at] = sum;
+        if p.add_residual != 0u { y[at] = sum + residual[at]; }
     }
 }

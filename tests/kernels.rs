@@ -8,7 +8,6 @@ mod common;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use common::gpu;
-use fusion::kernels::int4_matvec::check_against_reference;
 
 fn fresh_seed() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64)
@@ -17,23 +16,34 @@ fn fresh_seed() -> u64 {
 /// f32 accumulation of K products against an f64 reference.
 const INT4_MATVEC_TOL: f64 = 1e-5;
 
+/// The matvec's reductions this device runs: shared memory, and subgroups where it has them
+/// (lavapipe does, so CI checks both).
+fn reductions() -> Vec<bool> {
+    if gpu().capabilities().subgroups { vec![false, true] } else { vec![false] }
+}
+
 #[test]
 fn int4_matvec_matches_cpu_reference() {
-    for (m, n, k, group) in [(1, 1, 8, 32), (1, 37, 40, 32), (3, 129, 333, 64), (8, 257, 1000, 128), (5, 70_001, 24, 32), (1, 3072, 3072, 32), (2, 1000, 14336, 32)] {
-        let seed = fresh_seed();
-        let err = pollster::block_on(check_against_reference(gpu(), m, n, k, group, seed)).unwrap();
-        assert!(err < INT4_MATVEC_TOL, "m={m} n={n} k={k} group={group} seed={seed}: rel L2 {err:e}");
+    use fusion::kernels::int4_matvec::{MatvecShape, check_variant_against_reference};
+    for subgroups in reductions() {
+        for (m, n, k, group) in [(1, 1, 8, 32), (1, 37, 40, 32), (3, 129, 333, 64), (8, 257, 1000, 128), (5, 70_001, 24, 32), (1, 3072, 3072, 32), (2, 1000, 14336, 32)] {
+            let seed = fresh_seed();
+            let err = pollster::block_on(check_variant_against_reference(gpu(), (m, n, k, group), MatvecShape::DEFAULT, subgroups, seed)).unwrap();
+            assert!(err < INT4_MATVEC_TOL, "subgroups={subgroups} m={m} n={n} k={k} group={group} seed={seed}: rel L2 {err:e}");
+        }
     }
 }
 
 #[test]
 fn every_int4_matvec_work_split_matches_cpu_reference() {
-    use fusion::kernels::int4_matvec::{MatvecShape, check_shape_against_reference};
-    for shape in MatvecShape::CANDIDATES {
-        for (m, n, k, group) in [(1, 37, 1000, 32), (3, 130, 4096, 64)] {
-            let seed = fresh_seed();
-            let err = pollster::block_on(check_shape_against_reference(gpu(), (m, n, k, group), shape, seed)).unwrap();
-            assert!(err < INT4_MATVEC_TOL, "{shape:?} m={m} n={n} k={k} group={group} seed={seed}: rel L2 {err:e}");
+    use fusion::kernels::int4_matvec::{MatvecShape, check_variant_against_reference};
+    for subgroups in reductions() {
+        for shape in MatvecShape::CANDIDATES {
+            for (m, n, k, group) in [(1, 37, 1000, 32), (3, 130, 4096, 64)] {
+                let seed = fresh_seed();
+                let err = pollster::block_on(check_variant_against_reference(gpu(), (m, n, k, group), shape, subgroups, seed)).unwrap();
+                assert!(err < INT4_MATVEC_TOL, "subgroups={subgroups} {shape:?} m={m} n={n} k={k} group={group} seed={seed}: rel L2 {err:e}");
+            }
         }
     }
 }
@@ -90,13 +100,16 @@ fn int4_matvec_rejects_mismatched_shapes() {
     assert!(e.to_string().contains("9 rows"), "{e}");
 }
 
+/// f32 accumulation of K products against an f64 reference.
+const INT4_MATMUL_TOL: f64 = 1e-5;
+
 #[test]
 fn int4_matmul_matches_cpu_reference() {
     use fusion::kernels::int4_matmul::check_against_reference;
     for (m, n, k, group) in [(9, 17, 40, 32), (33, 129, 333, 32), (100, 70, 1000, 128), (729, 24, 72, 32), (67, 259, 4304, 32)] {
         let seed = fresh_seed();
         let err = pollster::block_on(check_against_reference(gpu(), m, n, k, group, seed)).unwrap();
-        assert!(err < INT4_MATVEC_TOL, "m={m} n={n} k={k} group={group} seed={seed}: rel L2 {err:e}");
+        assert!(err < INT4_MATMUL_TOL, "m={m} n={n} k={k} group={group} seed={seed}: rel L2 {err:e}");
     }
 }
 

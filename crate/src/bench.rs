@@ -80,6 +80,8 @@ pub fn run(gpu: &Gpu, o: &BenchOptions) -> Result<Value> {
     }
     Ok(json!({
         "device": gpu.adapter_name(),
+        "shader_f16": gpu.capabilities().f16,
+        "subgroups": gpu.capabilities().subgroups,
         "backend": "wgpu (burn 0.22 / cubecl 0.11, WGSL)",
         "kernel_timing": format!("{:?}", gpu.client().properties().timing_method),
         "copy_bandwidth_gb_s": round(copy_gbs),
@@ -262,24 +264,33 @@ fn bench_group_sizes(gpu: &Gpu, o: &BenchOptions, (n, k): (usize, usize), copy_g
     Ok(out)
 }
 
-/// The int4 matvec kernel's work split, measured on the model's largest decoder matrix and on
-/// its most frequent one: the data behind `MatvecShape::DEFAULT`.
+/// The int4 matvec kernel's work split and reduction (shared memory; subgroups where the
+/// device has them), measured on the model's largest decoder matrix and on its most frequent
+/// one: the data behind `MatvecShape::DEFAULT` and the choice of reduction.
 fn bench_matvec_shapes(gpu: &Gpu, o: &BenchOptions, matrices: &[(usize, usize)], copy_gbs: f64) -> Result<Vec<Value>> {
-    use crate::kernels::int4_matvec::{MatvecShape, int4_matvec_shaped};
+    use crate::kernels::int4_matvec::{MatvecShape, int4_matvec_variant};
     let mut out = Vec::new();
     for &(n, k) in matrices {
         let w = Int4Matrix::upload(gpu, &RandomWeights::new(17, o.group).int4(n, k));
         let x = random_f32(gpu, [1, k], 1);
         let bytes = int4_bytes(n, k, o.group) as f64;
-        for shape in MatvecShape::CANDIDATES {
-            let ms = kernel_ms(gpu, o.repeats, || int4_matvec_shaped(gpu, x.clone(), &w, shape).map(drop))?;
-            out.push(json!({
-                "shape": [n, k], "workgroup": shape.workgroup, "outputs": shape.outputs, "default": shape == MatvecShape::DEFAULT,
-                "ms": round(ms), "gb_s": round(bytes / (ms * 1e6)), "vs_copy": round(bytes / (ms * 1e6) / copy_gbs),
-            }));
+        for subgroups in reductions(gpu) {
+            for shape in MatvecShape::CANDIDATES {
+                let ms = kernel_ms(gpu, o.repeats, || int4_matvec_variant(gpu, x.clone(), &w, shape, subgroups).map(drop))?;
+                out.push(json!({
+                    "shape": [n, k], "workgroup": shape.workgroup, "outputs": shape.outputs, "subgroups": subgroups,
+                    "default": shape == MatvecShape::DEFAULT && subgroups == gpu.capabilities().subgroups,
+                    "ms": round(ms), "gb_s": round(bytes / (ms * 1e6)), "vs_copy": round(bytes / (ms * 1e6) / copy_gbs),
+                }));
+            }
         }
     }
     Ok(out)
+}
+
+/// The matvec reductions the device runs: shared memory, and subgroups where it has them.
+fn reductions(gpu: &Gpu) -> Vec<bool> {
+    if gpu.capabilities().subgroups { vec![false, true] } else { vec![false] }
 }
 
 /// A photo-sized gradient: the bench needs no files.

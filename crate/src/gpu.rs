@@ -21,28 +21,13 @@ pub struct Gpu {
     setup: WgpuSetup,
 }
 
-/// What the device offers our kernels beyond WebGPU's baseline; each int4 kernel has a
-/// variant for each (`shader-f16` arithmetic, subgroup reductions) next to its baseline path.
+/// What the device offers beyond WebGPU's baseline (`fusion info` and the bench report it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Capabilities {
-    /// `shader-f16`: f16 arithmetic in WGSL (`enable f16;`).
+    /// `shader-f16`: f16 arithmetic in WGSL (no kernel uses it: `shaders/int4_matvec.wgsl`).
     pub f16: bool,
-    /// `subgroups`: subgroup reductions in WGSL.
+    /// `subgroups`: subgroup operations in WGSL (the int4 matvec's reduction).
     pub subgroups: bool,
-}
-
-impl Capabilities {
-    /// WebGPU's baseline: f32 arithmetic, workgroup-memory reductions.
-    pub const BASELINE: Self = Self { f16: false, subgroups: false };
-
-    /// Every combination this device can run, the baseline first (for tests and benchmarks).
-    pub fn subsets(self) -> Vec<Self> {
-        [(false, false), (false, true), (true, false), (true, true)]
-            .into_iter()
-            .filter(|&(f16, subgroups)| (!f16 || self.f16) && (!subgroups || self.subgroups))
-            .map(|(f16, subgroups)| Self { f16, subgroups })
-            .collect()
-    }
 }
 
 // cubecl submits a command buffer every 32 dispatches (its default, `CUBECL_WGPU_MAX_TASKS`).

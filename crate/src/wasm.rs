@@ -50,13 +50,26 @@ impl Engine {
         Ok(Engine { gpu: shared_gpu().await.map_err(js_error)? })
     }
 
-    /// Run the int4 matvec kernel on random `m×k · (n×k)ᵀ` inputs; returns the relative L2 error
-    /// against the CPU reference on the dequantised weights.
+    /// Run the int4 matvec kernel, with the subgroup or the shared-memory reduction, on random
+    /// `m×k · (n×k)ᵀ` inputs; returns the relative L2 error against the CPU reference on the
+    /// dequantised weights.
     #[wasm_bindgen(js_name = checkInt4Matvec)]
-    pub async fn check_int4_matvec(&self, m: usize, n: usize, k: usize, group: usize, seed: u32) -> Result<f64, JsError> {
-        crate::kernels::int4_matvec::check_against_reference(&self.gpu, m, n, k, group, seed as u64)
+    #[allow(clippy::too_many_arguments)]
+    pub async fn check_int4_matvec(&self, m: usize, n: usize, k: usize, group: usize, subgroups: bool, seed: u32) -> Result<f64, JsError> {
+        use crate::kernels::int4_matvec::{MatvecShape, check_variant_against_reference};
+        check_variant_against_reference(&self.gpu, (m, n, k, group), MatvecShape::DEFAULT, subgroups, seed as u64)
             .await
             .map_err(js_error)
+    }
+
+    /// What the device offers beyond WebGPU's baseline: `{ f16, subgroups }`.
+    pub fn capabilities(&self) -> Result<JsValue, JsError> {
+        let c = self.gpu.capabilities();
+        let out = js_sys::Object::new();
+        for (key, value) in [("f16", c.f16), ("subgroups", c.subgroups)] {
+            js_sys::Reflect::set(&out, &key.into(), &value.into()).map_err(|_| JsError::new("cannot build the capabilities object"))?;
+        }
+        Ok(out.into())
     }
 
     /// The same check for the tiled int4 GEMM (prefill, vision tower).

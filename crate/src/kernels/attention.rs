@@ -67,6 +67,7 @@ pub fn attention(gpu: &Gpu, q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, t: usize, 
         name: OP,
         text: include_str!("../../../shaders/attention.wgsl"),
         constants: vec![("rows", ROWS), ("head_dim", hd as u32), ("tile", 1 << tile)],
+        flags: vec![],
     };
     let past = if mask == Mask::Causal { t - s } else { 0 };
     let params = [s as u32, t as u32, group as u32, past as u32, (mask == Mask::Causal) as u32, bias.is_some() as u32, scale.to_bits(), capacity as u32];
@@ -99,6 +100,7 @@ fn decode(gpu: &Gpu, q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, t: usize, group: 
             ("chunk", DECODE_CHUNK),
             ("max_group", group.next_power_of_two() as u32),
         ],
+        flags: vec![],
     };
     let params = [t as u32, group as u32, chunks as u32, scale.to_bits(), capacity as u32, 0, 0, 0];
     let part = gpu.empty_f32(heads * chunks * (hd + 2));

@@ -22,7 +22,7 @@ pub fn embedding_f16(gpu: &Gpu, table: &Handle, vocab: usize, cols: usize, ids: 
     let pairs = (ids.len() * cols).div_ceil(2);
     let (groups_x, groups_y) = grid(pairs.div_ceil(WORKGROUP as usize));
     let out = gpu.empty_f32(ids.len() * cols);
-    let source = Wgsl { name: "embedding_f16", text: include_str!("../../../shaders/embedding.wgsl"), constants: vec![("workgroup_size", WORKGROUP)] };
+    let source = Wgsl { name: "embedding_f16", text: include_str!("../../../shaders/embedding.wgsl"), constants: vec![("workgroup_size", WORKGROUP)], flags: vec![] };
     let params = [ids.len() as u32, cols as u32, groups_x as u32, 0];
     source.launch(gpu, CubeDim::new_1d(WORKGROUP), (groups_x, groups_y), &[&gpu.upload_u32(ids), table, &out], &params);
     Ok(gpu.tensor_of(out, [ids.len(), cols]))

@@ -20,7 +20,7 @@ pub fn int4_matmul(gpu: &Gpu, x: Tensor<2>, w: &Int4Matrix) -> Result<Tensor<2>>
     if m == 0 || groups.0 > MAX_WORKGROUPS_PER_DIM || groups.1 > MAX_WORKGROUPS_PER_DIM {
         return Err(Error::shape(OP, format!("{m}×{} output does not fit one dispatch", w.rows)));
     }
-    let source = Wgsl { name: OP, text: include_str!("../../../shaders/int4_matmul.wgsl"), constants: vec![] };
+    let source = Wgsl { name: OP, text: include_str!("../../../shaders/int4_matmul.wgsl"), constants: vec![], flags: vec![] };
     w.launch(gpu, OP, x, source, CubeDim::new_2d(16, 16), groups, [0, 0], &[])
 }
 

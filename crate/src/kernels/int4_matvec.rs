@@ -4,7 +4,7 @@ use burn::tensor::Tensor;
 use cubecl::prelude::CubeDim;
 use cubecl::server::Handle;
 
-use super::source::{Wgsl, grid};
+use super::source::{Wgsl, grid, subgroup_flags};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::quant::Int4Weight;
@@ -138,22 +138,27 @@ impl Int4Matrix {
     }
 }
 
-/// `x [M, K] · Wᵀ → [M, N]` for `M ≤ MAX_ROWS`.
+/// `x [M, K] · Wᵀ → [M, N]` for `M ≤ MAX_ROWS`, reducing with subgroup operations where the
+/// device has them.
 pub fn int4_matvec(gpu: &Gpu, x: Tensor<2>, w: &Int4Matrix) -> Result<Tensor<2>> {
-    matvec(gpu, x, w, MatvecShape::DEFAULT, None)
+    matvec(gpu, x, w, MatvecShape::DEFAULT, gpu.capabilities().subgroups, None)
 }
 
 /// `x [M, K] · Wᵀ + residual [M, N]` in one launch: a decoder layer's output projections.
 pub fn int4_matvec_add(gpu: &Gpu, x: Tensor<2>, w: &Int4Matrix, residual: Tensor<2>) -> Result<Tensor<2>> {
-    matvec(gpu, x, w, MatvecShape::DEFAULT, Some(residual))
+    matvec(gpu, x, w, MatvecShape::DEFAULT, gpu.capabilities().subgroups, Some(residual))
 }
 
-/// [`int4_matvec`] with another work split.
-pub fn int4_matvec_shaped(gpu: &Gpu, x: Tensor<2>, w: &Int4Matrix, shape: MatvecShape) -> Result<Tensor<2>> {
-    matvec(gpu, x, w, shape, None)
+/// [`int4_matvec`] with another work split, and with the subgroup or the shared-memory
+/// reduction (`subgroups` only where the device has them).
+pub fn int4_matvec_variant(gpu: &Gpu, x: Tensor<2>, w: &Int4Matrix, shape: MatvecShape, subgroups: bool) -> Result<Tensor<2>> {
+    if subgroups && !gpu.capabilities().subgroups {
+        return Err(Error::Gpu(format!("{} has no subgroup operations", gpu.adapter_name())));
+    }
+    matvec(gpu, x, w, shape, subgroups, None)
 }
 
-fn matvec(gpu: &Gpu, x: Tensor<2>, w: &Int4Matrix, shape: MatvecShape, residual: Option<Tensor<2>>) -> Result<Tensor<2>> {
+fn matvec(gpu: &Gpu, x: Tensor<2>, w: &Int4Matrix, shape: MatvecShape, subgroups: bool, residual: Option<Tensor<2>>) -> Result<Tensor<2>> {
     const OP: &str = "int4_matvec";
     let [m, k] = x.dims();
     if m == 0 || m > MAX_ROWS {
@@ -178,16 +183,17 @@ fn matvec(gpu: &Gpu, x: Tensor<2>, w: &Int4Matrix, shape: MatvecShape, residual:
         name: OP,
         text: include_str!("../../../shaders/int4_matvec.wgsl"),
         constants: vec![("workgroup_size", shape.workgroup), ("rows", m as u32), ("outputs", shape.outputs)],
+        flags: subgroup_flags(subgroups),
     };
     w.launch(gpu, OP, x, source, CubeDim::new_1d(shape.workgroup), (groups_x, groups_y), [groups_x as u32, add], &[&residual])
 }
 
 /// [`int4_matvec`] on fresh random inputs against the CPU reference; returns the relative L2 error.
 pub async fn check_against_reference(gpu: &Gpu, m: usize, n: usize, k: usize, group: usize, seed: u64) -> Result<f64> {
-    check_shape_against_reference(gpu, (m, n, k, group), MatvecShape::DEFAULT, seed).await
+    check_variant_against_reference(gpu, (m, n, k, group), MatvecShape::DEFAULT, gpu.capabilities().subgroups, seed).await
 }
 
-/// The same check for another work split.
-pub async fn check_shape_against_reference(gpu: &Gpu, dims: (usize, usize, usize, usize), shape: MatvecShape, seed: u64) -> Result<f64> {
-    super::check_int4_kernel(gpu, dims, seed, |gpu, x, w| int4_matvec_shaped(gpu, x, w, shape)).await
+/// The same check for another work split and reduction.
+pub async fn check_variant_against_reference(gpu: &Gpu, dims: (usize, usize, usize, usize), shape: MatvecShape, subgroups: bool, seed: u64) -> Result<f64> {
+    super::check_int4_kernel(gpu, dims, seed, |gpu, x, w| int4_matvec_variant(gpu, x, w, shape, subgroups)).await
 }

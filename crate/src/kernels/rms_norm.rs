@@ -22,7 +22,7 @@ pub fn rms_norm(gpu: &Gpu, x: Tensor<2>, weight: &Tensor<1>, eps: f64) -> Result
     let (x, w) = (gpu.buffer_of(OP, x)?, gpu.buffer_of(OP, weight.clone())?);
     let y = gpu.empty_f32(rows * cols);
     let (groups_x, groups_y) = grid(rows);
-    let source = Wgsl { name: OP, text: include_str!("../../../shaders/rms_norm.wgsl"), constants: vec![("workgroup_size", WORKGROUP)] };
+    let source = Wgsl { name: OP, text: include_str!("../../../shaders/rms_norm.wgsl"), constants: vec![("workgroup_size", WORKGROUP)], flags: vec![] };
     let params = [rows as u32, cols as u32, groups_x as u32, (eps as f32).to_bits()];
     source.launch(gpu, CubeDim::new_1d(WORKGROUP), (groups_x, groups_y), &[&x.handle, &w.handle, &y], &params);
     Ok(gpu.tensor_of(y, [rows, cols]))

@@ -24,7 +24,7 @@ pub fn rope(gpu: &Gpu, x: Tensor<2>, offset: usize, heads: usize, head_dim: usiz
     let (x, cos, sin) = (gpu.buffer_of(OP, x)?, gpu.buffer_of(OP, cos.clone())?, gpu.buffer_of(OP, sin.clone())?);
     let out = gpu.empty_f32(total);
     let (groups_x, groups_y) = grid(total.div_ceil(WORKGROUP as usize));
-    let source = Wgsl { name: OP, text: include_str!("../../../shaders/rope.wgsl"), constants: vec![("workgroup_size", WORKGROUP)] };
+    let source = Wgsl { name: OP, text: include_str!("../../../shaders/rope.wgsl"), constants: vec![("workgroup_size", WORKGROUP)], flags: vec![] };
     let params = [s, heads, head_dim, cols, offset, total, groups_x, 0].map(|v| v as u32);
     source.launch(gpu, CubeDim::new_1d(WORKGROUP), (groups_x, groups_y), &[&x.handle, &cos.handle, &sin.handle, &out], &params);
     Ok(gpu.tensor_of(out, [heads, s, head_dim]))

@@ -1,5 +1,6 @@
-//! WGSL files specialised by named placeholders. The placeholder values are also the
-//! pipeline cache key, so two specialisations never share a compiled pipeline.
+//! WGSL files specialised by named placeholders and by `//#if flag` blocks. The placeholder
+//! values and flags are also the pipeline cache key, so two specialisations never share a
+//! compiled pipeline.
 
 use burn::backend::wgpu::{KernelSource, SourceKernel, SourceTemplate};
 use cubecl::prelude::{CubeCount, CubeDim, KernelId};
@@ -21,21 +22,60 @@ pub(crate) struct Wgsl {
     pub name: &'static str,
     pub text: &'static str,
     pub constants: Vec<(&'static str, u32)>,
+    /// The `//#if` blocks to keep ([`select_blocks`]).
+    pub flags: Vec<&'static str>,
 }
 
 impl KernelSource for Wgsl {
     fn source(&self) -> SourceTemplate {
         self.constants
             .iter()
-            .fold(SourceTemplate::new(self.text), |t, (k, v)| t.register(*k, v.to_string()))
+            .fold(SourceTemplate::new(select_blocks(self.text, &self.flags)), |t, (k, v)| t.register(*k, v.to_string()))
     }
 
     fn id(&self) -> KernelId {
-        KernelId::new::<Self>().info((self.name, self.constants.clone()))
+        KernelId::new::<Self>().info((self.name, self.constants.clone(), self.flags.clone()))
     }
 
     fn lang(&self) -> &'static str {
         "wgsl"
+    }
+}
+
+/// The lines of `text` without the `//#if flag` … `//#else` … `//#endif` blocks (which may
+/// nest) whose condition does not hold. WGSL has no preprocessor, and a shader that names an
+/// `f16` type or a subgroup builtin does not compile on a device without them, even in a
+/// branch never taken, so a kernel's variants are chosen here, before compiling.
+pub(crate) fn select_blocks(text: &str, flags: &[&str]) -> String {
+    let mut keep = vec![true];
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        let directive = line.trim_start();
+        if let Some(flag) = directive.strip_prefix("//#if ") {
+            let outer = keep.last().copied().unwrap_or(true);
+            keep.push(outer && flags.contains(&flag.trim()));
+        } else if directive.starts_with("//#else") {
+            let inner = keep.pop().unwrap_or(true);
+            let outer = keep.last().copied().unwrap_or(true);
+            keep.push(outer && !inner);
+        } else if directive.starts_with("//#endif") {
+            keep.pop();
+        } else if keep.last().copied().unwrap_or(true) {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// The `//#if` flags of a kernel's subgroup variant, or of its baseline (no flags).
+pub(crate) fn subgroup_flags(subgroups: bool) -> Vec<&'static str> {
+    match (subgroups, cfg!(target_family = "wasm")) {
+        (false, _) => vec![],
+        // Tint (the browser) requires `enable subgroups;`; naga (native) rejects the directive
+        // as unimplemented and takes the builtins without it.
+        (true, true) => vec!["subgroups", "subgroups_directive"],
+        (true, false) => vec!["subgroups"],
     }
 }
 
@@ -55,5 +95,19 @@ impl Wgsl {
             CubeCount::Static(count.0 as u32, count.1 as u32, 1),
             args.with_info(MetadataBindingInfo::custom(words)),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::select_blocks;
+
+    #[test]
+    fn blocks_are_kept_by_their_flags_and_nest() {
+        let text = "a\n//#if x\nb\n  //#if y\nc\n  //#else\nd\n  //#endif\n//#else\ne\n//#endif\nf\n";
+        assert_eq!(select_blocks(text, &[]), "a\ne\nf\n");
+        assert_eq!(select_blocks(text, &["x"]), "a\nb\nd\nf\n");
+        assert_eq!(select_blocks(text, &["x", "y"]), "a\nb\nc\nf\n");
+        assert_eq!(select_blocks(text, &["y"]), "a\ne\nf\n");
     }
 }

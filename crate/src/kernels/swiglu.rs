@@ -23,7 +23,7 @@ pub fn swiglu(gpu: &Gpu, gate_up: Tensor<2>) -> Result<Tensor<2>> {
     let gu = gpu.buffer_of(OP, gate_up)?;
     let y = gpu.empty_f32(rows * inter);
     let (groups_x, groups_y) = grid((rows * inter).div_ceil(WORKGROUP as usize));
-    let source = Wgsl { name: OP, text: include_str!("../../../shaders/swiglu.wgsl"), constants: vec![("workgroup_size", WORKGROUP)] };
+    let source = Wgsl { name: OP, text: include_str!("../../../shaders/swiglu.wgsl"), constants: vec![("workgroup_size", WORKGROUP)], flags: vec![] };
     source.launch(gpu, CubeDim::new_1d(WORKGROUP), (groups_x, groups_y), &[&gu.handle, &y], &[rows as u32, inter as u32, groups_x as u32, 0]);
     Ok(gpu.tensor_of(y, [rows, inter]))
 }
