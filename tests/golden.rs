@@ -180,8 +180,12 @@ fn int4_conversion_stays_close_to_f32() {
     // The converted model read back as f32 (dequantised on the host, burn's matmul): our int4
     // kernels must reproduce exactly these weights' result.
     let dequantized_logits = logits(&FusionModel::load(&out, common::gpu(), WeightFormat::F32).unwrap());
+    // f32 kernels: 1e-4. Where the device has shader-f16 (lavapipe does) the prefill GEMMs
+    // multiply in f16, rounding x and the weights of every linear layer: measured 9.2e-4 through
+    // the tower, projectors and decoder, far below int4's own error (INT4_LOGITS_TOL).
     let kernel_err = rel_l2(&int4_logits, &dequantized_logits);
-    assert!(kernel_err < 1e-4, "int4 kernels vs the dequantised weights: rel L2 {kernel_err:e}");
+    let bound = if common::gpu().capabilities().f16 { 5e-3 } else { 1e-4 };
+    assert!(kernel_err < bound, "int4 kernels vs the dequantised weights: rel L2 {kernel_err:e}");
     let err = rel_l2(&int4_logits, &f32_logits);
     println!("int4 (group 32) vs f32 prefill logits: rel L2 {err:.4}");
     assert!(err > 0.0 && err < INT4_LOGITS_TOL, "rel L2 {err}");

@@ -100,16 +100,17 @@ fn int4_matvec_rejects_mismatched_shapes() {
     assert!(e.to_string().contains("9 rows"), "{e}");
 }
 
-/// f32 accumulation of K products against an f64 reference.
-const INT4_MATMUL_TOL: f64 = 1e-5;
-
 #[test]
 fn int4_matmul_matches_cpu_reference() {
-    use fusion::kernels::int4_matmul::check_against_reference;
-    for (m, n, k, group) in [(9, 17, 40, 32), (33, 129, 333, 32), (100, 70, 1000, 128), (729, 24, 72, 32), (67, 259, 4304, 32)] {
-        let seed = fresh_seed();
-        let err = pollster::block_on(check_against_reference(gpu(), m, n, k, group, seed)).unwrap();
-        assert!(err < INT4_MATMUL_TOL, "m={m} n={n} k={k} group={group} seed={seed}: rel L2 {err:e}");
+    use fusion::kernels::int4_matmul::{check_precision_against_reference, tolerance};
+    // f32, and f16 where the device has shader-f16 (lavapipe does, so CI checks both).
+    let precisions = if gpu().capabilities().f16 { vec![false, true] } else { vec![false] };
+    for f16 in precisions {
+        for (m, n, k, group) in [(9, 17, 40, 32), (33, 129, 333, 32), (100, 70, 1000, 128), (729, 24, 72, 32), (67, 259, 4304, 32), (70, 65, 14336, 32)] {
+            let seed = fresh_seed();
+            let err = pollster::block_on(check_precision_against_reference(gpu(), (m, n, k, group), f16, seed)).unwrap();
+            assert!(err < tolerance(f16), "f16={f16} m={m} n={n} k={k} group={group} seed={seed}: rel L2 {err:e}");
+        }
     }
 }
 

@@ -11,6 +11,7 @@ use crate::config::Backbone;
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, now_ms, read_f32};
 use crate::image::Views;
+use crate::kernels::int4_matmul::int4_matmul_precision;
 use crate::kernels::{Int4Matrix, Mask, int4_matmul, int4_matvec};
 use crate::model::{Kernels, FusionModel, VisionOptions, WeightFormat};
 use crate::quant::Int4Weight;
@@ -177,7 +178,8 @@ fn progress(shapes: Shapes, what: &str, figures: &Value) {
     eprintln!("[{:.1} s] {} {what}: {figures}", now_ms() / 1e3, shapes.name());
 }
 
-/// int4 matvec (decode) and GEMM (prefill) on each decoder shape, against burn's f32 matmul.
+/// int4 matvec (decode) and GEMM (prefill; in f16 where the device has shader-f16, then also
+/// in f32) on each decoder shape, against burn's f32 matmul.
 fn bench_linears(gpu: &Gpu, o: &BenchOptions, shapes: &[((usize, usize), usize)], prefill_rows: usize, copy_gbs: f64) -> Result<Vec<Value>> {
     let mut random = RandomWeights::new(7, o.group);
     let mut out = Vec::new();
@@ -194,9 +196,14 @@ fn bench_linears(gpu: &Gpu, o: &BenchOptions, shapes: &[((usize, usize), usize)]
             "shape": [n, k], "per_token": count, "int4_bytes": bytes,
             "int4_matvec_ms": round(matvec_ms), "int4_matvec_gb_s": round(matvec_gbs),
             "int4_matvec_vs_copy": round(matvec_gbs / copy_gbs),
-            "int4_matmul_rows": prefill_rows, "int4_matmul_ms": round(matmul_ms),
+            "int4_matmul_rows": prefill_rows, "int4_matmul_ms": round(matmul_ms), "int4_matmul_f16": gpu.capabilities().f16,
             "int4_matmul_tflop_s": round(flops / (matmul_ms * 1e9)),
         });
+        if gpu.capabilities().f16 {
+            let f32_ms = kernel_ms(gpu, o.repeats, || int4_matmul_precision(gpu, xm.clone(), &w, false).map(drop))?;
+            entry["int4_matmul_f32_ms"] = json!(round(f32_ms));
+            entry["int4_matmul_f32_tflop_s"] = json!(round(flops / (f32_ms * 1e9)));
+        }
         if o.stock_matmul {
             let wt = random_f32(gpu, [k, n], 3);
             let stock_vec = kernel_ms(gpu, o.repeats, || Ok(drop(x1.clone().matmul(wt.clone()))))?;

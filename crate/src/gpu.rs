@@ -19,14 +19,16 @@ pub struct Gpu {
     /// The wgpu handles under burn's runtime: what the device offers our kernels, and the
     /// adapter to open a new device on after a loss.
     setup: WgpuSetup,
+    /// Kernels keep to WebGPU's baseline whatever the device offers ([`Gpu::baseline`]).
+    baseline: bool,
 }
 
-/// What the device offers beyond WebGPU's baseline (`fusion info` and the bench report it).
+/// What our kernels may use beyond WebGPU's baseline (`fusion info` and the bench report it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Capabilities {
-    /// `shader-f16`: f16 arithmetic in WGSL (no kernel uses it: `shaders/int4_matvec.wgsl`).
+    /// `shader-f16`: the int4 GEMM multiplies in f16.
     pub f16: bool,
-    /// `subgroups`: subgroup operations in WGSL (the int4 matvec's reduction).
+    /// `subgroups`: the int4 matvec reduces with subgroup operations.
     pub subgroups: bool,
 }
 
@@ -70,7 +72,14 @@ impl Gpu {
             .map_err(|e| Error::Gpu(format!("cannot open a new device on {}: {e}", adapter.get_info().name)))?;
         let setup = WgpuSetup { instance, adapter, device, queue, backend };
         let renewed = Device::wgpu_options().setup(setup.clone()).init().map_err(|e| Error::Gpu(e.to_string()))?;
-        Self::from_device(renewed, setup)
+        Ok(Self { baseline: self.baseline, ..Self::from_device(renewed, setup)? })
+    }
+
+    /// This device with every kernel on WebGPU's baseline path (f32 arithmetic, workgroup-memory
+    /// reductions) whatever it offers: the arithmetic of a browser without `shader-f16` or
+    /// subgroups (SwiftShader), so both give the same answers, bit for bit.
+    pub fn baseline(self) -> Self {
+        Self { baseline: true, ..self }
     }
 
     fn from_device(device: Device, setup: WgpuSetup) -> Result<Self> {
@@ -78,12 +87,14 @@ impl Gpu {
             .try_into_primitive::<CubeBackend>()
             .map_err(|e| Error::Gpu(format!("the device is not a wgpu device: {e:?}")))?;
         let unused = probe.client.empty(16);
-        Ok(Self { client: probe.client.clone(), cube_device: probe.device.clone(), device, unused, setup })
+        Ok(Self { client: probe.client.clone(), cube_device: probe.device.clone(), device, unused, setup, baseline: false })
     }
 
+    /// What the kernels may use: the device's features, none after [`Gpu::baseline`].
     pub fn capabilities(&self) -> Capabilities {
         let features = self.setup.device.features();
-        Capabilities { f16: features.contains(wgpu::Features::SHADER_F16), subgroups: features.contains(wgpu::Features::SUBGROUP) }
+        let has = |feature| !self.baseline && features.contains(feature);
+        Capabilities { f16: has(wgpu::Features::SHADER_F16), subgroups: has(wgpu::Features::SUBGROUP) }
     }
 
     /// Destroy the device, as a driver reset would: from here on every read of its results

@@ -46,7 +46,10 @@ after(async () => {
 });
 
 function nativeAnswer(image, question, maxTokens) {
-  const out = execFileSync(fusionCli, ['ask', '--model', join(models, 'tiny'), '--int4', '--image', join(photos, image), question, '--max-tokens', String(maxTokens)]);
+  // --baseline: the browser's kernels (SwiftShader has no shader-f16, and wgpu asks for no
+  // subgroups there); on a random tiny model (flat logits) f16 rounding or another summation
+  // order is enough to change a greedy token.
+  const out = execFileSync(fusionCli, ['ask', '--model', join(models, 'tiny'), '--int4', '--baseline', '--image', join(photos, image), question, '--max-tokens', String(maxTokens)]);
   return out.toString().trim();
 }
 

@@ -53,6 +53,10 @@ enum Command {
         /// Keep linear weights in int4 (group size 32) instead of f32.
         #[arg(long)]
         int4: bool,
+        /// Run every kernel on WebGPU's baseline path (f32, no subgroups) even where the GPU has
+        /// more: the same answers, bit for bit, as a browser without shader-f16 or subgroups.
+        #[arg(long)]
+        baseline: bool,
     },
     /// Write a tiny random-weight FUSION checkpoint (for tests and the demo).
     Tiny {
@@ -140,7 +144,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Ask { model, image, question, follow_ups, max_tokens, temperature, top_p, seed, latents, reduced, int4 } => {
+        Command::Ask { model, image, question, follow_ups, max_tokens, temperature, top_p, seed, latents, reduced, int4, baseline } => {
             if let Some(q) = latents {
                 fusion::config::FusionConfig::latent_side(q)?;
             }
@@ -148,7 +152,8 @@ fn run(cli: Cli) -> Result<()> {
             let (rgb, w, h) = fusion::image::decode(&bytes).map_err(|e| Error::invalid(image.display().to_string(), e.to_string()))?;
             let views = Views::from_rgb(&rgb, w, h)?;
             let format = if int4 { WeightFormat::Int4 { group: 32 } } else { WeightFormat::F32 };
-            let mut session = Session::open(&Gpu::new()?, &model, format, views)?;
+            let gpu = if baseline { Gpu::new()?.baseline() } else { Gpu::new()? };
+            let mut session = Session::open(&gpu, &model, format, views)?;
             let options = AskOptions { sampling: SamplingOptions { max_new_tokens: max_tokens, temperature, top_p, seed }, latents, reduced_side: reduced };
             let mut lost = 0;
             for (i, q) in std::iter::once(question).chain(follow_ups).enumerate() {
