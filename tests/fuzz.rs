@@ -91,7 +91,7 @@ fn photo_bytes() {
     huge.extend_from_slice(&[8, 2, 0, 0, 0, 0, 0, 0, 0]);
     assert!(fusion::image::decode(&huge).is_err());
     assert!(fusion::image::decode(&[]).is_err());
-    let e = fusion::image::decode(&b"GIF89a\x01\0\x01\0"[..]).err().expect("a truncated GIF is refused");
+    let e = fusion::image::decode(&b"GIF89a\x01\0\x01\0"[..]).expect_err("a truncated GIF is refused");
     assert!(e.to_string().contains("cannot decode the photo"), "{e}");
     let (s, mut rng) = (seed(), SplitMix64::new(seed()));
     for i in 0..iterations() / 10 {

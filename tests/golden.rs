@@ -7,7 +7,7 @@
 mod common;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use fusion::image::{Views, views_u8};
 use fusion::model::{Kernels, FusionModel, Prompt, Trace, VisionOptions, WeightFormat};
@@ -27,7 +27,7 @@ struct Fixture {
 }
 
 impl Fixture {
-    fn open(dir: &PathBuf) -> Self {
+    fn open(dir: &Path) -> Self {
         let bytes = ["inputs", "outputs"]
             .into_iter()
             .map(|f| (f.to_string(), std::fs::read(dir.join(format!("{f}.safetensors"))).unwrap()))

@@ -206,8 +206,14 @@ fn bench_linears(gpu: &Gpu, o: &BenchOptions, shapes: &[((usize, usize), usize)]
         }
         if o.stock_matmul {
             let wt = random_f32(gpu, [k, n], 3);
-            let stock_vec = kernel_ms(gpu, o.repeats, || Ok(drop(x1.clone().matmul(wt.clone()))))?;
-            let stock_mat = kernel_ms(gpu, o.repeats, || Ok(drop(xm.clone().matmul(wt.clone()))))?;
+            let stock_vec = kernel_ms(gpu, o.repeats, || {
+                drop(x1.clone().matmul(wt.clone()));
+                Ok(())
+            })?;
+            let stock_mat = kernel_ms(gpu, o.repeats, || {
+                drop(xm.clone().matmul(wt.clone()));
+                Ok(())
+            })?;
             entry["burn_f32_matvec_ms"] = json!(round(stock_vec));
             entry["burn_f32_matmul_ms"] = json!(round(stock_mat));
             entry["int4_matvec_speedup"] = json!(round(stock_vec / matvec_ms));

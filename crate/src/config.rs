@@ -158,16 +158,16 @@ impl FusionConfig {
         if self.mm_projector_type != "mlp2x_gelu" {
             return bad(format!("mm_projector_type `{}` is not supported (expected mlp2x_gelu)", self.mm_projector_type));
         }
-        if self.num_attention_heads == 0 || self.hidden_size % self.num_attention_heads != 0 && self.head_dim.is_none() {
+        if self.num_attention_heads == 0 || !self.hidden_size.is_multiple_of(self.num_attention_heads) && self.head_dim.is_none() {
             return bad(format!("hidden_size {} is not a multiple of num_attention_heads {}", self.hidden_size, self.num_attention_heads));
         }
-        if self.num_attention_heads % self.kv_heads() != 0 {
+        if !self.num_attention_heads.is_multiple_of(self.kv_heads()) {
             return bad(format!("num_attention_heads {} is not a multiple of num_key_value_heads {}", self.num_attention_heads, self.kv_heads()));
         }
-        if self.head_dim() % 2 != 0 {
+        if !self.head_dim().is_multiple_of(2) {
             return bad(format!("head_dim {} is odd; RoPE needs it even", self.head_dim()));
         }
-        if self.hidden_size % INTERACTION_HEADS != 0 {
+        if !self.hidden_size.is_multiple_of(INTERACTION_HEADS) {
             return bad(format!("hidden_size {} is not a multiple of the {INTERACTION_HEADS} interaction heads", self.hidden_size));
         }
         if self.window_size == 0 {

@@ -305,7 +305,7 @@ impl<R: ShardReader> Converted<R> {
             let mut done = 0usize;
             while done < r.bytes as usize {
                 let n = UPLOAD_CHUNK.min(r.bytes as usize - done);
-                if at % 16 != 0 {
+                if !at.is_multiple_of(16) {
                     return Err(Error::invalid(name, format!("a range ends mid-tensor at byte {at}, off the 256-byte grid")));
                 }
                 self.reader.read(&self.manifest.shards[r.shard], r.offset + done as u64, &mut buf[..n])?;
@@ -395,7 +395,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("fusion-stream-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let n = (UPLOAD_CHUNK + UPLOAD_CHUNK / 3) / 2 * 2 + 1; // f16 values: > 1 chunk of bytes, odd
-        let values: Vec<u16> = (0..n).map(|i| (i * 2_654_435_761usize >> 7) as u16).collect();
+        let values: Vec<u16> = (0..n).map(|i| ((i * 2_654_435_761usize) >> 7) as u16).collect();
         let mut shards = crate::convert::Shards::new(&dir, 3 << 20);
         let lead = shards.tensor("lead".into(), vec![3], DType::F16, bytemuck::cast_slice(&[1u16, 2, 3]), None).unwrap();
         let entry = shards.tensor("big".into(), vec![n], DType::F16, bytemuck::cast_slice(&values), None).unwrap();

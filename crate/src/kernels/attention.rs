@@ -50,10 +50,10 @@ pub fn attention(gpu: &Gpu, q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, t: usize, 
     if mask == Mask::Causal && s > t {
         return Err(Error::shape(OP, format!("{s} causal rows but only {t} keys")));
     }
-    if let Some(b) = &bias {
-        if b.dims() != [t] {
-            return Err(Error::shape(OP, format!("bias has {} entries for {t} keys", b.dims()[0])));
-        }
+    if let Some(b) = &bias
+        && b.dims() != [t]
+    {
+        return Err(Error::shape(OP, format!("bias has {} entries for {t} keys", b.dims()[0])));
     }
     let group = heads / kv_heads;
     let scale = (hd as f32).powf(-0.5);

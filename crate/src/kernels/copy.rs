@@ -15,7 +15,7 @@ const GROUPS: u32 = 4096;
 /// Copy `len` 4-byte words from the start of `src` to `dst` at word `dst_offset`; both
 /// multiples of 4 (the copy moves whole vec4s).
 pub fn copy(gpu: &Gpu, src: &Handle, dst: &Handle, len: usize, dst_offset: usize) -> Result<()> {
-    if len % 4 != 0 || dst_offset % 4 != 0 || (dst_offset + len) / 4 > u32::MAX as usize {
+    if !len.is_multiple_of(4) || !dst_offset.is_multiple_of(4) || (dst_offset + len) / 4 > u32::MAX as usize {
         return Err(Error::shape("copy", format!("{len} words at {dst_offset}: the copy moves whole vec4s")));
     }
     let groups = GROUPS.min((len / 4).div_ceil(WORKGROUP as usize).max(1) as u32);
