@@ -85,6 +85,9 @@ fn stacked_int4_matrices_equal_their_parts() {
     // 3 rows × 2 groups of scales end mid-block: not stacked (the caller keeps the parts).
     let (short, other) = (part(3, 64), part(8, 64));
     assert!(Int4Matrix::stack(gpu(), &[&short, &other]).unwrap().is_none());
+    // Nor is a stack larger than the device binds (40 rows × 128 bytes here).
+    assert!(Int4Matrix::stack_within(gpu(), &[&q, &kk, &v], 40 * 128 - 1).unwrap().is_none());
+    assert!(Int4Matrix::stack_within(gpu(), &[&q, &kk, &v], 40 * 128).unwrap().is_some());
 }
 
 #[test]

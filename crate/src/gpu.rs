@@ -97,6 +97,12 @@ impl Gpu {
         Capabilities { f16: has(wgpu::Features::SHADER_F16), subgroups: has(wgpu::Features::SUBGROUP) }
     }
 
+    /// The largest buffer a kernel can bind as storage.
+    pub fn max_binding_bytes(&self) -> u64 {
+        let limits = self.setup.device.limits();
+        limits.max_buffer_size.min(limits.max_storage_buffer_binding_size)
+    }
+
     /// Destroy the device, as a driver reset would: from here on every read of its results
     /// fails with [`Error::DeviceLost`] (the browser's `loseDevice()`; for recovery tests).
     pub async fn lose_device(&self) {

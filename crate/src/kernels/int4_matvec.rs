@@ -75,8 +75,15 @@ impl Int4Matrix {
     /// The matrices one above the other (rows concatenated): LLaMA's q, k and v, or gate and up,
     /// as one matrix, so a decode step launches one matvec instead of three or two. `None` when
     /// they differ in columns or group, or a part's scales do not end on a 16-byte boundary of
-    /// the packed scale pairs (never at the real shapes: 1024+ rows × 128 groups).
+    /// the packed scale pairs (never at the real shapes: 1024+ rows × 128 groups), or the stack
+    /// would be larger than the device can bind (the browser checks each tensor of a model
+    /// against that limit before downloading it, not the stacks made here).
     pub fn stack(gpu: &Gpu, parts: &[&Int4Matrix]) -> Result<Option<Int4Matrix>> {
+        Self::stack_within(gpu, parts, gpu.max_binding_bytes())
+    }
+
+    /// [`Int4Matrix::stack`] with `max_bytes` for the device's binding limit.
+    pub fn stack_within(gpu: &Gpu, parts: &[&Int4Matrix], max_bytes: u64) -> Result<Option<Int4Matrix>> {
         let Some(first) = parts.first() else { return Ok(None) };
         let (cols, group) = (first.cols, first.group);
         let words_per_row = Int4Weight::words_per_row(cols, group);
@@ -86,6 +93,9 @@ impl Int4Matrix {
             return Ok(None);
         }
         let rows: usize = parts.iter().map(|m| m.rows).sum();
+        if (rows * words_per_row * 4) as u64 > max_bytes {
+            return Ok(None);
+        }
         let packed = gpu.empty_bytes(rows * words_per_row * 4);
         let scales = gpu.empty_bytes(rows * groups_per_row * 2);
         let mut at = 0;
