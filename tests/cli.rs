@@ -59,6 +59,14 @@ fn ask_streams_an_answer_with_a_follow_up() {
 }
 
 #[test]
+fn info_names_the_adapter_and_what_it_offers() {
+    let out = Command::new(env!("CARGO_BIN_EXE_fusion")).arg("info").output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.starts_with("GPU ready: ") && stdout.contains("(shader-f16: ") && stdout.contains(", subgroups: "), "{stdout}");
+}
+
+#[test]
 fn an_unreadable_photo_is_named() {
     let model = checkpoint("photo", TinySpec::new(Backbone::Phi));
     let not_a_photo = model.join("config.json");
