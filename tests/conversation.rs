@@ -23,10 +23,14 @@ fn engine(name: &str, context: usize) -> Engine {
     Engine::load(&dir, gpu(), WeightFormat::Int4 { group: 32 }).unwrap()
 }
 
-fn photo(engine: &Engine) -> Photo {
+fn views() -> Views {
     let path: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/photos/waterview.jpg");
     let (rgb, w, h) = fusion::image::decode(&std::fs::read(path).unwrap()).unwrap();
-    engine.encode_photo(Views::from_rgb(&rgb, w, h).unwrap()).unwrap()
+    Views::from_rgb(&rgb, w, h).unwrap()
+}
+
+fn photo(engine: &Engine) -> Photo {
+    engine.encode_photo(views()).unwrap()
 }
 
 fn options(max_new_tokens: usize) -> AskOptions {
@@ -125,17 +129,12 @@ fn a_lost_device_fails_its_answer_clearly_and_the_next_question_recovers() {
     write_tiny_checkpoint(&src, &TinySpec::new(Backbone::Phi)).unwrap();
     fusion::convert::convert(&src, &dir, &Default::default()).unwrap();
     let format = WeightFormat::Int4 { group: 32 };
-    let views = || {
-        let path: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/photos/waterview.jpg");
-        let (rgb, w, h) = fusion::image::decode(&std::fs::read(path).unwrap()).unwrap();
-        Views::from_rgb(&rgb, w, h).unwrap()
-    };
     let questions = ["What is in this photo?", "What colour is the water?", "Is it daytime?", "Anything else?"];
     let o = options(6);
 
     // The answers on a device that is never lost.
     let engine = Engine::load(&dir, gpu(), format).unwrap();
-    let photo = engine.encode_photo(views()).unwrap();
+    let photo = photo(&engine);
     let mut c = engine.new_conversation();
     let expected: Vec<String> = questions.iter().map(|q| ask(&engine, &mut c, &photo, q, &o).unwrap()).collect();
     let files = snapshot(&dir);

@@ -16,9 +16,10 @@ pub struct Gpu {
     cube_device: cubecl::Device,
     /// See [`Gpu::unused_binding`].
     unused: Handle,
-    /// The wgpu handles under burn's runtime: what the device offers our kernels, and the
-    /// adapter to open a new device on after a loss.
+    /// The wgpu handles under burn's runtime: the adapter to open a new device on after a loss.
     setup: WgpuSetup,
+    /// What the device offers, read once: every int4 launch asks.
+    features: Capabilities,
     /// Kernels keep to WebGPU's baseline whatever the device offers ([`Gpu::baseline`]).
     baseline: bool,
 }
@@ -87,14 +88,17 @@ impl Gpu {
             .try_into_primitive::<CubeBackend>()
             .map_err(|e| Error::Gpu(format!("the device is not a wgpu device: {e:?}")))?;
         let unused = probe.client.empty(16);
-        Ok(Self { client: probe.client.clone(), cube_device: probe.device.clone(), device, unused, setup, baseline: false })
+        let offered = setup.device.features();
+        let features = Capabilities { f16: offered.contains(wgpu::Features::SHADER_F16), subgroups: offered.contains(wgpu::Features::SUBGROUP) };
+        Ok(Self { client: probe.client.clone(), cube_device: probe.device.clone(), device, unused, setup, features, baseline: false })
     }
 
     /// What the kernels may use: the device's features, none after [`Gpu::baseline`].
     pub fn capabilities(&self) -> Capabilities {
-        let features = self.setup.device.features();
-        let has = |feature| !self.baseline && features.contains(feature);
-        Capabilities { f16: has(wgpu::Features::SHADER_F16), subgroups: has(wgpu::Features::SUBGROUP) }
+        match self.baseline {
+            true => Capabilities { f16: false, subgroups: false },
+            false => self.features,
+        }
     }
 
     /// The largest buffer a kernel can bind as storage.

@@ -20,8 +20,6 @@ pub struct Session {
     engine: Engine,
     photo: Photo,
     conversation: Conversation,
-    /// The device was lost: the next question reloads everything first.
-    lost: bool,
     recoveries: usize,
 }
 
@@ -31,7 +29,7 @@ impl Session {
         let engine = Engine::load(dir, gpu, format)?;
         let photo = engine.encode_photo(views)?;
         let conversation = engine.new_conversation();
-        Ok(Self { dir: dir.to_owned(), format, engine, photo, conversation, lost: false, recoveries: 0 })
+        Ok(Self { dir: dir.to_owned(), format, engine, photo, conversation, recoveries: 0 })
     }
 
     /// The device the model is on now.
@@ -49,25 +47,22 @@ impl Session {
     }
 
     /// [`Engine::ask`] in this session's conversation, on a new device if the last one was lost
-    /// (during an earlier answer, or since: a sync on the idle device reports it).
+    /// (during an earlier answer or since: a lost device stays lost, and a sync on it says so).
     pub async fn ask(&mut self, question: &str, options: &AskOptions, on_text: impl FnMut(&str) -> bool) -> Result<Answer> {
-        if self.lost || matches!(self.gpu().sync().await, Err(Error::DeviceLost(_))) {
+        if matches!(self.gpu().sync().await, Err(Error::DeviceLost(_))) {
             self.recover(options).await?;
         }
-        let answer = self.engine.ask(&mut self.conversation, &self.photo, question, options, on_text).await;
-        self.lost = matches!(answer, Err(Error::DeviceLost(_)));
-        answer
+        self.engine.ask(&mut self.conversation, &self.photo, question, options, on_text).await
     }
 
     /// Everything back on a new device. A failure (the model directory changed, the device is
-    /// lost again) leaves the session lost, so the next question tries again.
+    /// lost again) leaves the session on the lost device, so the next question tries again.
     async fn recover(&mut self, options: &AskOptions) -> Result<()> {
         let gpu = self.gpu().renew().await?;
         let engine = Engine::load(&self.dir, &gpu, self.format)?;
         let photo = engine.encode_photo(self.photo.views.clone())?;
         let conversation = engine.replay(&photo, &self.conversation, options)?;
         (self.engine, self.photo, self.conversation) = (engine, photo, conversation);
-        self.lost = false;
         self.recoveries += 1;
         Ok(())
     }
