@@ -33,7 +33,13 @@ enable subgroups;
 // Every storage binding is read_write: burn's allocator sub-allocates tensors from shared buffers, and
 // WebGPU forbids one buffer bound both read-only and writable in one dispatch.
 //
-// Placeholders: {{ workgroup_size }} (power of two), {{ rows }}, {{ outputs }}. Flags:
+// Epilogues, saving a launch each in a decode step: `add_residual` (the decoder's skip
+// connection after o and down), and `swiglu` for a gate_up matrix (gate rows, then as many up
+// rows): a workgroup then owns OUTPUTS / 2 features, their gate and their up rows, and writes
+// silu(gate) · up, half as many outputs as W has rows.
+//
+// Placeholders: {{ workgroup_size }} (power of two), {{ rows }}, {{ outputs }} (even with
+// swiglu), {{ swiglu }} (1 or 0). Flags:
 // subgroups, subgroups_directive (the browser needs `enable subgroups;`; naga rejects it and
 // takes the builtins without it).
 
@@ -44,20 +50,23 @@ struct Params {
     words_per_row: u32,  // packed u32 words per row of W (a multiple of 4)
     groups_per_row: u32, // scales per row of W
     words_per_group: u32,
-    groups_x: u32,       // workgroups along x: the first output is (wid.x + wid.y * groups_x) * OUTPUTS
-    add_residual: u32,   // 1: y = x·Wᵀ + residual (the decoder's skip connection, saving a launch)
+    groups_x: u32,       // workgroups along x: the workgroup's index is wid.x + wid.y * groups_x
+    add_residual: u32,   // 1: y = x·Wᵀ + residual
 }
 
 @group(0) @binding(0) var<storage, read_write> x: array<vec4<f32>>;  // [M, words_per_row * 8]
 @group(0) @binding(1) var<storage, read_write> w: array<vec4<u32>>;  // [N, words_per_row / 4]
 @group(0) @binding(2) var<storage, read_write> scales: array<u32>;   // [N * groups_per_row] f16, paired
-@group(0) @binding(3) var<storage, read_write> y: array<f32>;        // [M, N]
+@group(0) @binding(3) var<storage, read_write> y: array<f32>;        // [M, N], or [M, N / 2] with swiglu
 @group(0) @binding(4) var<storage, read_write> residual: array<f32>; // [M, N] when add_residual
 @group(0) @binding(5) var<uniform> p: Params;
 
 const WG: u32 = {{ workgroup_size }}u;
 const ROWS: u32 = {{ rows }}u;
 const OUTPUTS: u32 = {{ outputs }}u;
+const SWIGLU: u32 = {{ swiglu }}u;
+// Outputs a workgroup writes per activation row.
+const STORED: u32 = OUTPUTS / (1u + SWIGLU);
 
 var<workgroup> partial: array<f32, WG * ROWS * OUTPUTS>;
 
@@ -85,7 +94,7 @@ fn main(
     @builtin(num_subgroups) sg_count: u32,
 //#endif
 ) {
-    let n0 = (wid.x + wid.y * p.groups_x) * OUTPUTS;
+    let first = (wid.x + wid.y * p.groups_x) * STORED;
     let loads = p.words_per_row / 4u;
     let x_stride = p.words_per_row * 2u;
 
@@ -97,8 +106,7 @@ fn main(
         var s: array<f32, OUTPUTS>;
         let group = v * 4u / p.words_per_group;
         for (var o = 0u; o < OUTPUTS; o++) {
-            // Outputs past N (last workgroup only) re-read the last row; their sums are dropped.
-            let n = min(n0 + o, p.n - 1u);
+            let n = weight_row(first, o);
             wv[o] = w[n * loads + v];
             s[o] = scale_at(n * p.groups_per_row + group);
         }
@@ -129,11 +137,7 @@ fn main(
         if sg_lane == 0u { partial[i * WG + sg_id] = total; }
     }
     workgroupBarrier();
-    for (var i = lid; i < ROWS * OUTPUTS; i += WG) {
-        var sum = partial[i * WG];
-        for (var g = 1u; g < sg_count; g++) { sum += partial[i * WG + g]; }
-        store(n0, i, sum);
-    }
+    let parts = sg_count;
 //#else
     for (var i = 0u; i < ROWS * OUTPUTS; i++) { partial[i * WG + lid] = acc[i]; }
     workgroupBarrier();
@@ -145,16 +149,46 @@ fn main(
         }
         workgroupBarrier();
     }
-    for (var i = lid; i < ROWS * OUTPUTS; i += WG) { store(n0, i, partial[i * WG]); }
+    let parts = 1u;
 //#endif
+    for (var i = lid; i < ROWS * STORED; i += WG) { store(first, i, parts); }
 }
 
-// Output i of the workgroup (row i / OUTPUTS, feature n0 + i % OUTPUTS), unless past N.
-fn store(n0: u32, i: u32, sum: f32) {
-    let n = n0 + i % OUTPUTS;
-    if n < p.n {
-        let at = (i / OUTPUTS) * p.n + n;
+// The row of W behind slot o of the workgroup whose first output feature is `first`: the
+// feature itself, or with swiglu its gate row (slots below OUTPUTS / 2) or its up row. Features
+// past the last (last workgroup only) re-read the last row; their sums are dropped.
+fn weight_row(first: u32, o: u32) -> u32 {
+    if SWIGLU == 1u {
+        let inter = p.n / 2u;
+        let feature = min(first + o % STORED, inter - 1u);
+        return select(feature, inter + feature, o >= STORED);
+    }
+    return min(first + o, p.n - 1u);
+}
+
+// Slot i's sum over the workgroup: the `parts` subgroup totals, or the tree's root.
+fn total(i: u32, parts: u32) -> f32 {
+    var sum = partial[i * WG];
+    for (var g = 1u; g < parts; g++) { sum += partial[i * WG + g]; }
+    return sum;
+}
+
+// Output i of the workgroup (activation row i / STORED, feature first + i % STORED), unless past
+// the last feature.
+fn store(first: u32, i: u32, parts: u32) {
+    let r = i / STORED;
+    let o = i % STORED;
+    let feature = first + o;
+    let features = p.n / (1u + SWIGLU);
+    if feature >= features { return; }
+    let at = r * features + feature;
+    let sum = total(r * OUTPUTS + o, parts);
+    if SWIGLU == 1u {
+        let up = total(r * OUTPUTS + o + STORED, parts);
+        y[at] = sum / (1.0 + exp(-sum)) * up;
+    } else if p.add_residual != 0u {
+        y[at] = sum + residual[at];
+    } else {
         y[at] = sum;
-        if p.add_residual != 0u { y[at] = sum + residual[at]; }
     }
 }

@@ -146,11 +146,21 @@ fn bench_writes_a_complete_report() {
             positive(&model[variant][key], &format!("{variant}.{key}"));
         }
     }
+    assert_eq!(model["int4_fused"]["decode_graph"], "recorded", "{}", model["int4_fused"]);
+    positive(&model["int4_fused_launched_decode_tok_s"], "decode without the recorded step");
+    assert_eq!(model["int4_burn_attention"]["decode_graph"], "launched", "burn's ops are never recorded");
     let roofline = positive(&model["decode_roofline_tok_s"], "roofline");
     let bytes = positive(&model["decode_bytes_per_token"], "bytes per token");
     assert!((roofline - copy * 1e9 / bytes).abs() <= 1e-3 * roofline + 1e-3, "roofline {roofline} vs {copy} GB/s over {bytes} B");
     let cases: Vec<_> = model["attention"].as_array().unwrap().iter().map(|c| c["case"].as_str().unwrap().to_owned()).collect();
     assert_eq!(cases, ["decode", "prefill", "vision"]);
+    let decode = &model["attention"][0];
+    let gbs = positive(&decode["fused_gb_s"], "decode attention GB/s");
+    let kv_bytes = positive(&decode["kv_bytes"], "decode attention bytes");
+    assert!((gbs - kv_bytes / (positive(&decode["fused_ms"], "decode attention ms") * 1e6)).abs() <= 0.01 * gbs + 1e-3, "{decode}");
+    assert!((positive(&decode["fused_vs_copy"], "decode attention vs copy") - gbs / copy).abs() <= 0.01 * gbs / copy + 1e-3, "{decode}");
+    positive(&model["swiglu_epilogue"]["epilogue_ms"], "gate_up with SwiGLU in its epilogue");
+    positive(&model["swiglu_epilogue"]["two_launches_ms"], "gate_up, then SwiGLU");
     let groups: Vec<u64> = model["group_sizes"].as_array().unwrap().iter().map(|g| g["group"].as_u64().unwrap()).collect();
     assert_eq!(groups, [32, 64, 128]);
     for g in model["group_sizes"].as_array().unwrap() {

@@ -68,6 +68,26 @@ fn int4_matvec_adds_the_residual() {
 }
 
 #[test]
+fn int4_matvec_swiglu_matches_cpu_reference() {
+    use fusion::kernels::int4_matvec::check_swiglu_against_reference;
+    // (rows, gate + up rows, columns, group): Phi-3.5's and LLaMA-3.1's gate_up, odd sizes
+    // (an odd number of features leaves the last workgroup half used).
+    // The device's default reduction, and the browser's (workgroup memory) through `baseline`.
+    for device in [gpu().clone(), gpu().clone().baseline()] {
+        for (m, n, k, group) in [(1, 16384, 3072, 32), (1, 2 * 14336, 4096, 32), (3, 2 * 37, 96, 32), (8, 2, 40, 64), (2, 2 * 129, 1000, 128)] {
+            let seed = fresh_seed();
+            let err = pollster::block_on(check_swiglu_against_reference(&device, (m, n, k, group), seed)).unwrap();
+            assert!(err < INT4_MATVEC_TOL, "{:?} m={m} n={n} k={k} group={group} seed={seed}: rel L2 {err:e}", device.capabilities());
+        }
+    }
+    use burn::tensor::Tensor;
+    use fusion::kernels::{Int4Matrix, int4_matvec_swiglu};
+    let w = Int4Matrix::upload(gpu(), &fusion::quant::Int4Weight::quantize("w", &[0.5; 96], 3, 32, 32).unwrap());
+    let e = int4_matvec_swiglu(gpu(), Tensor::<2>::zeros([1, 32], gpu().device()), &w).err().unwrap();
+    assert!(e.to_string().contains("even number of rows"), "{e}");
+}
+
+#[test]
 fn stacked_int4_matrices_equal_their_parts() {
     use burn::tensor::{Tensor, TensorData};
     use fusion::kernels::{Int4Matrix, int4_matvec};
@@ -137,6 +157,8 @@ fn attention_matches_cpu_reference() {
         ((2, 2, 90, 661, 96), 363, Causal, false),  // Phi-3.5 prefill tail, 96-wide heads
         ((1, 1, 3, 4000, 128), 96, Causal, false),  // long context, 128-wide heads
         ((2, 2, 745, 745, 72), 0, Full, true),      // so400m tower: 729 patches + 16 question tokens
+        ((8, 1, 1, 100, 256), 3, Causal, false),    // a decode step the split-K kernel leaves to the many-rows one (memory)
+        ((2, 2, 1, 50, 9), 5, Causal, false),       // and one it leaves for its width (not whole vec4s)
     ];
     for ((heads, kv, s, t, hd), spare, mask, bias) in cases {
         let seed = fresh_seed();
@@ -195,13 +217,22 @@ fn rms_norm_matches_cpu_reference() {
 }
 
 #[test]
-fn rope_matches_cpu_reference() {
-    // (positions, heads, head_dim, column offset, columns): Phi-3.5's q and k out of its fused
-    // qkv, LLaMA-3.1's k on its own, odd sizes, and a prefill-sized block.
-    for dims in [(1, 32, 96, 0, 9216), (1, 32, 96, 3072, 9216), (1, 8, 128, 0, 1024), (7, 3, 10, 5, 41), (895, 3, 16, 48, 144)] {
+fn rope_into_cache_matches_cpu_reference() {
+    // (positions, heads, kv heads, head_dim), packed as the fused projection or not, (first
+    // cache row, cache rows): Phi-3.5's and LLaMA-3.1's decode steps, odd sizes, a prefill-sized
+    // block.
+    let cases = [
+        ((1, 32, 32, 96), true, (650, 1024)),
+        ((1, 32, 8, 128), true, (700, 1024)),
+        ((1, 32, 8, 128), false, (0, 256)),
+        ((7, 3, 1, 10), false, (5, 13)),
+        ((7, 6, 2, 10), true, (0, 7)),
+        ((895, 3, 3, 16), true, (1, 1024)),
+    ];
+    for (dims, fused, rows) in cases {
         let seed = fresh_seed();
-        let err = pollster::block_on(fusion::kernels::rope::check(gpu(), dims, seed)).unwrap();
-        assert!(err < ELEMENTWISE_TOL, "{dims:?} seed={seed}: rel L2 {err:e}");
+        let err = pollster::block_on(fusion::kernels::rope::check(gpu(), dims, fused, rows, seed)).unwrap();
+        assert!(err < ELEMENTWISE_TOL, "{dims:?} fused={fused} rows={rows:?} seed={seed}: rel L2 {err:e}");
     }
 }
 
@@ -221,8 +252,23 @@ fn small_kernels_reject_mismatched_shapes() {
     let e = fusion::kernels::rms_norm(gpu(), Tensor::<2>::zeros([2, 8], dev), &Tensor::<1>::zeros([7], dev), 1e-5).err().unwrap();
     assert!(e.to_string().contains("the weight has 7"), "{e}");
     let table = Tensor::<2>::zeros([1, 8], dev);
-    let e = fusion::kernels::rope(gpu(), Tensor::<2>::zeros([1, 20], dev), 8, 2, 8, &table, &table).err().unwrap();
-    assert!(e.to_string().contains("2 heads of 8 at column 8"), "{e}");
+    let (k, v) = (Tensor::<3>::zeros([2, 4, 8], dev), Tensor::<3>::zeros([2, 4, 8], dev));
+    // q: 2 heads of 8 from column 0; k and v: 2 heads each after it.
+    let rope = |cols: usize, k: &Tensor<3>, v: &Tensor<3>, start: usize| {
+        let projections = fusion::kernels::Projections { x: Tensor::<2>::zeros([1, cols], dev), q: 0, k: 16, v: 32 };
+        let positions = gpu().upload_u32(&[start as u32, start as u32 + 1, 0, 0]);
+        fusion::kernels::rope_into_cache(gpu(), projections, (2, 8), &table, &table, fusion::kernels::CacheRows { k, v, start, positions: &positions }).err().unwrap()
+    };
+    let e = rope(40, &k, &v, 0);
+    assert!(e.to_string().contains("from columns 0, 16, 32 do not fit 1×40"), "{e}");
+    let e = rope(48, &k, &v, 4);
+    assert!(e.to_string().contains("cannot take rows 4..5"), "{e}");
+    let e = rope(48, &k.clone().slice([0..2, 0..2, 0..8]), &v, 0);
+    assert!(e.to_string().contains("cannot take rows"), "{e}");
+    // A transposed view would be copied to be read: the writes would go to the copy.
+    let view = Tensor::<3>::zeros([8, 4, 2], dev).swap_dims(0, 2);
+    let e = rope(48, &view, &view, 0);
+    assert!(e.to_string().contains("not contiguous"), "{e}");
     let e = fusion::kernels::swiglu(gpu(), Tensor::<2>::zeros([2, 7], dev)).err().unwrap();
     assert!(e.to_string().contains("even"), "{e}");
 }

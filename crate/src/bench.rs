@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::gpu::{Gpu, now_ms, read_f32};
 use crate::image::Views;
 use crate::kernels::int4_matmul::int4_matmul_precision;
-use crate::kernels::{Int4Matrix, Mask, int4_matmul, int4_matvec};
+use crate::kernels::{Int4Matrix, Mask, int4_matmul, int4_matvec, int4_matvec_swiglu, swiglu};
 use crate::model::{Kernels, FusionModel, VisionOptions, WeightFormat};
 use crate::quant::Int4Weight;
 use crate::testing::{RandomModel, RandomWeights, TinySpec};
@@ -224,8 +224,9 @@ fn bench_linears(gpu: &Gpu, o: &BenchOptions, shapes: &[((usize, usize), usize)]
     Ok(out)
 }
 
-/// Fused attention against burn's stock attention at the model's decode, prefill and vision shapes.
-fn bench_attention(gpu: &Gpu, o: &BenchOptions, cases: &[(&str, (usize, usize, usize, usize, usize), Mask)]) -> Result<Vec<Value>> {
+/// Fused attention against burn's stock attention at the model's decode, prefill and vision
+/// shapes; for decode, which reads the KV cache once, also as bandwidth against the copy's.
+fn bench_attention(gpu: &Gpu, o: &BenchOptions, cases: &[(&str, (usize, usize, usize, usize, usize), Mask)], copy_gbs: f64) -> Result<Vec<Value>> {
     let mut out = Vec::new();
     for &(what, (heads, kv, s, t, hd), mask) in cases {
         let mk = |shape: [usize; 3], seed| random_f32(gpu, [shape[0] * shape[1], shape[2]], seed).reshape(shape);
@@ -235,12 +236,30 @@ fn bench_attention(gpu: &Gpu, o: &BenchOptions, cases: &[(&str, (usize, usize, u
             let f = || crate::model::attention::attend(gpu, imp, q.clone(), k.clone(), v.clone(), t, mask, None).map(drop);
             times.push(kernel_ms(gpu, o.repeats, f)?);
         }
-        out.push(json!({
+        let mut entry = json!({
             "case": what, "heads": heads, "kv_heads": kv, "rows": s, "keys": t, "head_dim": hd,
             "fused_ms": round(times[0]), "burn_ms": round(times[1]), "speedup": round(times[1] / times[0]),
-        }));
+        });
+        if s == 1 {
+            let kv_bytes = 2 * kv * t * hd * 4;
+            let gbs = kv_bytes as f64 / (times[0] * 1e6);
+            entry["kv_bytes"] = json!(kv_bytes);
+            entry["fused_gb_s"] = json!(round(gbs));
+            entry["fused_vs_copy"] = json!(round(gbs / copy_gbs));
+        }
+        out.push(entry);
     }
     Ok(out)
+}
+
+/// A decode step's MLP up to its down projection, `silu(gate) · up` of the gate_up matvec: in
+/// the matvec's epilogue (what the model runs) against the matvec and then our SwiGLU kernel.
+fn bench_swiglu_epilogue(gpu: &Gpu, o: &BenchOptions, (n, k): (usize, usize)) -> Result<Value> {
+    let w = Int4Matrix::upload(gpu, &RandomWeights::new(13, o.group).int4(n, k));
+    let x = random_f32(gpu, [1, k], 1);
+    let fused = kernel_ms(gpu, o.repeats, || int4_matvec_swiglu(gpu, x.clone(), &w).map(drop))?;
+    let separate = kernel_ms(gpu, o.repeats, || swiglu(gpu, int4_matvec(gpu, x.clone(), &w)?).map(drop))?;
+    Ok(json!({"shape": [n, k], "epilogue_ms": round(fused), "two_launches_ms": round(separate), "speedup": round(separate / fused)}))
 }
 
 /// The int4 group size, measured: how well each candidate reconstructs weights (Gaussian, and
@@ -348,6 +367,9 @@ fn bench_question(model: &FusionModel, tokenizer: &Tokenizer, views: &Views, o: 
         "time_to_first_token_ms": round(tiles_ms + vision_ms + prefill_ms),
         "time_to_first_token_photo_cached_ms": round(vision_ms + prefill_ms),
         "decode_steps": steps, "decode_ms_per_token": round(decode_ms), "decode_tok_s": round(1e3 / decode_ms),
+        // "recorded" when the steps replayed a recording (model/decode_graph.rs; the average
+        // includes making it), else why not.
+        "decode_graph": cache.decode_path(),
     }))
 }
 
@@ -366,8 +388,12 @@ fn bench_model(gpu: &Gpu, o: &BenchOptions, shapes: Shapes, copy_gbs: f64) -> Re
     pollster::block_on(gpu.sync())?;
     let load_ms = now_ms() - load;
     progress(shapes, "loaded", &json!({"load_ms": round(load_ms)}));
+    model.set_decode_graphs(true);
     let fused = bench_question(&model, &tokenizer, &views, o)?;
     progress(shapes, "int4 + fused attention", &fused);
+    model.set_decode_graphs(false);
+    let launched = bench_question(&model, &tokenizer, &views, o)?;
+    progress(shapes, "int4 + fused attention, every decode kernel launched", &launched);
     model.set_kernels(Kernels::Stock);
     let stock_attention = bench_question(&model, &tokenizer, &views, o)?;
     progress(shapes, "int4 + burn attention", &stock_attention);
@@ -388,8 +414,10 @@ fn bench_model(gpu: &Gpu, o: &BenchOptions, shapes: Shapes, copy_gbs: f64) -> Re
         ("decode", (h, kv, 1, context, hd), Mask::Causal),
         ("prefill", (h, kv, prompt, prompt, hd), Mask::Causal),
         ("vision", (tower_heads, tower_heads, tower_rows, tower_rows, c / tower_heads), Mask::Full),
-    ])?;
+    ], copy_gbs)?;
     progress(shapes, "attention", &json!(attention));
+    let swiglu_epilogue = bench_swiglu_epilogue(gpu, o, (2 * config.intermediate_size, d))?;
+    progress(shapes, "swiglu epilogue", &swiglu_epilogue);
     let linears = bench_linears(gpu, o, &linears, prompt, copy_gbs)?;
     progress(shapes, "linears", &json!(linears));
     let mut report = json!({
@@ -400,8 +428,10 @@ fn bench_model(gpu: &Gpu, o: &BenchOptions, shapes: Shapes, copy_gbs: f64) -> Re
         "decode_roofline_tok_s": round(roofline),
         "decode_vs_roofline": round(decode / roofline),
         "int4_fused": fused,
+        "int4_fused_launched_decode_tok_s": launched["decode_tok_s"],
         "int4_burn_attention": stock_attention,
         "attention": attention,
+        "swiglu_epilogue": swiglu_epilogue,
         "group_sizes": bench_group_sizes(gpu, o, largest, copy_gbs)?,
         "matvec_shapes": bench_matvec_shapes(gpu, o, &[largest, most_frequent], copy_gbs)?,
         "linears": linears,

@@ -298,6 +298,11 @@ pub struct Conversation {
 }
 
 impl Conversation {
+    /// How its last decode step ran ([`KvCache::decode_path`]).
+    pub fn decode_path(&self) -> &str {
+        self.cache.decode_path()
+    }
+
     /// Every question asked, in order, including those no longer in the context.
     pub fn questions(&self) -> &[String] {
         &self.asked

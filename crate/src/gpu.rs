@@ -22,6 +22,8 @@ pub struct Gpu {
     features: Capabilities,
     /// Kernels keep to WebGPU's baseline whatever the device offers ([`Gpu::baseline`]).
     baseline: bool,
+    /// Models on this device record decode steps ([`Gpu::record_decode_steps`]).
+    record_decode: bool,
 }
 
 /// What our kernels may use beyond WebGPU's baseline (`fusion info` and the bench report it).
@@ -73,7 +75,7 @@ impl Gpu {
             .map_err(|e| Error::Gpu(format!("cannot open a new device on {}: {e}", adapter.get_info().name)))?;
         let setup = WgpuSetup { instance, adapter, device, queue, backend };
         let renewed = Device::wgpu_options().setup(setup.clone()).init().map_err(|e| Error::Gpu(e.to_string()))?;
-        Ok(Self { baseline: self.baseline, ..Self::from_device(renewed, setup)? })
+        Ok(Self { baseline: self.baseline, record_decode: self.record_decode, ..Self::from_device(renewed, setup)? })
     }
 
     /// This device with every kernel on WebGPU's baseline path (f32 arithmetic, workgroup-memory
@@ -83,6 +85,20 @@ impl Gpu {
         Self { baseline: true, ..self }
     }
 
+    /// Whether models loaded on this device record a decode step and replay it
+    /// (`model::decode_graph`). [Decision] On in the browser (one engine, one thread: the
+    /// worker's), off by default natively, where the `fusion` CLI turns it on. cubecl 0.11.3's
+    /// capture once failed in CI with several engines decoding on one device from different
+    /// threads (the integration tests), and a refused recording taints what it touched, the KV
+    /// cache included: the answer then fails clearly, but it fails.
+    pub fn record_decode_steps(self, on: bool) -> Self {
+        Self { record_decode: on, ..self }
+    }
+
+    pub fn records_decode_steps(&self) -> bool {
+        self.record_decode
+    }
+
     fn from_device(device: Device, setup: WgpuSetup) -> Result<Self> {
         let probe = Tensor::<1>::zeros([1], &device)
             .try_into_primitive::<CubeBackend>()
@@ -90,7 +106,8 @@ impl Gpu {
         let unused = probe.client.empty(16);
         let offered = setup.device.features();
         let features = Capabilities { f16: offered.contains(wgpu::Features::SHADER_F16), subgroups: offered.contains(wgpu::Features::SUBGROUP) };
-        Ok(Self { client: probe.client.clone(), cube_device: probe.device.clone(), device, unused, setup, features, baseline: false })
+        let record_decode = cfg!(target_family = "wasm");
+        Ok(Self { client: probe.client.clone(), cube_device: probe.device.clone(), device, unused, setup, features, baseline: false, record_decode })
     }
 
     /// What the kernels may use: the device's features, none after [`Gpu::baseline`].
@@ -142,6 +159,12 @@ impl Gpu {
         self.client.create_from_slice(bytemuck::cast_slice(words))
     }
 
+    /// Overwrite the start of a buffer with `words`, in place, in order with the launches queued
+    /// before and after: how a recorded decode step gets its next inputs.
+    pub fn write_u32(&self, handle: &Handle, words: &[u32]) {
+        self.client.write(handle, cubecl::bytes::Bytes::from_elems(words.to_vec()));
+    }
+
     /// A new uninitialised buffer of `bytes` bytes.
     pub fn empty_bytes(&self, bytes: usize) -> Handle {
         self.client.empty(bytes.max(4))
@@ -164,13 +187,17 @@ impl Gpu {
 
     /// The contiguous f32 buffer behind a tensor, for a kernel to read.
     pub(crate) fn buffer_of<const D: usize>(&self, op: &'static str, t: Tensor<D>) -> Result<CubeTensor> {
-        let t = t
-            .try_into_primitive::<CubeBackend>()
-            .map_err(|e| Error::shape(op, format!("tensor is not on the wgpu device: {e:?}")))?;
-        if t.dtype != DType::F32 {
-            return Err(Error::shape(op, format!("expected an f32 tensor, got {:?}", t.dtype)));
+        Ok(burn::backend::wgpu::into_contiguous(f32_primitive(op, t)?))
+    }
+
+    /// The f32 buffer behind a tensor that a kernel writes in place (a KV cache): it must
+    /// already be contiguous, since a contiguous copy made here would take the writes.
+    pub(crate) fn buffer_in_place<const D: usize>(&self, op: &'static str, t: Tensor<D>) -> Result<CubeTensor> {
+        let t = f32_primitive(op, t)?;
+        match t.is_contiguous() {
+            true => Ok(t),
+            false => Err(Error::shape(op, "the tensor to write in place is not contiguous")),
         }
-        Ok(burn::backend::wgpu::into_contiguous(t))
     }
 
     /// Wrap a contiguous f32 buffer as a burn tensor of `shape`.
@@ -183,6 +210,16 @@ impl Gpu {
             DType::F32,
         );
         Tensor::from_primitive::<CubeBackend>(t)
+    }
+}
+
+fn f32_primitive<const D: usize>(op: &'static str, t: Tensor<D>) -> Result<CubeTensor> {
+    let t = t
+        .try_into_primitive::<CubeBackend>()
+        .map_err(|e| Error::shape(op, format!("tensor is not on the wgpu device: {e:?}")))?;
+    match t.dtype {
+        DType::F32 => Ok(t),
+        other => Err(Error::shape(op, format!("expected an f32 tensor, got {other:?}"))),
     }
 }
 

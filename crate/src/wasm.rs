@@ -98,10 +98,19 @@ impl Engine {
         crate::kernels::rms_norm::check(&self.gpu, rows, cols, seed as u64).await.map_err(js_error)
     }
 
-    /// The same check for RoPE: `heads` heads of `head_dim` from column `offset` of `s` rows of `cols`.
+    /// The same check for RoPE into the KV cache: `s` positions of `heads` q heads and
+    /// `kv_heads` kv heads of `head_dim`, packed as the fused projection or not, written at row
+    /// `start` of a cache of `capacity` rows.
     #[wasm_bindgen(js_name = checkRope)]
-    pub async fn check_rope(&self, s: usize, heads: usize, head_dim: usize, offset: usize, cols: usize, seed: u32) -> Result<f64, JsError> {
-        crate::kernels::rope::check(&self.gpu, (s, heads, head_dim, offset, cols), seed as u64).await.map_err(js_error)
+    #[allow(clippy::too_many_arguments)]
+    pub async fn check_rope(&self, s: usize, heads: usize, kv_heads: usize, head_dim: usize, fused: bool, start: usize, capacity: usize, seed: u32) -> Result<f64, JsError> {
+        crate::kernels::rope::check(&self.gpu, (s, heads, kv_heads, head_dim), fused, (start, capacity), seed as u64).await.map_err(js_error)
+    }
+
+    /// The same check for the int4 matvec with SwiGLU: `n` rows of gate, then up.
+    #[wasm_bindgen(js_name = checkInt4MatvecSwiglu)]
+    pub async fn check_int4_matvec_swiglu(&self, m: usize, n: usize, k: usize, group: usize, seed: u32) -> Result<f64, JsError> {
+        crate::kernels::int4_matvec::check_swiglu_against_reference(&self.gpu, (m, n, k, group), seed as u64).await.map_err(js_error)
     }
 
     /// The same check for SwiGLU over `rows` rows of `inter` gate and `inter` up values.
@@ -258,6 +267,7 @@ impl Model {
             .ask(&mut conversation, &photo, &question, &options, |piece| on_text.call1(&JsValue::NULL, &JsValue::from_str(piece)).map(|v| v.as_bool() != Some(false)).unwrap_or(false))
             .await;
         self.photos.borrow_mut()[id as usize] = Some(photo);
+        let decode_path = conversation.decode_path().to_owned();
         if result.is_ok() {
             *self.conversation.borrow_mut() = Some((id, conversation));
         }
@@ -270,6 +280,6 @@ impl Model {
         let t = answer.timings;
         let timings = serde_json::json!({ "visionMs": t.vision_ms, "prefillMs": t.prefill_ms, "decodeMs": t.decode_ms });
         let (gpu_bytes, _) = self.engine.model.gpu().memory();
-        Ok(serde_json::json!({ "text": answer.text, "tokens": answer.tokens, "promptTokens": answer.prompt_tokens, "stop": stop, "timings": timings, "gpuBytesInUse": gpu_bytes }).to_string())
+        Ok(serde_json::json!({ "text": answer.text, "tokens": answer.tokens, "promptTokens": answer.prompt_tokens, "stop": stop, "timings": timings, "gpuBytesInUse": gpu_bytes, "decodePath": decode_path }).to_string())
     }
 }

@@ -48,6 +48,11 @@ const KERNELS = {
     [8, 257, 1000, 128, false],
     [2, 70, 4096, 64, false],
   ],
+  // m, n (gate rows, then as many up rows), k, group
+  checkInt4MatvecSwiglu: [
+    [1, 16384, 3072, 32],
+    [3, 74, 96, 32],
+  ],
   checkInt4Matmul: [
     [9, 17, 40, 32],
     [67, 130, 200, 64],
@@ -64,10 +69,10 @@ const KERNELS = {
     [1, 3072],
     [5, 257],
   ],
-  // positions, heads, head dim, column offset, columns
+  // positions, heads, kv heads, head dim, packed as the fused projection, first cache row, cache rows
   checkRope: [
-    [1, 32, 96, 3072, 9216],
-    [7, 3, 10, 5, 41],
+    [1, 32, 32, 96, true, 650, 1024],
+    [7, 6, 2, 10, false, 5, 13],
   ],
   checkSwiglu: [
     [1, 8192],

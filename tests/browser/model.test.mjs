@@ -73,6 +73,7 @@ test('the greedy answer in the browser equals the native CLI', async () => {
   assert.equal(got.text, want);
   const t = got.stats.lastAnswer;
   assert.ok(t.visionMs > 0 && t.prefillMs > 0 && t.firstTokenMs >= t.visionMs + t.prefillMs, JSON.stringify(got.stats));
+  assert.equal(t.decodePath, 'recorded', JSON.stringify(got.stats));
   assert.ok(got.stats.photo.decode >= 0 && got.stats.photo.tiles > 0, JSON.stringify(got.stats));
 });
 

@@ -50,6 +50,11 @@ export interface AnswerStats {
   totalMs: number;
   decodeTokensPerSecond: number | null;
   promptTokens: number;
+  /**
+   * How the decode steps ran: `recorded` (the first step recorded, the others replayed it),
+   * `launched` (every kernel launched each step), or why the recording was refused.
+   */
+  decodePath: string;
   /** GPU memory the engine's tensors use after the answer (weights, KV cache, photos). */
   gpuBytesInUse: number;
   /** The engine's wasm memory after the answer (it only grows: its peak so far). */

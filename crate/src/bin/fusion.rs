@@ -152,7 +152,9 @@ fn run(cli: Cli) -> Result<()> {
             let (rgb, w, h) = fusion::image::decode(&bytes).map_err(|e| Error::invalid(image.display().to_string(), e.to_string()))?;
             let views = Views::from_rgb(&rgb, w, h)?;
             let format = if int4 { WeightFormat::Int4 { group: 32 } } else { WeightFormat::F32 };
-            let gpu = if baseline { Gpu::new()?.baseline() } else { Gpu::new()? };
+            // One engine driven from this one thread: decode steps can be recorded.
+            let gpu = Gpu::new()?.record_decode_steps(true);
+            let gpu = if baseline { gpu.baseline() } else { gpu };
             let mut session = Session::open(&gpu, &model, format, views)?;
             let options = AskOptions { sampling: SamplingOptions { max_new_tokens: max_tokens, temperature, top_p, seed }, latents, reduced_side: reduced };
             let mut lost = 0;
@@ -234,7 +236,7 @@ fn run(cli: Cli) -> Result<()> {
                 })
                 .collect();
             let options = fusion::bench::BenchOptions { shapes, decode_tokens: tokens, repeats, group, stock_matmul: stock, copy_bytes: copy_mib << 20 };
-            let report = fusion::bench::run(&Gpu::new()?, &options)?;
+            let report = fusion::bench::run(&Gpu::new()?.record_decode_steps(true), &options)?;
             let text = serde_json::to_string_pretty(&report).map_err(|e| Error::invalid("bench report", e.to_string()))?;
             std::fs::write(&out, text + "\n").map_err(|e| Error::io(&out, e))?;
             println!("wrote {}", out.display());

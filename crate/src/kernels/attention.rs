@@ -3,6 +3,7 @@
 
 use burn::tensor::{Tensor, TensorData};
 use cubecl::prelude::CubeDim;
+use cubecl::server::Handle;
 
 use super::source::Wgsl;
 use crate::error::{Error, Result};
@@ -12,14 +13,31 @@ use crate::gpu::Gpu;
 const ROWS: u32 = 64;
 /// WebGPU guarantees 16 KiB of workgroup memory: the K and V tiles share it.
 const WORKGROUP_FLOATS: usize = 4096;
-/// Keys per workgroup of split-K decode: short enough that a few hundred cached positions
-/// already spread over several workgroups per head, long enough that the merge pass is cheap.
-const DECODE_CHUNK: u32 = 128;
-const DECODE_WORKGROUP: u32 = 64;
+/// Keys per workgroup of split-K decode: short, so a decode step's cache spreads over many
+/// workgroups (a 1000-key cache: ~30 per kv head) and each one's dependent steps are few; the
+/// merge pass reads ~3 % of what the partials pass reads.
+const DECODE_CHUNK: u32 = 32;
+/// Four invocations per key of a chunk when scoring.
+const DECODE_WORKGROUP: u32 = DECODE_CHUNK * 4;
 /// Query heads per kv head the decode kernel takes (LLaMA-3.1: 4; Phi-3.5: 1).
 pub const MAX_GROUP: usize = 8;
 /// Head widths the kernels take: the tile must hold at least 8 keys.
 pub const MAX_HEAD_DIM: usize = 256;
+
+/// How many keys attention covers: `count`, which the split-K decode kernel reads at index 1
+/// of `on_gpu` where given (a decode step's positions buffer, rewritten before each replay of a
+/// recorded step; the kernel then has a slot for every chunk the cache holds).
+#[derive(Clone, Copy, Debug)]
+pub struct Keys<'a> {
+    pub count: usize,
+    pub on_gpu: Option<&'a Handle>,
+}
+
+impl From<usize> for Keys<'_> {
+    fn from(count: usize) -> Self {
+        Self { count, on_gpu: None }
+    }
+}
 
 /// Which keys a query row sees.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -37,8 +55,10 @@ pub enum Mask {
 /// # Shapes
 /// `q [heads, S, hd]`, `k`/`v [kv_heads, capacity ≥ t, hd]`, `bias [t]` → `[heads, S, hd]`,
 /// where `heads` is a multiple of `kv_heads` (GQA: head `h` reads kv head `h / (heads / kv_heads)`).
-pub fn attention(gpu: &Gpu, q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, t: usize, mask: Mask, bias: Option<Tensor<1>>) -> Result<Tensor<3>> {
+pub fn attention<'a>(gpu: &Gpu, q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, keys: impl Into<Keys<'a>>, mask: Mask, bias: Option<Tensor<1>>) -> Result<Tensor<3>> {
     const OP: &str = "attention";
+    let keys = keys.into();
+    let t = keys.count;
     let [heads, s, hd] = q.dims();
     let [kv_heads, capacity, khd] = k.dims();
     if v.dims() != [kv_heads, capacity, hd] || khd != hd || kv_heads == 0 || heads % kv_heads != 0 || t > capacity || t == 0 {
@@ -57,8 +77,12 @@ pub fn attention(gpu: &Gpu, q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, t: usize, 
     }
     let group = heads / kv_heads;
     let scale = (hd as f32).powf(-0.5);
-    if s == 1 && group <= MAX_GROUP && bias.is_none() {
-        return decode(gpu, q, k, v, t, group, scale);
+    if s == 1
+        && group <= MAX_GROUP
+        && bias.is_none()
+        && let Some(parts) = decode_parts(group.next_power_of_two(), hd)
+    {
+        return decode(gpu, q, k, v, keys, (group, parts), scale);
     }
     // Largest power-of-two tile of K and V rows (padded to vec4s) that fits: 8 at hd = 256,
     // 16 at 96 or 128, 64 at ≤ 32.
@@ -81,13 +105,32 @@ pub fn attention(gpu: &Gpu, q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, t: usize, 
     Ok(gpu.tensor_of(out, [heads, s, hd]))
 }
 
+/// How many groups of invocations share the decode kernel's P·V (its `parts`): as many as the
+/// invocations make (one vec4 of a value row each) and workgroup memory holds beside the
+/// kernel's other arrays. `None` where the kernel does not apply: a head width that is not a
+/// multiple of 4 (its vec4 loads), or too wide a group of wide heads for even one part.
+fn decode_parts(max_group: usize, hd: usize) -> Option<u32> {
+    let (wg, chunk) = (DECODE_WORKGROUP as usize, DECODE_CHUNK as usize);
+    // q, the per-lane dots, the chunk's probabilities and maxima; vec4 alignment slack.
+    let fixed = max_group * (hd + wg + chunk + 1) + 4;
+    let parts = WORKGROUP_FLOATS.saturating_sub(fixed) / (max_group * hd.max(1));
+    let parts = parts.min(wg / (hd / 4).max(1));
+    (hd.is_multiple_of(4) && hd > 0 && parts >= 1).then_some(parts as u32)
+}
+
 /// One query row per head: split-K partials, then the merge (see the shader).
-fn decode(gpu: &Gpu, q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, t: usize, group: usize, scale: f32) -> Result<Tensor<3>> {
+fn decode(gpu: &Gpu, q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, keys: Keys, (group, parts): (usize, u32), scale: f32) -> Result<Tensor<3>> {
     const OP: &str = "attention_decode";
     let [heads, _, hd] = q.dims();
     let [kv_heads, capacity, _] = k.dims();
-    let chunks = t.div_ceil(DECODE_CHUNK as usize);
-    if chunks > super::source::MAX_WORKGROUPS_PER_DIM {
+    let t = keys.count;
+    // Chunk slots: for the keys there are, or for all the cache can hold when the count is read
+    // on the GPU and may grow from one replay to the next.
+    let (count, slots) = match keys.on_gpu {
+        Some(on_gpu) => (on_gpu.clone(), capacity.div_ceil(DECODE_CHUNK as usize)),
+        None => (gpu.upload_u32(&[0, t as u32, 0, 0]), t.div_ceil(DECODE_CHUNK as usize)),
+    };
+    if slots > super::source::MAX_WORKGROUPS_PER_DIM {
         return Err(Error::shape(OP, format!("{t} keys need more than one dispatch")));
     }
     let pass = |pass: u32| Wgsl {
@@ -99,15 +142,16 @@ fn decode(gpu: &Gpu, q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, t: usize, group: 
             ("head_dim", hd as u32),
             ("chunk", DECODE_CHUNK),
             ("max_group", group.next_power_of_two() as u32),
+            ("parts", parts),
         ],
         flags: vec![],
     };
-    let params = [t as u32, group as u32, chunks as u32, scale.to_bits(), capacity as u32, 0, 0, 0];
-    let part = gpu.empty_f32(heads * chunks * (hd + 2));
+    let params = [group as u32, slots as u32, scale.to_bits(), capacity as u32];
+    let part = gpu.empty_f32(heads * slots * (hd + 2));
     let out = gpu.empty_f32(heads * hd);
     let [q, k, v] = [gpu.buffer_of(OP, q)?.handle, gpu.buffer_of(OP, k)?.handle, gpu.buffer_of(OP, v)?.handle];
-    let buffers = [&q, &k, &v, &part, &out];
-    pass(0).launch(gpu, CubeDim::new_1d(DECODE_WORKGROUP), (chunks, kv_heads), &buffers, &params);
+    let buffers = [&q, &k, &v, &part, &out, &count];
+    pass(0).launch(gpu, CubeDim::new_1d(DECODE_WORKGROUP), (slots, kv_heads), &buffers, &params);
     pass(1).launch(gpu, CubeDim::new_1d(DECODE_WORKGROUP), (heads, 1), &buffers, &params);
     Ok(gpu.tensor_of(out, [heads, 1, hd]))
 }
@@ -163,4 +207,21 @@ pub async fn check_against_reference(gpu: &Gpu, (heads, kv_heads, s, t, hd): (us
     let (k_buf, v_buf) = (with_spare(&k, &mut rng), with_spare(&v, &mut rng));
     let got = attention(gpu, tensor(q, [heads, s, hd]), tensor(k_buf, [kv_heads, t + spare, hd]), tensor(v_buf, [kv_heads, t + spare, hd]), t, mask, bias)?;
     Ok(crate::quant::rel_l2(&crate::gpu::read_f32(got).await?, &want))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decode_parts;
+
+    #[test]
+    fn decode_kernel_fits_workgroup_memory_or_steps_aside() {
+        // Phi-3.5 (group 1, 96 wide): 5 parts, one per 24 vec4s of 128 invocations; LLaMA-3.1
+        // (group 4, 128 wide): 4; group 8 of 128: 1; group 8 of 256, or odd widths: the
+        // many-rows kernel instead.
+        assert_eq!(decode_parts(1, 96), Some(5));
+        assert_eq!(decode_parts(4, 128), Some(4));
+        assert_eq!(decode_parts(8, 128), Some(1));
+        assert_eq!(decode_parts(8, 256), None);
+        assert_eq!(decode_parts(2, 9), None);
+    }
 }

@@ -120,18 +120,19 @@ impl Int4Matrix {
     }
 
     /// Launch an int4 kernel on `x [M, K]` (K = `cols`, or `padded_cols` with zeros after `cols`)
-    /// into a new `y [M, N]`. Both int4 shaders bind `x, w, scales, y`, then their own `more`
+    /// into a new `y [M, y_cols]` (N, or fewer when an epilogue combines outputs). Both int4
+    /// shaders bind `x, w, scales, y`, then their own `more`
     /// buffers, and read the same `Params` header (m, n, k, words_per_row, groups_per_row,
     /// words_per_group) followed by two words of their own, `extra`.
     #[allow(clippy::too_many_arguments)]
-    pub(crate) fn launch(&self, gpu: &Gpu, op: &'static str, x: Tensor<2>, source: Wgsl, cube_dim: CubeDim, count: (usize, usize), extra: [u32; 2], more: &[&Handle]) -> Result<Tensor<2>> {
+    pub(crate) fn launch(&self, gpu: &Gpu, op: &'static str, x: Tensor<2>, y_cols: usize, source: Wgsl, cube_dim: CubeDim, count: (usize, usize), extra: [u32; 2], more: &[&Handle]) -> Result<Tensor<2>> {
         let [m, k] = x.dims();
         if k != self.padded_cols() {
             self.check_input(op, &x)?;
         }
         let n = self.rows;
         let x = gpu.buffer_of(op, x)?;
-        let y = gpu.empty_f32(m * n);
+        let y = gpu.empty_f32(m * y_cols);
         let params = [
             m as u32,
             n as u32,
@@ -144,19 +145,34 @@ impl Int4Matrix {
         ];
         let buffers: Vec<&Handle> = [&x.handle, &self.packed, &self.scales, &y].into_iter().chain(more.iter().copied()).collect();
         source.launch(gpu, cube_dim, count, &buffers, &params);
-        Ok(gpu.tensor_of(y, [m, n]))
+        Ok(gpu.tensor_of(y, [m, y_cols]))
     }
 }
 
 /// `x [M, K] · Wᵀ → [M, N]` for `M ≤ MAX_ROWS`, reducing with subgroup operations where the
 /// device has them.
 pub fn int4_matvec(gpu: &Gpu, x: Tensor<2>, w: &Int4Matrix) -> Result<Tensor<2>> {
-    matvec(gpu, x, w, MatvecShape::DEFAULT, gpu.capabilities().subgroups, None)
+    matvec(gpu, x, w, MatvecShape::DEFAULT, gpu.capabilities().subgroups, Epilogue::None)
 }
 
 /// `x [M, K] · Wᵀ + residual [M, N]` in one launch: a decoder layer's output projections.
 pub fn int4_matvec_add(gpu: &Gpu, x: Tensor<2>, w: &Int4Matrix, residual: Tensor<2>) -> Result<Tensor<2>> {
-    matvec(gpu, x, w, MatvecShape::DEFAULT, gpu.capabilities().subgroups, Some(residual))
+    matvec(gpu, x, w, MatvecShape::DEFAULT, gpu.capabilities().subgroups, Epilogue::Residual(residual))
+}
+
+/// `silu(gate) · up → [M, N / 2]` for `[gate | up] = x [M, K] · Wᵀ`, W's first half of rows
+/// the gate's, in one launch: a decoder layer's MLP up to its down projection.
+pub fn int4_matvec_swiglu(gpu: &Gpu, x: Tensor<2>, w: &Int4Matrix) -> Result<Tensor<2>> {
+    matvec(gpu, x, w, MatvecShape::DEFAULT, gpu.capabilities().subgroups, Epilogue::Swiglu)
+}
+
+/// What the matvec does with its sums before writing them.
+enum Epilogue {
+    None,
+    /// Adds this `[M, N]` tensor.
+    Residual(Tensor<2>),
+    /// `silu(gate) · up` of the two halves of each output row.
+    Swiglu,
 }
 
 /// [`int4_matvec`] with another work split, and with the subgroup or the shared-memory
@@ -165,37 +181,43 @@ pub fn int4_matvec_variant(gpu: &Gpu, x: Tensor<2>, w: &Int4Matrix, shape: Matve
     if subgroups && !gpu.capabilities().subgroups {
         return Err(Error::Gpu(format!("{} has no subgroup operations", gpu.adapter_name())));
     }
-    matvec(gpu, x, w, shape, subgroups, None)
+    matvec(gpu, x, w, shape, subgroups, Epilogue::None)
 }
 
-fn matvec(gpu: &Gpu, x: Tensor<2>, w: &Int4Matrix, shape: MatvecShape, subgroups: bool, residual: Option<Tensor<2>>) -> Result<Tensor<2>> {
+fn matvec(gpu: &Gpu, x: Tensor<2>, w: &Int4Matrix, shape: MatvecShape, subgroups: bool, epilogue: Epilogue) -> Result<Tensor<2>> {
     const OP: &str = "int4_matvec";
     let [m, k] = x.dims();
     if m == 0 || m > MAX_ROWS {
         return Err(Error::shape(OP, format!("x has {m} rows; this kernel takes 1 to {MAX_ROWS}")));
     }
     w.check_input(OP, &x)?;
-    if let Some(r) = &residual
-        && r.dims() != [m, w.rows]
-    {
-        return Err(Error::shape(OP, format!("the residual is {:?}, the output {m}×{}", r.dims(), w.rows)));
+    match &epilogue {
+        Epilogue::Residual(r) if r.dims() != [m, w.rows] => return Err(Error::shape(OP, format!("the residual is {:?}, the output {m}×{}", r.dims(), w.rows))),
+        Epilogue::Swiglu if !w.rows.is_multiple_of(2) || !shape.outputs.is_multiple_of(2) => {
+            return Err(Error::shape(OP, format!("swiglu needs an even number of rows (gate, then up) and of outputs per workgroup: {} rows, {}", w.rows, shape.outputs)));
+        }
+        _ => {}
     }
     // The kernel reads x in 16-byte loads up to the packed row length (whole groups): pad with
     // zeros when K is not a whole number of groups (never at the decoders' widths).
     let padded = w.padded_cols();
     let x = if padded == k { x } else { Tensor::cat(vec![x, Tensor::zeros([m, padded - k], gpu.device())], 1) };
-    let (add, residual) = match residual {
-        Some(r) => (1, gpu.buffer_of(OP, r)?.handle),
-        None => (0, gpu.unused_binding().clone()),
+    let swiglu = matches!(epilogue, Epilogue::Swiglu);
+    let (add, residual) = match epilogue {
+        Epilogue::Residual(r) => (1, gpu.buffer_of(OP, r)?.handle),
+        _ => (0, gpu.unused_binding().clone()),
     };
-    let (groups_x, groups_y) = grid(w.rows.div_ceil(shape.outputs as usize));
+    // With swiglu a workgroup owns `outputs / 2` features, each a gate row and an up row.
+    let features = if swiglu { w.rows / 2 } else { w.rows };
+    let per_workgroup = if swiglu { shape.outputs / 2 } else { shape.outputs };
+    let (groups_x, groups_y) = grid(features.div_ceil(per_workgroup as usize));
     let source = Wgsl {
         name: OP,
         text: include_str!("../../../shaders/int4_matvec.wgsl"),
-        constants: vec![("workgroup_size", shape.workgroup), ("rows", m as u32), ("outputs", shape.outputs)],
+        constants: vec![("workgroup_size", shape.workgroup), ("rows", m as u32), ("outputs", shape.outputs), ("swiglu", swiglu as u32)],
         flags: subgroup_flags(subgroups),
     };
-    w.launch(gpu, OP, x, source, CubeDim::new_1d(shape.workgroup), (groups_x, groups_y), [groups_x as u32, add], &[&residual])
+    w.launch(gpu, OP, x, features, source, CubeDim::new_1d(shape.workgroup), (groups_x, groups_y), [groups_x as u32, add], &[&residual])
 }
 
 /// [`int4_matvec`] on fresh random inputs against the CPU reference; returns the relative L2 error.
@@ -206,4 +228,18 @@ pub async fn check_against_reference(gpu: &Gpu, m: usize, n: usize, k: usize, gr
 /// The same check for another work split and reduction.
 pub async fn check_variant_against_reference(gpu: &Gpu, dims: (usize, usize, usize, usize), shape: MatvecShape, subgroups: bool, seed: u64) -> Result<f64> {
     super::check_int4_kernel(gpu, dims, seed, |gpu, x, w| int4_matvec_variant(gpu, x, w, shape, subgroups)).await
+}
+
+/// [`int4_matvec_swiglu`] on fresh random inputs against the CPU reference: the products on the
+/// dequantised weights, then `silu(gate) · up` in f64.
+pub async fn check_swiglu_against_reference(gpu: &Gpu, (m, n, k, group): (usize, usize, usize, usize), seed: u64) -> Result<f64> {
+    let swiglu = |y: Vec<f32>| -> Vec<f32> {
+        y.chunks(n)
+            .flat_map(|row| {
+                let (gate, up) = row.split_at(n / 2);
+                gate.iter().zip(up).map(|(&g, &u)| (g as f64 / (1.0 + (-g as f64).exp()) * u as f64) as f32).collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    super::check_int4_kernel_then(gpu, (m, n, k, group), seed, int4_matvec_swiglu, swiglu).await
 }

@@ -12,9 +12,9 @@ pub mod swiglu;
 
 pub use attention::{Mask, attention};
 pub use int4_matmul::int4_matmul;
-pub use int4_matvec::{Int4Matrix, int4_matvec, int4_matvec_add};
+pub use int4_matvec::{Int4Matrix, int4_matvec, int4_matvec_add, int4_matvec_swiglu};
 pub use rms_norm::rms_norm;
-pub use rope::rope;
+pub use rope::{CacheRows, Projections, rope_into_cache};
 pub use swiglu::swiglu;
 
 use burn::tensor::{Tensor, TensorData};
@@ -28,14 +28,26 @@ use crate::quant::{Int4Weight, matvec_reference, rel_l2};
 /// in-browser test, so both check the same thing.
 pub(crate) async fn check_int4_kernel(
     gpu: &Gpu,
+    dims: (usize, usize, usize, usize),
+    seed: u64,
+    kernel: impl Fn(&Gpu, Tensor<2>, &Int4Matrix) -> Result<Tensor<2>>,
+) -> Result<f64> {
+    check_int4_kernel_then(gpu, dims, seed, kernel, |y| y).await
+}
+
+/// [`check_int4_kernel`] for a kernel that does more with its products: `then` does the same to
+/// the reference's `[M, N]` products.
+pub(crate) async fn check_int4_kernel_then(
+    gpu: &Gpu,
     (m, n, k, group): (usize, usize, usize, usize),
     seed: u64,
     kernel: impl Fn(&Gpu, Tensor<2>, &Int4Matrix) -> Result<Tensor<2>>,
+    then: impl Fn(Vec<f32>) -> Vec<f32>,
 ) -> Result<f64> {
     let mut rng = crate::rng::SplitMix64::new(seed);
     let w = Int4Weight::quantize("random", &rng.normal_vec(n * k, 1.0), n, k, group)?;
     let x = rng.normal_vec(m * k, 1.0);
-    let want = matvec_reference(&x, m, &w.dequantize(), n, k);
+    let want = then(matvec_reference(&x, m, &w.dequantize(), n, k));
     let xt = Tensor::<2>::from_data(TensorData::new(x, [m, k]), gpu.device());
     let got = crate::gpu::read_f32(kernel(gpu, xt, &Int4Matrix::upload(gpu, &w))?).await?;
     Ok(rel_l2(&got, &want))

@@ -5,6 +5,7 @@
 use burn::tensor::{Tensor, TensorData, activation::softmax};
 
 pub use crate::kernels::Mask;
+pub use crate::kernels::attention::Keys;
 use crate::error::Result;
 use crate::gpu::Gpu;
 
@@ -26,12 +27,14 @@ pub enum Kernels {
 /// # Shapes
 /// `q [heads, S, hd]`, `k`/`v [kv_heads, capacity ≥ keys, hd]`, `bias [keys]` → `[heads, S, hd]`;
 /// query head `h` reads kv head `h / (heads / kv_heads)`, as HF's `repeat_kv` lays them out.
-pub fn attend(gpu: &Gpu, imp: Kernels, q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, keys: usize, mask: Mask, bias: Option<Tensor<1>>) -> Result<Tensor<3>> {
+pub fn attend<'a>(gpu: &Gpu, imp: Kernels, q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, keys: impl Into<Keys<'a>>, mask: Mask, bias: Option<Tensor<1>>) -> Result<Tensor<3>> {
+    let keys = keys.into();
     match imp {
         Kernels::Fused => crate::kernels::attention(gpu, q, k, v, keys, mask, bias),
         Kernels::Stock => {
             let [kv, _, hd] = k.dims();
-            Ok(stock(gpu, q, k.slice([0..kv, 0..keys, 0..hd]), v.slice([0..kv, 0..keys, 0..hd]), mask, bias))
+            let t = keys.count;
+            Ok(stock(gpu, q, k.slice([0..kv, 0..t, 0..hd]), v.slice([0..kv, 0..t, 0..hd]), mask, bias))
         }
     }
 }

@@ -3,8 +3,9 @@
 //! FUSION only adds the interaction hook between layers, which `model/mod.rs` drives.
 
 use burn::tensor::{Tensor, TensorData, activation::silu};
+use cubecl::server::Handle;
 
-use super::attention::{Kernels, Mask, attend};
+use super::attention::{Keys, Kernels, Mask, attend};
 use super::embedding::Embedding;
 use super::kv_cache::KvCache;
 use super::linear::Linear;
@@ -14,7 +15,7 @@ use super::rope::Rope;
 use crate::config::{Backbone, FusionConfig};
 use crate::error::Result;
 use crate::gpu::Gpu;
-use crate::kernels::{rope, swiglu};
+use crate::kernels::{CacheRows, Projections, rope_into_cache, swiglu};
 use crate::weights::{self, DecoderLinear as L};
 
 /// q, k, v: one fused matrix (Phi: rows q, then k, then v) or three.
@@ -126,15 +127,27 @@ impl Decoder {
         self.embed.forward(gpu, ids)
     }
 
-    /// RoPE cos/sin tables `[len, head_dim]` for `len` new positions after `cache.len()`
-    /// cached ones, shared by every layer.
+    /// The inputs every layer shares for `len` new positions after `cache.len()` cached ones.
     pub fn step_inputs(&self, gpu: &Gpu, cache: &KvCache, len: usize) -> StepInputs {
         let (cos, sin) = self.rope.tables(cache.len(), len);
         let dev = gpu.device();
         StepInputs {
             cos: Tensor::from_data(TensorData::new(cos, [len, self.head_dim]), dev),
             sin: Tensor::from_data(TensorData::new(sin, [len, self.head_dim]), dev),
+            positions: gpu.upload_u32(&StepInputs::positions(cache, len)),
         }
+    }
+
+    /// Rewrite `step` in place for `len` new positions after `cache.len()` cached ones: what a
+    /// recorded decode step reads when it is replayed (`len` as when it was made).
+    pub fn rewrite_step_inputs(&self, gpu: &Gpu, step: &StepInputs, cache: &KvCache, len: usize) -> Result<()> {
+        const OP: &str = "decode step";
+        let (cos, sin) = self.rope.tables(cache.len(), len);
+        for (table, values) in [(&step.cos, cos), (&step.sin, sin)] {
+            gpu.write_u32(&gpu.buffer_in_place(OP, table.clone())?.handle, bytemuck::cast_slice(&values));
+        }
+        gpu.write_u32(&step.positions, &StepInputs::positions(cache, len));
+        Ok(())
     }
 
     /// One decoder layer over the new positions, appending their keys and values to `cache`.
@@ -146,22 +159,29 @@ impl Decoder {
         let [s, _] = x.dims();
         let (h, kv, hd) = (self.heads, self.kv_heads, self.head_dim);
         let normed = layer.input_norm.forward(gpu, self.kernels, x.clone())?;
-        let heads = |t: Tensor<2>, n: usize| t.reshape([s, n, hd]).swap_dims(0, 1); // [n, S, hd]
-        // q and k as (projection output, column where their heads start).
-        let (q, k, v) = match &layer.qkv {
-            Qkv::Fused(w) => {
-                let qkv = w.forward(gpu, normed)?;
-                ((qkv.clone(), 0), (qkv.clone(), h * hd), qkv.slice([0..s, (h + kv) * hd..(h + 2 * kv) * hd]))
+        // q, k and v side by side (one buffer for the RoPE kernel), and where each starts.
+        let x_qkv = match &layer.qkv {
+            Qkv::Fused(w) => w.forward(gpu, normed)?,
+            Qkv::Split(wq, wk, wv) => Tensor::cat(vec![wq.forward(gpu, normed.clone())?, wk.forward(gpu, normed.clone())?, wv.forward(gpu, normed)?], 1),
+        };
+        let projections = Projections { x: x_qkv, q: 0, k: h * hd, v: (h + kv) * hd };
+        // q `[h, S, hd]` with RoPE applied; k (RoPE applied) and v written to the cache.
+        let (q, k, v, keys) = match self.kernels {
+            Kernels::Fused => {
+                let (k, v) = cache.reserve(index, [kv, hd], s, gpu.device());
+                let rows = CacheRows { k: &k, v: &v, start: cache.len(), positions: &step.positions };
+                let q = rope_into_cache(gpu, projections, (h, hd), &step.cos, &step.sin, rows)?;
+                (q, k, v, cache.len() + s)
             }
-            Qkv::Split(wq, wk, wv) => ((wq.forward(gpu, normed.clone())?, 0), (wk.forward(gpu, normed.clone())?, 0), wv.forward(gpu, normed)?),
+            Kernels::Stock => {
+                let heads = |at: usize, n: usize| projections.x.clone().slice([0..s, at..at + n * hd]).reshape([s, n, hd]).swap_dims(0, 1);
+                let q = rotate(heads(projections.q, h), &step.cos, &step.sin);
+                let k = rotate(heads(projections.k, kv), &step.cos, &step.sin);
+                let (k, v, keys) = cache.append(index, k, heads(projections.v, kv));
+                (q, k, v, keys)
+            }
         };
-        // [n, S, hd] with RoPE applied. Our kernel reads the heads straight out of the projection.
-        let rotated = |(x, at): (Tensor<2>, usize), n: usize| match self.kernels {
-            Kernels::Fused => rope(gpu, x, at, n, hd, &step.cos, &step.sin),
-            Kernels::Stock => Ok(rotate(heads(x.slice([0..s, at..at + n * hd]), n), &step.cos, &step.sin)),
-        };
-        let (q, k, v) = (rotated(q, h)?, rotated(k, kv)?, heads(v, kv));
-        let (k, v, keys) = cache.append(index, k, v);
+        let keys = Keys { count: keys, on_gpu: Some(&step.positions) };
         let attn = attend(gpu, self.kernels, q, k, v, keys, Mask::Causal, None)?;
         // [h, S, hd] → [S, h·hd]; one position is already in that order (no copy).
         let attn = if s == 1 { attn.reshape([1, h * hd]) } else { attn.swap_dims(0, 1).reshape([s, h * hd]) };
@@ -169,13 +189,19 @@ impl Decoder {
 
         let normed = layer.post_norm.forward(gpu, self.kernels, x.clone())?;
         let i = self.intermediate;
-        let gate_up = match &layer.gate_up {
-            GateUp::Fused(w) => w.forward(gpu, normed)?,
-            GateUp::Split(wg, wu) => Tensor::cat(vec![wg.forward(gpu, normed.clone())?, wu.forward(gpu, normed)?], 1),
-        };
-        let activated = match self.kernels {
-            Kernels::Fused => swiglu(gpu, gate_up)?,
-            Kernels::Stock => silu(gate_up.clone().slice([0..s, 0..i])) * gate_up.slice([0..s, i..2 * i]),
+        let activated = match (&layer.gate_up, self.kernels) {
+            (GateUp::Fused(w), Kernels::Fused) => w.forward_swiglu(gpu, normed)?,
+            (GateUp::Split(wg, wu), Kernels::Fused) => swiglu(gpu, Tensor::cat(vec![wg.forward(gpu, normed.clone())?, wu.forward(gpu, normed)?], 1))?,
+            (gate_up, Kernels::Stock) => {
+                let (gate, up) = match gate_up {
+                    GateUp::Fused(w) => {
+                        let gate_up = w.forward(gpu, normed)?;
+                        (gate_up.clone().slice([0..s, 0..i]), gate_up.slice([0..s, i..2 * i]))
+                    }
+                    GateUp::Split(wg, wu) => (wg.forward(gpu, normed.clone())?, wu.forward(gpu, normed)?),
+                };
+                silu(gate) * up
+            }
         };
         layer.down.forward_add(gpu, activated, x)
     }
@@ -195,10 +221,21 @@ impl Decoder {
     }
 }
 
-/// Per-step tables shared by every layer.
+/// Per-step inputs shared by every layer, on the GPU.
 pub struct StepInputs {
+    /// RoPE tables `[len, head_dim]`.
     cos: Tensor<2>,
     sin: Tensor<2>,
+    /// `[first new position, keys after the step, 0, 0]`: the kernels read the cache row they
+    /// write and the key count here rather than from their parameters, so that a recorded step
+    /// replays at any position.
+    positions: Handle,
+}
+
+impl StepInputs {
+    fn positions(cache: &KvCache, len: usize) -> [u32; 4] {
+        [cache.len() as u32, (cache.len() + len) as u32, 0, 0]
+    }
 }
 
 /// `x·cos + rotate_half(x)·sin`, rotate-half (non-interleaved) layout.

@@ -5,7 +5,7 @@ use burn::tensor::Tensor;
 
 use crate::error::Result;
 use crate::gpu::Gpu;
-use crate::kernels::{Int4Matrix, int4_matmul, int4_matvec, int4_matvec_add};
+use crate::kernels::{Int4Matrix, int4_matmul, int4_matvec, int4_matvec_add, int4_matvec_swiglu, swiglu};
 
 pub enum LinearWeight {
     /// `[in, out]`: stored transposed from PyTorch's `[out, in]` so the forward is one matmul.
@@ -74,6 +74,18 @@ impl Linear {
         match &self.weight {
             LinearWeight::Int4(w) if self.bias.is_none() && x.dims()[0] <= crate::kernels::int4_matvec::MAX_ROWS => int4_matvec_add(gpu, x, w, residual),
             _ => Ok(residual + self.forward(gpu, x)?),
+        }
+    }
+
+    /// `silu(gate) · up` for a layer whose outputs are `[gate | up]`: one launch for a decode
+    /// step's int4 projection, else the projection and our SwiGLU kernel.
+    ///
+    /// # Shapes
+    /// `x [rows, in]` → `[rows, out / 2]`
+    pub fn forward_swiglu(&self, gpu: &Gpu, x: Tensor<2>) -> Result<Tensor<2>> {
+        match &self.weight {
+            LinearWeight::Int4(w) if self.bias.is_none() && x.dims()[0] <= crate::kernels::int4_matvec::MAX_ROWS => int4_matvec_swiglu(gpu, x, w),
+            _ => swiglu(gpu, self.forward(gpu, x)?),
         }
     }
 }

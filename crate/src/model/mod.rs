@@ -6,6 +6,7 @@
 
 pub mod alignment;
 pub mod attention;
+pub mod decode_graph;
 pub mod decoder;
 pub mod embedding;
 pub mod kv_cache;
@@ -90,6 +91,10 @@ pub struct FusionModel {
     aux_projector: Projector,
     interactions: Vec<Interaction>,
     decoder: Decoder,
+    /// Decode through recorded steps ([`FusionModel::set_decode_graphs`]).
+    decode_graphs: bool,
+    /// Unique per model loaded in this process: a recorded decode step reads one model's weights.
+    id: u64,
 }
 
 impl FusionModel {
@@ -130,7 +135,9 @@ impl FusionModel {
             return Err(Error::invalid("config.json", format!("an interaction layer follows decoder layer {bad}, but there are {}", decoder.depth())));
         }
         let interactions = (0..after.len()).map(|k| Interaction::load(&mut p, k, d)).collect::<Result<Vec<_>>>()?;
-        Ok(Self { config, gpu: gpu.clone(), tower, mm_projector, aux_projector, interactions, decoder })
+        static MODELS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let id = MODELS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(Self { config, gpu: gpu.clone(), tower, mm_projector, aux_projector, interactions, decoder, decode_graphs: gpu.records_decode_steps(), id })
     }
 
     pub fn gpu(&self) -> &Gpu {
@@ -305,17 +312,39 @@ impl FusionModel {
         self.decoder.logits(gpu, x)
     }
 
-    /// One decode step: no vision or interaction work (spec §1.10).
+    /// One decode step: no vision or interaction work (spec §1.10). With our kernels, through
+    /// the decode step recorded in the cache (`decode_graph`) where turned on.
     pub fn decode(&self, token: u32, cache: &mut KvCache) -> Result<Tensor<1>> {
         if cache.len() + 1 > self.config.max_context() {
             return Err(Error::invalid("generation", format!("the context of {} positions is full", self.config.max_context())));
         }
-        let mut x = self.decoder.embed(&self.gpu, &[token])?;
-        let step = self.decoder.step_inputs(&self.gpu, cache, 1);
-        for l in 0..self.decoder.depth() {
-            x = self.decoder.layer(&self.gpu, l, x, &step, cache)?;
-        }
+        let x = self.decoder.embed(&self.gpu, &[token])?;
+        let logits = match self.decoder.kernels == Kernels::Fused && self.decode_graphs {
+            true => decode_graph::step(self, x, cache)?,
+            false => self.decode_launched(x, cache)?,
+        };
         cache.advance(1);
+        Ok(logits)
+    }
+
+    /// Record decode steps and replay them, or launch every kernel each step (the default:
+    /// [`Gpu::record_decode_steps`]).
+    pub fn set_decode_graphs(&mut self, on: bool) {
+        self.decode_graphs = on;
+    }
+
+    /// [`FusionModel::decode_layers`] with every kernel launched, on this step's own inputs.
+    fn decode_launched(&self, x: Tensor<2>, cache: &mut KvCache) -> Result<Tensor<1>> {
+        let step = self.decoder.step_inputs(&self.gpu, cache, 1);
+        self.decode_layers(x, &step, cache)
+    }
+
+    /// The decoder layers and the logits for one new position `x [1, D]`; writes the cache's
+    /// next row but leaves its length to the caller.
+    fn decode_layers(&self, mut x: Tensor<2>, step: &decoder::StepInputs, cache: &mut KvCache) -> Result<Tensor<1>> {
+        for l in 0..self.decoder.depth() {
+            x = self.decoder.layer(&self.gpu, l, x, step, cache)?;
+        }
         self.decoder.logits(&self.gpu, x)
     }
 }
