@@ -1,50 +1,23 @@
 //! Long conversations: the context policy (oldest follow-ups dropped, the photo's first turn
-//! kept, a question that cannot fit refused clearly), a 300-turn soak with flat memory, and
-//! conversations that go on after their GPU device is lost.
+//! kept, a question that cannot fit refused clearly) and conversations that go on after their
+//! GPU device is lost. The 300-turn soak is `tests/soak.rs`, alone in its process.
 
 mod common;
 
 use std::path::{Path, PathBuf};
 
+use common::chat::{ask, engine, options, photo, views};
 use common::gpu;
 use fusion::config::Backbone;
-use fusion::engine::{AskOptions, Conversation, Engine, Photo};
-use fusion::generate::SamplingOptions;
-use fusion::image::Views;
+use fusion::engine::Engine;
 use fusion::model::WeightFormat;
 use fusion::session::Session;
 use fusion::testing::{TinySpec, write_tiny_checkpoint};
-use serde_json::json;
-
-fn engine(name: &str, context: usize) -> Engine {
-    let dir = std::env::temp_dir().join(format!("fusion-conversation-{}-{name}", std::process::id()));
-    let spec = TinySpec { config_overrides: json!({"tokenizer_model_max_length": context}), ..TinySpec::new(Backbone::Llama) };
-    write_tiny_checkpoint(&dir, &spec).unwrap();
-    Engine::load(&dir, gpu(), WeightFormat::Int4 { group: 32 }).unwrap()
-}
-
-fn views() -> Views {
-    let path: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/photos/waterview.jpg");
-    let (rgb, w, h) = fusion::image::decode(&std::fs::read(path).unwrap()).unwrap();
-    Views::from_rgb(&rgb, w, h).unwrap()
-}
-
-fn photo(engine: &Engine) -> Photo {
-    engine.encode_photo(views()).unwrap()
-}
-
-fn options(max_new_tokens: usize) -> AskOptions {
-    AskOptions { sampling: SamplingOptions { max_new_tokens, ..Default::default() }, ..Default::default() }
-}
-
-fn ask(engine: &Engine, c: &mut Conversation, photo: &Photo, q: &str, o: &AskOptions) -> fusion::Result<String> {
-    pollster::block_on(engine.ask(c, photo, q, o, |_| true)).map(|a| a.text)
-}
 
 #[test]
 fn long_conversations_drop_the_oldest_follow_ups_and_keep_the_photo() {
     // 729 image tokens + 64 latents + the byte-level template's ≈ 400 tokens fill most of 1600.
-    let (engine, context) = (engine("policy", 1600), 1600);
+    let (engine, context) = (engine(gpu(), "policy", 1600), 1600);
     let photo = photo(&engine);
     let o = options(6);
     let mut c = engine.new_conversation();
@@ -64,54 +37,6 @@ fn long_conversations_drop_the_oldest_follow_ups_and_keep_the_photo() {
     assert!(e.contains("exceed the model's context of 1600"), "{e}");
     // ...and the conversation goes on afterwards.
     ask(&engine, &mut c, &photo, "One more?", &o).unwrap();
-}
-
-/// Theil–Sen slope of `ys` against their index: the median of the slopes between every two
-/// samples. A steady leak shows in every pair; a one-time step (the allocator reserving another
-/// page) only in the pairs that straddle it, a minority, so it does not count.
-fn slope(ys: &[f64]) -> f64 {
-    let mut slopes: Vec<f64> = (0..ys.len()).flat_map(|i| (i + 1..ys.len()).map(move |j| (ys[j] - ys[i]) / (j - i) as f64)).collect();
-    slopes.sort_by(f64::total_cmp);
-    slopes[slopes.len() / 2]
-}
-
-fn rss_bytes() -> f64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
-    statm.split_whitespace().nth(1).unwrap().parse::<f64>().unwrap() * 4096.0
-}
-
-#[test]
-fn three_hundred_turns_keep_memory_flat() {
-    let turns: usize = std::env::var("FUSION_SOAK_TURNS").ok().and_then(|v| v.parse().ok()).unwrap_or(300);
-    let engine = engine("soak", 3000);
-    let photo = photo(&engine);
-    let o = options(3);
-    let mut c = engine.new_conversation();
-    ask(&engine, &mut c, &photo, "What is in this photo?", &o).unwrap();
-    let (mut gpu_mb, mut rss_mb) = (Vec::new(), Vec::new());
-    for i in 0..turns {
-        ask(&engine, &mut c, &photo, &format!("Tell me more, please ({i})."), &o).unwrap();
-        pollster::block_on(gpu().sync()).unwrap();
-        gpu_mb.push(gpu().memory().0 as f64 / 1e6);
-        rss_mb.push(rss_bytes() / 1e6);
-    }
-    // The KV cache fills and is trimmed, so memory saws up and down, and the allocators reserve
-    // a page now and then; after the first rebuilds the trend must be flat.
-    let settled = turns / 3;
-    let (g, r) = (slope(&gpu_mb[settled..]), slope(&rss_mb[settled..]));
-    eprintln!(
-        "soak: {turns} turns, {} follow-ups dropped; GPU in use {:.1}–{:.1} MB, slope {g:+.4} MB/turn; RSS {:.1}–{:.1} MB, slope {r:+.4} MB/turn",
-        c.dropped_turns(),
-        gpu_mb.iter().cloned().fold(f64::MAX, f64::min),
-        gpu_mb.iter().cloned().fold(0.0, f64::max),
-        rss_mb.iter().cloned().fold(f64::MAX, f64::min),
-        rss_mb.iter().cloned().fold(0.0, f64::max),
-    );
-    assert!(c.dropped_turns() > 0, "the soak must cross the context limit");
-    // Keeping one turn's KV rows (≈ 45 positions × 640 B) would grow GPU memory ≈ 0.03 MB per
-    // turn; measured slopes are ≤ 0.005 MB/turn.
-    assert!(g.abs() < 0.01, "GPU memory grows {g} MB per turn");
-    assert!(r < 0.02, "RSS grows {r} MB per turn");
 }
 
 /// Every file of a directory with its bytes, to show that a recovery wrote nothing there.

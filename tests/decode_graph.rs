@@ -1,9 +1,11 @@
 //! Decode through a recorded step (`model::decode_graph`) against launching every kernel each
 //! step: the same logits, bit for bit, across the cache's growth (which needs a new recording),
-//! for both backbones, natively (lavapipe in CI; the browser's model tests run it on WebGPU).
+//! for both backbones, natively (lavapipe in CI; the browser's model tests run it on WebGPU);
+//! and a recording refused once its window was open, which costs one answer and nothing else.
 
 mod common;
 
+use common::chat::{ask, engine, options, photo};
 use common::gpu;
 use fusion::config::Backbone;
 use fusion::model::{FusionModel, WeightFormat};
@@ -24,8 +26,9 @@ fn recorded_decode_steps_equal_launched_ones() {
         let spec = TinySpec::new(backbone);
         let mut source = RandomModel::new(&spec, 32).unwrap();
         let (config, vision) = (source.config.clone(), source.vision.clone());
-        let mut model = FusionModel::from_source(config.clone(), &vision, &mut source, gpu(), WeightFormat::Int4 { group: 32 }).unwrap();
-        // Off by default natively (`Gpu::record_decode_steps`); this binary is one test, one thread.
+        let model = FusionModel::from_source(config.clone(), &vision, &mut source, gpu(), WeightFormat::Int4 { group: 32 }).unwrap();
+        // Off by default natively (`Gpu::record_decode_steps`). The only test recording on this
+        // binary's shared device: the other one records on a device of its own.
         model.set_decode_graphs(true);
         let vocab = config.vocab_size as u64;
         let tokens: Vec<u32> = (0..STEPS as u64).map(|i| ((i * 7919 + 13) % vocab) as u32).collect();
@@ -38,4 +41,33 @@ fn recorded_decode_steps_equal_launched_ones() {
             assert!(a == b, "{backbone:?}: step {i}: recorded and launched logits differ");
         }
     }
+}
+
+#[test]
+fn a_refused_recording_fails_one_answer_and_the_conversation_goes_on() {
+    // A device of its own: the other test records on the shared one, from another thread.
+    let gpu = pollster::block_on(gpu().renew()).unwrap().record_decode_steps(true);
+    let engine = engine(&gpu, "refused-recording", 2000);
+    let photo = photo(&engine);
+    let o = options(6);
+    let questions = ["What is in this photo?", "And the colours?"];
+    let mut expected = engine.new_conversation();
+    let answers: Vec<String> = questions.iter().map(|q| ask(&engine, &mut expected, &photo, q, &o).unwrap()).collect();
+    assert_eq!(expected.decode_path(), "recorded");
+
+    // cubecl refuses the recording when its window closes: the buffers the recorded launches
+    // were given, the KV cache included, are tainted, so the answer cannot go on.
+    gpu.spoil_next_recording();
+    let mut c = engine.new_conversation();
+    let e = ask(&engine, &mut c, &photo, questions[0], &o).unwrap_err().to_string();
+    assert!(e.contains("recording a decode step: stop") && e.contains("rebuilt at its next question"), "{e}");
+    assert!(c.decode_path().starts_with("recording a decode step: stop"), "{}", c.decode_path());
+    assert!(c.questions().is_empty(), "a failed question is not a turn");
+    // Asked again, and followed up: the answers of a conversation that never failed, with every
+    // kernel launched from now on.
+    for (q, a) in questions.iter().zip(&answers) {
+        assert_eq!(&ask(&engine, &mut c, &photo, q, &o).unwrap(), a);
+    }
+    assert_eq!(c.decode_path(), "launched");
+    assert_eq!(c.questions().len(), 2);
 }

@@ -116,7 +116,7 @@ impl Engine {
     }
 
     pub fn new_conversation(&self) -> Conversation {
-        Conversation { cache: self.model.new_cache(), pending: None, asked: Vec::new(), kept: Vec::new(), dropped: 0 }
+        Conversation { cache: self.model.new_cache(), pending: None, asked: Vec::new(), kept: Vec::new(), dropped: 0, stale: false }
     }
 
     /// A conversation rebuilt from earlier `(question, answer)` turns about `photo`, as if they
@@ -205,17 +205,19 @@ impl Engine {
     /// with all questions joined. Reusing the KV cache answers follow-ups without re-reading the
     /// photo for the new question; the photo's tile features and the first turn's image and
     /// latent tokens stay in context.
+    ///
+    /// A question that fails is not a turn: the next one rebuilds the cache from the turns
+    /// kept (one prefill), since the failure may have left part of this one in the cache, or,
+    /// after a GPU failure, a cache that can no longer be read.
     pub async fn ask(&self, conversation: &mut Conversation, photo: &Photo, question: &str, options: &AskOptions, on_text: impl FnMut(&str) -> bool) -> Result<Answer> {
-        if !conversation.kept.is_empty() {
-            let follow_up = 1 + self.tokenizer.follow_up(question)?.len() + ANSWER_ROOM.min(options.sampling.max_new_tokens);
-            if conversation.cache.len() + follow_up > self.model.config.max_context() {
-                // Out of room: rebuild the cache from the newest turns that fit (one prefill).
-                let rebuilt = self.rebuild(photo, &conversation.kept, question, options)?;
-                conversation.dropped += rebuilt.dropped;
-                conversation.kept = rebuilt.kept;
-                conversation.cache = rebuilt.cache;
-                conversation.pending = None;
-            }
+        if conversation.stale || self.out_of_room(conversation, question, options)? {
+            // Rebuild the cache from the newest turns that fit (one prefill).
+            let rebuilt = self.rebuild(photo, &conversation.kept, question, options)?;
+            conversation.dropped += rebuilt.dropped;
+            conversation.kept = rebuilt.kept;
+            conversation.cache = rebuilt.cache;
+            conversation.pending = None;
+            conversation.stale = false;
         }
         let cache = &mut conversation.cache;
         let before = cache.len();
@@ -230,14 +232,26 @@ impl Engine {
             self.model.embed_prompt(&Prompt { ids, instructs: Vec::new() }, None, VisionOptions { latents: 0, reduced_side: None }, cache, None)?
         };
         let vision_ms = now_ms() - start;
+        // From here until the answer is complete the cache holds part of this turn.
+        conversation.stale = true;
         let logits = self.model.run_decoder(embedded, cache, None)?;
         let prompt_tokens = cache.len() - before;
         let (answer, pending, prefill_ms) = self.generate(cache, logits, options, on_text).await?;
         conversation.pending = pending;
+        conversation.stale = false;
         conversation.asked.push(question.trim().to_owned());
         conversation.kept.push((question.trim().to_owned(), answer.text.clone()));
         let timings = Timings { vision_ms, prefill_ms, decode_ms: now_ms() - start - vision_ms - prefill_ms };
         Ok(Answer { prompt_tokens, timings, ..answer })
+    }
+
+    /// Whether a follow-up `question` and room for its answer no longer fit after the cached turns.
+    fn out_of_room(&self, conversation: &Conversation, question: &str, options: &AskOptions) -> Result<bool> {
+        if conversation.kept.is_empty() {
+            return Ok(false);
+        }
+        let follow_up = 1 + self.tokenizer.follow_up(question)?.len() + ANSWER_ROOM.min(options.sampling.max_new_tokens);
+        Ok(conversation.cache.len() + follow_up > self.model.config.max_context())
     }
 
     /// Sample until a stop token, the token budget or the context ends, or `on_text` says stop.
@@ -295,6 +309,8 @@ pub struct Conversation {
     kept: Vec<(String, String)>,
     /// Follow-up turns left out to stay within the context ([`Engine::fit`]).
     dropped: usize,
+    /// The last question failed: the cache is rebuilt from `kept` before the next one.
+    stale: bool,
 }
 
 impl Conversation {

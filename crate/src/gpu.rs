@@ -1,6 +1,9 @@
 //! The GPU the engine runs on: burn's `Device` plus the cubecl client that our own WGSL
 //! kernels launch through, and the conversions between burn tensors and raw buffers.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use burn::backend::wgpu::{CubeBackend, CubeTensor};
 use burn::tensor::wgpu::{WgpuSetup, wgpu};
 use burn::tensor::{DType, Device, Shape, Tensor};
@@ -24,6 +27,8 @@ pub struct Gpu {
     baseline: bool,
     /// Models on this device record decode steps ([`Gpu::record_decode_steps`]).
     record_decode: bool,
+    /// See [`Gpu::spoil_next_recording`].
+    spoil_recording: Arc<AtomicBool>,
 }
 
 /// What our kernels may use beyond WebGPU's baseline (`fusion info` and the bench report it).
@@ -89,14 +94,26 @@ impl Gpu {
     /// (`model::decode_graph`). [Decision] On in the browser (one engine, one thread: the
     /// worker's), off by default natively, where the `fusion` CLI turns it on. cubecl 0.11.3's
     /// capture once failed in CI with several engines decoding on one device from different
-    /// threads (the integration tests), and a refused recording taints what it touched, the KV
-    /// cache included: the answer then fails clearly, but it fails.
+    /// threads (the integration tests). A recording refused when it closes taints what it
+    /// touched, the KV cache included: that answer fails, the conversation is rebuilt at the
+    /// next question, and the model launches every kernel from then on.
     pub fn record_decode_steps(self, on: bool) -> Self {
         Self { record_decode: on, ..self }
     }
 
     pub fn records_decode_steps(&self) -> bool {
         self.record_decode
+    }
+
+    /// Make the next decode-step recording on this device fail the way cubecl refuses one
+    /// when it closes (here: a write inside its capture window), for the recovery tests.
+    pub fn spoil_next_recording(&self) {
+        self.spoil_recording.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether a recording should be spoiled, once ([`Gpu::spoil_next_recording`]).
+    pub(crate) fn recording_spoiled(&self) -> bool {
+        self.spoil_recording.swap(false, Ordering::Relaxed)
     }
 
     fn from_device(device: Device, setup: WgpuSetup) -> Result<Self> {
@@ -107,7 +124,17 @@ impl Gpu {
         let offered = setup.device.features();
         let features = Capabilities { f16: offered.contains(wgpu::Features::SHADER_F16), subgroups: offered.contains(wgpu::Features::SUBGROUP) };
         let record_decode = cfg!(target_family = "wasm");
-        Ok(Self { client: probe.client.clone(), cube_device: probe.device.clone(), device, unused, setup, features, baseline: false, record_decode })
+        Ok(Self {
+            client: probe.client.clone(),
+            cube_device: probe.device.clone(),
+            device,
+            unused,
+            setup,
+            features,
+            baseline: false,
+            record_decode,
+            spoil_recording: Arc::default(),
+        })
     }
 
     /// What the kernels may use: the device's features, none after [`Gpu::baseline`].

@@ -9,3 +9,7 @@ pub fn gpu() -> &'static Gpu {
     static GPU: OnceLock<Gpu> = OnceLock::new();
     GPU.get_or_init(|| Gpu::new().expect("a Vulkan adapter (install mesa-vulkan-drivers for lavapipe)"))
 }
+
+/// Not every test binary uses every helper of this module.
+#[allow(dead_code)]
+pub mod chat;

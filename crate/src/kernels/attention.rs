@@ -5,6 +5,7 @@ use burn::tensor::{Tensor, TensorData};
 use cubecl::prelude::CubeDim;
 use cubecl::server::Handle;
 
+use super::source::Buffer::{Read, Write};
 use super::source::Wgsl;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
@@ -101,7 +102,7 @@ pub fn attention<'a>(gpu: &Gpu, q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, keys: 
         None => gpu.unused_binding().clone(),
     };
     let [q, k, v] = [gpu.buffer_of(OP, q)?.handle, gpu.buffer_of(OP, k)?.handle, gpu.buffer_of(OP, v)?.handle];
-    source.launch(gpu, CubeDim::new_1d(ROWS), (s.div_ceil(ROWS as usize), heads), &[&q, &k, &v, &bias, &out], &params);
+    source.launch(gpu, CubeDim::new_1d(ROWS), (s.div_ceil(ROWS as usize), heads), &[Read(&q), Read(&k), Read(&v), Read(&bias), Write(&out)], &params);
     Ok(gpu.tensor_of(out, [heads, s, hd]))
 }
 
@@ -150,9 +151,11 @@ fn decode(gpu: &Gpu, q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, keys: Keys, (grou
     let part = gpu.empty_f32(heads * slots * (hd + 2));
     let out = gpu.empty_f32(heads * hd);
     let [q, k, v] = [gpu.buffer_of(OP, q)?.handle, gpu.buffer_of(OP, k)?.handle, gpu.buffer_of(OP, v)?.handle];
-    let buffers = [&q, &k, &v, &part, &out, &count];
-    pass(0).launch(gpu, CubeDim::new_1d(DECODE_WORKGROUP), (slots, kv_heads), &buffers, &params);
-    pass(1).launch(gpu, CubeDim::new_1d(DECODE_WORKGROUP), (heads, 1), &buffers, &params);
+    // The partials pass writes `part`, the merge reads it and writes `out`.
+    let partials = [Read(&q), Read(&k), Read(&v), Write(&part), Write(&out), Read(&count)];
+    let merge = [Read(&q), Read(&k), Read(&v), Read(&part), Write(&out), Read(&count)];
+    pass(0).launch(gpu, CubeDim::new_1d(DECODE_WORKGROUP), (slots, kv_heads), &partials, &params);
+    pass(1).launch(gpu, CubeDim::new_1d(DECODE_WORKGROUP), (heads, 1), &merge, &params);
     Ok(gpu.tensor_of(out, [heads, 1, hd]))
 }
 

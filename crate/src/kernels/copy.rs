@@ -4,6 +4,7 @@
 use cubecl::prelude::CubeDim;
 use cubecl::server::Handle;
 
+use super::source::Buffer::{Read, ReadWrite};
 use super::source::Wgsl;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
@@ -20,7 +21,7 @@ pub fn copy(gpu: &Gpu, src: &Handle, dst: &Handle, len: usize, dst_offset: usize
     }
     let groups = GROUPS.min((len / 4).div_ceil(WORKGROUP as usize).max(1) as u32);
     let source = Wgsl { name: "copy", text: include_str!("../../../shaders/copy.wgsl"), constants: vec![("workgroup_size", WORKGROUP)], flags: vec![] };
-    source.launch(gpu, CubeDim::new_1d(WORKGROUP), (groups as usize, 1), &[src, dst], &[(len / 4) as u32, groups * WORKGROUP, (dst_offset / 4) as u32, 0]);
+    source.launch(gpu, CubeDim::new_1d(WORKGROUP), (groups as usize, 1), &[Read(src), ReadWrite(dst)], &[(len / 4) as u32, groups * WORKGROUP, (dst_offset / 4) as u32, 0]);
     Ok(())
 }
 

@@ -4,6 +4,7 @@ use burn::tensor::Tensor;
 use cubecl::prelude::CubeDim;
 use cubecl::server::Handle;
 
+use super::source::Buffer::{Read, Write};
 use super::source::{Wgsl, grid};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
@@ -24,7 +25,7 @@ pub fn embedding_f16(gpu: &Gpu, table: &Handle, vocab: usize, cols: usize, ids: 
     let out = gpu.empty_f32(ids.len() * cols);
     let source = Wgsl { name: "embedding_f16", text: include_str!("../../../shaders/embedding.wgsl"), constants: vec![("workgroup_size", WORKGROUP)], flags: vec![] };
     let params = [ids.len() as u32, cols as u32, groups_x as u32, 0];
-    source.launch(gpu, CubeDim::new_1d(WORKGROUP), (groups_x, groups_y), &[&gpu.upload_u32(ids), table, &out], &params);
+    source.launch(gpu, CubeDim::new_1d(WORKGROUP), (groups_x, groups_y), &[Read(&gpu.upload_u32(ids)), Read(table), Write(&out)], &params);
     Ok(gpu.tensor_of(out, [ids.len(), cols]))
 }
 

@@ -4,7 +4,8 @@ use burn::tensor::Tensor;
 use cubecl::prelude::CubeDim;
 use cubecl::server::Handle;
 
-use super::source::{Wgsl, grid, subgroup_flags};
+use super::source::Buffer::{Read, Write};
+use super::source::{Buffer, Wgsl, grid, subgroup_flags};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::quant::Int4Weight;
@@ -125,7 +126,7 @@ impl Int4Matrix {
     /// buffers, and read the same `Params` header (m, n, k, words_per_row, groups_per_row,
     /// words_per_group) followed by two words of their own, `extra`.
     #[allow(clippy::too_many_arguments)]
-    pub(crate) fn launch(&self, gpu: &Gpu, op: &'static str, x: Tensor<2>, y_cols: usize, source: Wgsl, cube_dim: CubeDim, count: (usize, usize), extra: [u32; 2], more: &[&Handle]) -> Result<Tensor<2>> {
+    pub(crate) fn launch(&self, gpu: &Gpu, op: &'static str, x: Tensor<2>, y_cols: usize, source: Wgsl, cube_dim: CubeDim, count: (usize, usize), extra: [u32; 2], more: &[Buffer]) -> Result<Tensor<2>> {
         let [m, k] = x.dims();
         if k != self.padded_cols() {
             self.check_input(op, &x)?;
@@ -143,7 +144,7 @@ impl Int4Matrix {
             extra[0],
             extra[1],
         ];
-        let buffers: Vec<&Handle> = [&x.handle, &self.packed, &self.scales, &y].into_iter().chain(more.iter().copied()).collect();
+        let buffers: Vec<Buffer> = [Read(&x.handle), Read(&self.packed), Read(&self.scales), Write(&y)].into_iter().chain(more.iter().copied()).collect();
         source.launch(gpu, cube_dim, count, &buffers, &params);
         Ok(gpu.tensor_of(y, [m, y_cols]))
     }
@@ -217,7 +218,7 @@ fn matvec(gpu: &Gpu, x: Tensor<2>, w: &Int4Matrix, shape: MatvecShape, subgroups
         constants: vec![("workgroup_size", shape.workgroup), ("rows", m as u32), ("outputs", shape.outputs), ("swiglu", swiglu as u32)],
         flags: subgroup_flags(subgroups),
     };
-    w.launch(gpu, OP, x, features, source, CubeDim::new_1d(shape.workgroup), (groups_x, groups_y), [groups_x as u32, add], &[&residual])
+    w.launch(gpu, OP, x, features, source, CubeDim::new_1d(shape.workgroup), (groups_x, groups_y), [groups_x as u32, add], &[Read(&residual)])
 }
 
 /// [`int4_matvec`] on fresh random inputs against the CPU reference; returns the relative L2 error.

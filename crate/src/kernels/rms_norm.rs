@@ -3,6 +3,7 @@
 use burn::tensor::{Tensor, TensorData};
 use cubecl::prelude::CubeDim;
 
+use super::source::Buffer::{Read, Write};
 use super::source::{Wgsl, grid};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
@@ -24,7 +25,7 @@ pub fn rms_norm(gpu: &Gpu, x: Tensor<2>, weight: &Tensor<1>, eps: f64) -> Result
     let (groups_x, groups_y) = grid(rows);
     let source = Wgsl { name: OP, text: include_str!("../../../shaders/rms_norm.wgsl"), constants: vec![("workgroup_size", WORKGROUP)], flags: vec![] };
     let params = [rows as u32, cols as u32, groups_x as u32, (eps as f32).to_bits()];
-    source.launch(gpu, CubeDim::new_1d(WORKGROUP), (groups_x, groups_y), &[&x.handle, &w.handle, &y], &params);
+    source.launch(gpu, CubeDim::new_1d(WORKGROUP), (groups_x, groups_y), &[Read(&x.handle), Read(&w.handle), Write(&y)], &params);
     Ok(gpu.tensor_of(y, [rows, cols]))
 }
 

@@ -5,6 +5,7 @@ use burn::tensor::{Tensor, TensorData};
 use cubecl::prelude::CubeDim;
 use cubecl::server::Handle;
 
+use super::source::Buffer::{Read, ReadWrite, Write};
 use super::source::{Wgsl, grid};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
@@ -60,7 +61,7 @@ pub fn rope_into_cache(gpu: &Gpu, x: Projections, (heads, head_dim): (usize, usi
     let (groups_x, groups_y) = grid(total.div_ceil(WORKGROUP as usize));
     let source = Wgsl { name: OP, text: include_str!("../../../shaders/rope.wgsl"), constants: vec![("workgroup_size", WORKGROUP)], flags: vec![] };
     let params = [s, heads, kv_heads, head_dim, cols, offsets[0], offsets[1], offsets[2], capacity, total, groups_x, 0].map(|v| v as u32);
-    let buffers = [&x.handle, &cos.handle, &sin.handle, &q_out, &k_cache.handle, &v_cache.handle, cache.positions];
+    let buffers = [Read(&x.handle), Read(&cos.handle), Read(&sin.handle), Write(&q_out), ReadWrite(&k_cache.handle), ReadWrite(&v_cache.handle), Read(cache.positions)];
     source.launch(gpu, CubeDim::new_1d(WORKGROUP), (groups_x, groups_y), &buffers, &params);
     Ok(gpu.tensor_of(q_out, [heads, s, head_dim]))
 }

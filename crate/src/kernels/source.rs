@@ -3,6 +3,7 @@
 //! compiled pipeline.
 
 use burn::backend::wgpu::{KernelSource, SourceKernel, SourceTemplate};
+use cubecl::ir::attributes::BufferIOAttr;
 use cubecl::prelude::{CubeCount, CubeDim, KernelId};
 use cubecl::server::{Handle, KernelArguments, MetadataBindingInfo};
 
@@ -16,6 +17,30 @@ pub(crate) const MAX_WORKGROUPS_PER_DIM: usize = 65535;
 pub(crate) fn grid(groups: usize) -> (usize, usize) {
     let x = groups.clamp(1, MAX_WORKGROUPS_PER_DIM);
     (x, groups.div_ceil(x))
+}
+
+/// A buffer a kernel binds, and what the kernel does with it. The shaders declare every storage
+/// binding `read_write` (WebGPU's aliasing rule: see `int4_matvec.wgsl`), so this is what tells
+/// cubecl: it checks what a launch reads before running it, and marks what a launch writes as
+/// never written when the launch never runs (a failed launch, a refused decode-step recording).
+/// Declared, a model's weights stay readable through both.
+#[derive(Clone, Copy)]
+pub(crate) enum Buffer<'a> {
+    Read(&'a Handle),
+    /// Written whole: a launch into it repairs it.
+    Write(&'a Handle),
+    /// Read, or written in part (a KV cache's new rows).
+    ReadWrite(&'a Handle),
+}
+
+impl Buffer<'_> {
+    fn declared(self) -> (Handle, BufferIOAttr) {
+        match self {
+            Buffer::Read(h) => (h.clone(), BufferIOAttr::ReadOnly),
+            Buffer::Write(h) => (h.clone(), BufferIOAttr::WriteOnly),
+            Buffer::ReadWrite(h) => (h.clone(), BufferIOAttr::ReadWrite),
+        }
+    }
 }
 
 pub(crate) struct Wgsl {
@@ -86,10 +111,13 @@ impl Wgsl {
     /// launch repeated with the same shapes (every decode step) uploads nothing. A storage
     /// buffer made per launch cost a queue write each time: 3× the launch overhead of burn's
     /// own kernels, measured.
-    pub fn launch(self, gpu: &Gpu, cube_dim: CubeDim, count: (usize, usize), buffers: &[&Handle], params: &[u32]) {
+    pub fn launch(self, gpu: &Gpu, cube_dim: CubeDim, count: (usize, usize), buffers: &[Buffer], params: &[u32]) {
         debug_assert!(params.len().is_multiple_of(4), "{}: Params must fill whole 16-byte rows", self.name);
         let words = params.chunks(2).map(|p| p[0] as u64 | (p.get(1).copied().unwrap_or(0) as u64) << 32).collect();
-        let args = buffers.iter().fold(KernelArguments::new(), |a, b| a.with_buffer((*b).clone().binding()));
+        let args = buffers.iter().fold(KernelArguments::new(), |a, b| {
+            let (handle, io) = b.declared();
+            a.with_buffer_io(handle.binding(), io)
+        });
         gpu.client().launch(
             Box::new(SourceKernel::new(self, cube_dim)),
             CubeCount::Static(count.0 as u32, count.1 as u32, 1),

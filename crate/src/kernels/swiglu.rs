@@ -3,6 +3,7 @@
 use burn::tensor::{Tensor, TensorData};
 use cubecl::prelude::CubeDim;
 
+use super::source::Buffer::{Read, Write};
 use super::source::{Wgsl, grid};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
@@ -24,7 +25,7 @@ pub fn swiglu(gpu: &Gpu, gate_up: Tensor<2>) -> Result<Tensor<2>> {
     let y = gpu.empty_f32(rows * inter);
     let (groups_x, groups_y) = grid((rows * inter).div_ceil(WORKGROUP as usize));
     let source = Wgsl { name: OP, text: include_str!("../../../shaders/swiglu.wgsl"), constants: vec![("workgroup_size", WORKGROUP)], flags: vec![] };
-    source.launch(gpu, CubeDim::new_1d(WORKGROUP), (groups_x, groups_y), &[&gu.handle, &y], &[rows as u32, inter as u32, groups_x as u32, 0]);
+    source.launch(gpu, CubeDim::new_1d(WORKGROUP), (groups_x, groups_y), &[Read(&gu.handle), Write(&y)], &[rows as u32, inter as u32, groups_x as u32, 0]);
     Ok(gpu.tensor_of(y, [rows, inter]))
 }
 

@@ -59,14 +59,32 @@ pub(super) fn step(model: &FusionModel, x: Tensor<2>, cache: &mut KvCache) -> Re
                 cache.recording = Some(Recording::Ready(recorded));
                 Ok(logits)
             }
-            // A refused recording leaves nothing half-done: the warm-up run wrote what the step
-            // writes (the same values the launched step writes again).
-            Err(why) => {
-                cache.recording = Some(Recording::Refused(why.to_string()));
+            // Nothing is half-done: the warm-up run, if it ran, wrote what the step writes (the
+            // same values the launched step writes again).
+            Err(Refused::Closed(why)) => {
+                cache.recording = Some(Recording::Refused(why));
                 model.decode_launched(x, cache)
+            }
+            Err(Refused::Open(why)) => {
+                // Whatever made cubecl refuse may come back: this model launches from now on.
+                model.set_decode_graphs(false);
+                let error = Error::Execution(format!(
+                    "{why}; the KV cache it touched can no longer be read, so this answer stops here (the conversation is rebuilt at its next question, and decode steps are launched from now on)"
+                ));
+                cache.recording = Some(Recording::Refused(why));
+                Err(error)
             }
         },
     }
+}
+
+/// Why a step was not recorded.
+enum Refused {
+    /// Before the recording window opened: nothing is lost, the step is launched instead.
+    Closed(String),
+    /// Once the window was open: cubecl taints every buffer the recorded launches were given,
+    /// the cache included (they never ran), so a read of any of them fails from here on.
+    Open(String),
 }
 
 fn replay(model: &FusionModel, recorded: &DecodeGraph, x: Tensor<2>, cache: &KvCache) -> Result<Tensor<1>> {
@@ -77,7 +95,7 @@ fn replay(model: &FusionModel, recorded: &DecodeGraph, x: Tensor<2>, cache: &KvC
     crate::kernels::copy::copy(gpu, &src.handle, &dst.handle, width, 0)?;
     model.decoder.rewrite_step_inputs(gpu, &recorded.step, cache, 1)?;
     // SAFETY: see `replay_recorded`.
-    unsafe { replay_recorded(&recorded.graph) }.map_err(|e| Error::Gpu(format!("replaying the recorded decode step: {e}")))?;
+    unsafe { replay_recorded(&recorded.graph) }.map_err(|e| Error::Execution(format!("replaying the recorded decode step: {e}")))?;
     Ok(recorded.logits.clone())
 }
 
@@ -85,25 +103,33 @@ fn replay(model: &FusionModel, recorded: &DecodeGraph, x: Tensor<2>, cache: &KvC
 /// protocol: prepare, a warm-up run that executes (its allocations are what the recording is
 /// served from: nothing may be allocated or written from the CPU inside the window), then the
 /// recorded run, which does not execute.
-fn record(model: &FusionModel, x: Tensor<2>, cache: &mut KvCache) -> Result<(DecodeGraph, Tensor<1>)> {
+fn record(model: &FusionModel, x: Tensor<2>, cache: &mut KvCache) -> std::result::Result<(DecodeGraph, Tensor<1>), Refused> {
     let gpu = &model.gpu;
     let client = gpu.client();
     if !x.dims()[1].is_multiple_of(4) {
-        return Err(Error::Gpu("the input row is not a whole number of vec4s (the copy into it moves vec4s)".into()));
+        return Err(Refused::Closed("the input row is not a whole number of vec4s (the copy into it moves vec4s)".into()));
     }
-    let refused = |what: &str, e: cubecl::server::ServerError| Error::Gpu(format!("recording a decode step: {what}: {e}"));
+    let refused = |what: &str, e: &dyn std::fmt::Display| format!("recording a decode step: {what}: {e}");
     let step = model.decoder.step_inputs(gpu, cache, 1);
-    client.graph_prepare().map_err(|e| refused("prepare", e))?;
+    client.graph_prepare().map_err(|e| Refused::Closed(refused("prepare", &e)))?;
     // Every path from here closes the capture, whatever failed.
-    let warm = model.decode_layers(x.clone(), &step, cache).map(drop);
-    let recorded = warm.and_then(|()| {
-        client.start_capture().map_err(|e| refused("start", e))?;
-        model.decode_layers(x.clone(), &step, cache)
-    });
-    let graph = client.stop_capture().map_err(|e| refused("stop", e));
-    let (logits, graph) = (recorded?, graph?);
+    let opened = match model.decode_layers(x.clone(), &step, cache) {
+        Ok(_) => client.start_capture().map_err(|e| refused("start", &e)),
+        Err(e) => Err(refused("warm-up run", &e)),
+    };
+    if let Err(why) = opened {
+        let _ = client.stop_capture();
+        return Err(Refused::Closed(why));
+    }
+    let recorded = model.decode_layers(x.clone(), &step, cache);
+    if gpu.recording_spoiled() {
+        // A write inside the window (the recovery tests' fault): cubecl refuses the capture.
+        let _ = model.decoder.rewrite_step_inputs(gpu, &step, cache, 1);
+    }
+    let graph = client.stop_capture().map_err(|e| Refused::Open(refused("stop", &e)));
+    let (logits, graph) = (recorded.map_err(|e| Refused::Open(refused("recorded run", &e)))?, graph?);
     // SAFETY: see `replay_recorded`.
-    unsafe { replay_recorded(&graph) }.map_err(|e| refused("first replay", e))?;
+    unsafe { replay_recorded(&graph) }.map_err(|e| Refused::Open(refused("first replay", &e)))?;
     let capacity = cache.capacity();
     Ok((DecodeGraph { graph, model: model.id, x, step, logits: logits.clone(), capacity }, logits))
 }

@@ -19,6 +19,7 @@ pub mod trace;
 pub mod vision;
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use burn::tensor::Tensor;
 
@@ -91,8 +92,9 @@ pub struct FusionModel {
     aux_projector: Projector,
     interactions: Vec<Interaction>,
     decoder: Decoder,
-    /// Decode through recorded steps ([`FusionModel::set_decode_graphs`]).
-    decode_graphs: bool,
+    /// Decode through recorded steps ([`FusionModel::set_decode_graphs`]); turned off for good
+    /// by a recording refused once its window was open (`decode_graph::step`).
+    decode_graphs: AtomicBool,
     /// Unique per model loaded in this process: a recorded decode step reads one model's weights.
     id: u64,
 }
@@ -137,7 +139,7 @@ impl FusionModel {
         let interactions = (0..after.len()).map(|k| Interaction::load(&mut p, k, d)).collect::<Result<Vec<_>>>()?;
         static MODELS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let id = MODELS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Ok(Self { config, gpu: gpu.clone(), tower, mm_projector, aux_projector, interactions, decoder, decode_graphs: gpu.records_decode_steps(), id })
+        Ok(Self { config, gpu: gpu.clone(), tower, mm_projector, aux_projector, interactions, decoder, decode_graphs: AtomicBool::new(gpu.records_decode_steps()), id })
     }
 
     pub fn gpu(&self) -> &Gpu {
@@ -319,7 +321,7 @@ impl FusionModel {
             return Err(Error::invalid("generation", format!("the context of {} positions is full", self.config.max_context())));
         }
         let x = self.decoder.embed(&self.gpu, &[token])?;
-        let logits = match self.decoder.kernels == Kernels::Fused && self.decode_graphs {
+        let logits = match self.decoder.kernels == Kernels::Fused && self.decode_graphs.load(Ordering::Relaxed) {
             true => decode_graph::step(self, x, cache)?,
             false => self.decode_launched(x, cache)?,
         };
@@ -329,8 +331,8 @@ impl FusionModel {
 
     /// Record decode steps and replay them, or launch every kernel each step (the default:
     /// [`Gpu::record_decode_steps`]).
-    pub fn set_decode_graphs(&mut self, on: bool) {
-        self.decode_graphs = on;
+    pub fn set_decode_graphs(&self, on: bool) {
+        self.decode_graphs.store(on, Ordering::Relaxed);
     }
 
     /// [`FusionModel::decode_layers`] with every kernel launched, on this step's own inputs.
