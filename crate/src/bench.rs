@@ -224,9 +224,13 @@ fn bench_linears(gpu: &Gpu, o: &BenchOptions, shapes: &[((usize, usize), usize)]
     Ok(out)
 }
 
+/// An attention shape to measure: its name, `(heads, kv_heads, query rows, keys, head_dim)`
+/// and its mask.
+type AttentionCase<'a> = (&'a str, (usize, usize, usize, usize, usize), Mask);
+
 /// Fused attention against burn's stock attention at the model's decode, prefill and vision
 /// shapes; for decode, which reads the KV cache once, also as bandwidth against the copy's.
-fn bench_attention(gpu: &Gpu, o: &BenchOptions, cases: &[(&str, (usize, usize, usize, usize, usize), Mask)], copy_gbs: f64) -> Result<Vec<Value>> {
+fn bench_attention(gpu: &Gpu, o: &BenchOptions, cases: &[AttentionCase], copy_gbs: f64) -> Result<Vec<Value>> {
     let mut out = Vec::new();
     for &(what, (heads, kv, s, t, hd), mask) in cases {
         let mk = |shape: [usize; 3], seed| random_f32(gpu, [shape[0] * shape[1], shape[2]], seed).reshape(shape);

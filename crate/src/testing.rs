@@ -255,7 +255,7 @@ pub fn write_tiny_checkpoint(dir: &Path, spec: &TinySpec) -> Result<()> {
     let shards = ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"];
     let mut weight_map = serde_json::Map::new();
     for (i, shard) in shards.iter().enumerate() {
-        let mine: Vec<(&String, &(Vec<usize>, Vec<f32>, Dtype))> = t.items.iter().filter(|(n, _)| n.starts_with("model.vision_tower") == (i == 0)).collect();
+        let mine: Vec<_> = t.items.iter().filter(|(n, _)| n.starts_with("model.vision_tower") == (i == 0)).collect();
         let bytes: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = mine
             .iter()
             .map(|(n, (shape, v, dtype))| {

@@ -27,6 +27,8 @@ pub enum Kernels {
 /// # Shapes
 /// `q [heads, S, hd]`, `k`/`v [kv_heads, capacity ≥ keys, hd]`, `bias [keys]` → `[heads, S, hd]`;
 /// query head `h` reads kv head `h / (heads / kv_heads)`, as HF's `repeat_kv` lays them out.
+// The arguments of attention itself (`kernels::attention::attention`) and the choice of kernels.
+#[allow(clippy::too_many_arguments)]
 pub fn attend<'a>(gpu: &Gpu, imp: Kernels, q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, keys: impl Into<Keys<'a>>, mask: Mask, bias: Option<Tensor<1>>) -> Result<Tensor<3>> {
     let keys = keys.into();
     match imp {
