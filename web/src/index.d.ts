@@ -140,7 +140,10 @@ export declare class Fusion {
   readonly info: ModelInfo;
   /** The last finished answer. */
   readonly lastAnswer?: Answer;
-  /** Ask about a photo; yields the answer's text as it is generated. */
+  /**
+   * Ask about a photo; yields the answer's text as it is generated. An answer that fails
+   * throws, and its question is not a turn: the next `ask` goes on from the turns before it.
+   */
   ask(request: AskRequest): AsyncGenerator<string, void, undefined>;
   /** OpenAI-style chat completions; the newest user message carries the photo as `image_url`. */
   readonly chat: {
@@ -151,13 +154,13 @@ export declare class Fusion {
   };
   /** Per-phase timings. */
   stats(): Stats;
-  /** Stop the engine and free its GPU memory; the offline copy stays cached. */
   /**
    * Destroy the engine's GPU device, as a driver reset would: the answer in progress fails
    * with a clear error and the next `ask` recovers (new device, weights re-uploaded from the
    * verified offline copy). For testing an app's recovery path.
    */
   loseDevice(): Promise<void>;
+  /** Stop the engine and free its GPU memory; the offline copy stays cached. */
   unload(): void;
 }
 
