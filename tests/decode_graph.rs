@@ -8,7 +8,7 @@ mod common;
 use common::chat::{ask, engine, options, photo};
 use common::gpu;
 use fusion::config::Backbone;
-use fusion::model::{FusionModel, WeightFormat};
+use fusion::model::{FusionModel, Prompt, VisionOptions, WeightFormat};
 use fusion::testing::{RandomModel, TinySpec};
 
 /// Past the cache's first capacity (256 positions), so one step re-records.
@@ -70,4 +70,34 @@ fn a_refused_recording_fails_one_answer_and_the_conversation_goes_on() {
     }
     assert_eq!(c.decode_path(), "launched");
     assert_eq!(c.questions().len(), 2);
+}
+
+#[test]
+fn models_on_two_threads_record_on_one_device() {
+    // Each thread records a fresh cache's decode step again and again, as two engines of one
+    // app would (recordings on one device take turns: `Gpu::recording_alone`).
+    let gpu = pollster::block_on(gpu().renew()).unwrap().record_decode_steps(true);
+    std::thread::scope(|threads| {
+        for backbone in [Backbone::Phi, Backbone::Llama] {
+            let gpu = gpu.clone();
+            threads.spawn(move || {
+                let spec = TinySpec::new(backbone);
+                let mut source = RandomModel::new(&spec, 32).unwrap();
+                let (config, vision) = (source.config.clone(), source.vision.clone());
+                let model = FusionModel::from_source(config, &vision, &mut source, &gpu, WeightFormat::Int4 { group: 32 }).unwrap();
+                let vision = VisionOptions { latents: 0, reduced_side: None };
+                for round in 0..24 {
+                    // Longer and longer prompts, so each thread's memory pools keep growing
+                    // (a growth leaves outdated pages, which a prepare relocates).
+                    let mut cache = model.new_cache();
+                    let prompt = Prompt { ids: (0..5 + round * 30).map(|i| i % 50).collect(), instructs: Vec::new() };
+                    model.prefill(&prompt, None, vision, &mut cache, None).unwrap();
+                    for token in [1, 2] {
+                        model.decode(token, &mut cache).unwrap_or_else(|e| panic!("{backbone:?}, round {round}: {e}"));
+                    }
+                    assert_eq!(cache.decode_path(), "recorded", "{backbone:?}, round {round}");
+                }
+            });
+        }
+    });
 }

@@ -1,8 +1,8 @@
 //! The GPU the engine runs on: burn's `Device` plus the cubecl client that our own WGSL
 //! kernels launch through, and the conversions between burn tensors and raw buffers.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use burn::backend::wgpu::{CubeBackend, CubeTensor};
 use burn::tensor::wgpu::{WgpuSetup, wgpu};
@@ -29,6 +29,8 @@ pub struct Gpu {
     record_decode: bool,
     /// See [`Gpu::spoil_next_recording`].
     spoil_recording: Arc<AtomicBool>,
+    /// See [`Gpu::recording_alone`].
+    recording: Arc<Mutex<()>>,
 }
 
 /// What our kernels may use beyond WebGPU's baseline (`fusion info` and the bench report it).
@@ -92,11 +94,11 @@ impl Gpu {
 
     /// Whether models loaded on this device record a decode step and replay it
     /// (`model::decode_graph`). [Decision] On in the browser (one engine, one thread: the
-    /// worker's), off by default natively, where the `fusion` CLI turns it on. cubecl 0.11.3's
-    /// capture once failed in CI with several engines decoding on one device from different
-    /// threads (the integration tests). A recording refused when it closes taints what it
-    /// touched, the KV cache included: that answer fails, the conversation is rebuilt at the
-    /// next question, and the model launches every kernel from then on.
+    /// worker's), off by default natively, where the `fusion` CLI turns it on. With several
+    /// engines decoding on one device from different threads, cubecl 0.11.3 sometimes refuses
+    /// a recording (see [`Gpu::recording_alone`]), and a recording refused when it closes
+    /// taints what it touched, the KV cache included: that answer fails (the conversation is
+    /// rebuilt at its next question, and the model launches every kernel from then on).
     pub fn record_decode_steps(self, on: bool) -> Self {
         Self { record_decode: on, ..self }
     }
@@ -109,6 +111,19 @@ impl Gpu {
     /// when it closes (here: a write inside its capture window), for the recovery tests.
     pub fn spoil_next_recording(&self) {
         self.spoil_recording.store(true, Ordering::Relaxed);
+    }
+
+    /// Held through a decode-step recording, so that no other recording on this device starts
+    /// meanwhile, from another engine or thread. A precaution, not a proven fix: with two
+    /// engines recording on one device from two threads (`tests/conversation.rs`, recording
+    /// turned on), 1 run in 10 had a recording refused for want of memory its warm-up run had
+    /// held ("No room for 384 bytes in the memory held, and no page may be added"), and cubecl's
+    /// `graph_prepare` relocates the memory of every stream on the device, so one recording's
+    /// prepare landing between another's warm-up and recorded runs would do that. With this
+    /// lock 8 runs of 8 passed, too few to tell.
+    pub(crate) fn recording_alone(&self) -> MutexGuard<'_, ()> {
+        // Nothing is guarded but the order: a recording that panicked leaves nothing to repair.
+        self.recording.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Whether a recording should be spoiled, once ([`Gpu::spoil_next_recording`]).
@@ -134,6 +149,7 @@ impl Gpu {
             baseline: false,
             record_decode,
             spoil_recording: Arc::default(),
+            recording: Arc::default(),
         })
     }
 

@@ -111,6 +111,7 @@ fn record(model: &FusionModel, x: Tensor<2>, cache: &mut KvCache) -> std::result
     }
     let refused = |what: &str, e: &dyn std::fmt::Display| format!("recording a decode step: {what}: {e}");
     let step = model.decoder.step_inputs(gpu, cache, 1);
+    let _alone = gpu.recording_alone();
     client.graph_prepare().map_err(|e| Refused::Closed(refused("prepare", &e)))?;
     // Every path from here closes the capture, whatever failed.
     let opened = match model.decode_layers(x.clone(), &step, cache) {
