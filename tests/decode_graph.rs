@@ -45,7 +45,7 @@ fn recorded_decode_steps_equal_launched_ones() {
 
 #[test]
 fn a_refused_recording_fails_one_answer_and_the_conversation_goes_on() {
-    // A device of its own: the other test records on the shared one, from another thread.
+    // A device of its own: no other test's recording shares it.
     let gpu = pollster::block_on(gpu().renew()).unwrap().record_decode_steps(true);
     let engine = engine(&gpu, "refused-recording", 2000);
     let photo = photo(&engine);
