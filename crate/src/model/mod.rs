@@ -19,7 +19,7 @@ pub mod trace;
 pub mod vision;
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use burn::tensor::Tensor;
 
@@ -137,8 +137,8 @@ impl FusionModel {
             return Err(Error::invalid("config.json", format!("an interaction layer follows decoder layer {bad}, but there are {}", decoder.depth())));
         }
         let interactions = (0..after.len()).map(|k| Interaction::load(&mut p, k, d)).collect::<Result<Vec<_>>>()?;
-        static MODELS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let id = MODELS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        static MODELS: AtomicU64 = AtomicU64::new(0);
+        let id = MODELS.fetch_add(1, Ordering::Relaxed);
         Ok(Self { config, gpu: gpu.clone(), tower, mm_projector, aux_projector, interactions, decoder, decode_graphs: AtomicBool::new(gpu.records_decode_steps()), id })
     }
 
