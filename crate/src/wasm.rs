@@ -268,9 +268,9 @@ impl Model {
             .await;
         self.photos.borrow_mut()[id as usize] = Some(photo);
         let decode_path = conversation.decode_path().to_owned();
-        if result.is_ok() {
-            *self.conversation.borrow_mut() = Some((id, conversation));
-        }
+        // Kept even after a failure: a failed question is not a turn, and the next one rebuilds
+        // the cache from the turns before it (`Engine::ask`).
+        *self.conversation.borrow_mut() = Some((id, conversation));
         let answer = result.map_err(js_error)?;
         let stop = match answer.stop {
             StopReason::EndOfTurn => "end_of_turn",
