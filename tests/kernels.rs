@@ -155,6 +155,7 @@ fn attention_matches_cpu_reference() {
         ((32, 8, 1, 700, 128), 324, Causal, false), // LLaMA-3.1-8B decode shape
         ((32, 32, 1, 650, 96), 374, Causal, false), // Phi-3.5 decode shape
         ((2, 2, 90, 661, 96), 363, Causal, false),  // Phi-3.5 prefill tail, 96-wide heads
+        ((8, 2, 77, 203, 128), 5, Causal, false),   // LLaMA-3.1 prefill after 126 cached positions: GQA 4, a part-filled row block
         ((1, 1, 3, 4000, 128), 96, Causal, false),  // long context, 128-wide heads
         ((2, 2, 745, 745, 72), 0, Full, true),      // so400m tower: 729 patches + 16 question tokens
         ((8, 1, 1, 100, 256), 3, Causal, false),    // a decode step the split-K kernel leaves to the many-rows one (memory)

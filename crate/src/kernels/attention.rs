@@ -10,9 +10,12 @@ use super::source::Wgsl;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 
-/// Query rows per workgroup of the many-rows kernel.
-const ROWS: u32 = 64;
-/// WebGPU guarantees 16 KiB of workgroup memory: the K and V tiles share it.
+/// The many-rows kernel's workgroup: 64 invocations, 32 query rows (its BR), tiles of 32 keys
+/// (its BC).
+const INVOCATIONS: u32 = 64;
+const ROWS: usize = 32;
+const TILE_KEYS: usize = 32;
+/// WebGPU guarantees 16 KiB of workgroup memory.
 const WORKGROUP_FLOATS: usize = 4096;
 /// Keys per workgroup of split-K decode: short, so a decode step's cache spreads over many
 /// workgroups (a 1000-key cache: ~30 per kv head) and each one's dependent steps are few; the
@@ -22,7 +25,7 @@ const DECODE_CHUNK: u32 = 32;
 const DECODE_WORKGROUP: u32 = DECODE_CHUNK * 4;
 /// Query heads per kv head the decode kernel takes (LLaMA-3.1: 4; Phi-3.5: 1).
 pub const MAX_GROUP: usize = 8;
-/// Head widths the kernels take: the tile must hold at least 8 keys.
+/// Head widths the kernels take: the many-rows kernel holds hd / 2 accumulators per invocation.
 pub const MAX_HEAD_DIM: usize = 256;
 
 /// How many keys attention covers: `count`, which the split-K decode kernel reads at index 1
@@ -65,7 +68,7 @@ pub fn attention<'a>(gpu: &Gpu, q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, keys: 
     if v.dims() != [kv_heads, capacity, hd] || khd != hd || kv_heads == 0 || heads % kv_heads != 0 || t > capacity || t == 0 {
         return Err(Error::shape(OP, format!("q {:?}, k {:?}, v {:?} with {t} keys do not fit one attention", q.dims(), k.dims(), v.dims())));
     }
-    if s == 0 || hd == 0 || hd > MAX_HEAD_DIM || heads > super::source::MAX_WORKGROUPS_PER_DIM {
+    if s == 0 || hd == 0 || hd > MAX_HEAD_DIM || heads.max(s.div_ceil(ROWS)) > super::source::MAX_WORKGROUPS_PER_DIM {
         return Err(Error::shape(OP, format!("{heads} heads of {s} rows × {hd}: outside what the kernel takes")));
     }
     if mask == Mask::Causal && s > t {
@@ -85,15 +88,7 @@ pub fn attention<'a>(gpu: &Gpu, q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, keys: 
     {
         return decode(gpu, q, k, v, keys, (group, parts), scale);
     }
-    // Largest power-of-two tile of K and V rows (padded to vec4s) that fits: 8 at hd = 256,
-    // 16 at 96 or 128, 64 at ≤ 32.
-    let tile = (WORKGROUP_FLOATS / (2 * hd.next_multiple_of(4))).min(64).ilog2();
-    let source = Wgsl {
-        name: OP,
-        text: include_str!("../../../shaders/attention.wgsl"),
-        constants: vec![("rows", ROWS), ("head_dim", hd as u32), ("tile", 1 << tile)],
-        flags: vec![],
-    };
+    let source = Wgsl { name: OP, text: include_str!("../../../shaders/attention.wgsl"), constants: many_rows_tiling(hd), flags: vec![] };
     let past = if mask == Mask::Causal { t - s } else { 0 };
     let params = [s as u32, t as u32, group as u32, past as u32, (mask == Mask::Causal) as u32, bias.is_some() as u32, scale.to_bits(), capacity as u32];
     let out = gpu.empty_f32(heads * s * hd);
@@ -102,8 +97,21 @@ pub fn attention<'a>(gpu: &Gpu, q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, keys: 
         None => gpu.unused_binding().clone(),
     };
     let [q, k, v] = [gpu.buffer_of(OP, q)?.handle, gpu.buffer_of(OP, k)?.handle, gpu.buffer_of(OP, v)?.handle];
-    source.launch(gpu, CubeDim::new_1d(ROWS), (s.div_ceil(ROWS as usize), heads), &[Read(&q), Read(&k), Read(&v), Read(&bias), Write(&out)], &params);
+    source.launch(gpu, CubeDim::new_1d(INVOCATIONS), (s.div_ceil(ROWS), heads), &[Read(&q), Read(&k), Read(&v), Read(&bias), Write(&out)], &params);
     Ok(gpu.tensor_of(out, [heads, s, hd]))
+}
+
+/// The many-rows kernel's staging for a head width (see the shader): head dims staged per step
+/// of S in as few steps of at most 8 vec4s as there can be, so none is wasted on padding
+/// (hd 72: 3 steps of 6; 96: 3 of 8; 128: 4 of 8); V rows staged at a time, as many as fit
+/// where Q and K were (a power of two that divides the tile: 16 at hd 72–128, 8 at 256).
+fn many_rows_tiling(hd: usize) -> Vec<(&'static str, u32)> {
+    let hd4 = hd.div_ceil(4);
+    let steps = hd4.div_ceil(8);
+    let per_step = hd4.div_ceil(steps);
+    let stage = (ROWS + TILE_KEYS) * (per_step | 1);
+    let value_rows = 1 << (stage / hd4).min(TILE_KEYS).ilog2();
+    vec![("head_dim", hd as u32), ("dims_per_step", per_step as u32), ("value_rows", value_rows as u32), ("stage", stage as u32)]
 }
 
 /// How many groups of invocations share the decode kernel's P·V (its `parts`): as many as the
@@ -214,7 +222,23 @@ pub async fn check_against_reference(gpu: &Gpu, (heads, kv_heads, s, t, hd): (us
 
 #[cfg(test)]
 mod tests {
-    use super::decode_parts;
+    use super::{TILE_KEYS, WORKGROUP_FLOATS, decode_parts, many_rows_tiling};
+
+    #[test]
+    fn many_rows_kernel_fits_workgroup_memory() {
+        for hd in 1..=super::MAX_HEAD_DIM {
+            let c: std::collections::HashMap<_, _> = many_rows_tiling(hd).into_iter().collect();
+            let (stage, per_step, value_rows) = (c["stage"] as usize, c["dims_per_step"] as usize, c["value_rows"] as usize);
+            // Staged vec4s, probabilities [BC][8], partial maxima [8][8].
+            assert!((stage + TILE_KEYS * 8 + 64) * 4 <= WORKGROUP_FLOATS, "hd {hd}");
+            assert!(per_step <= 8 && per_step * hd.div_ceil(4).div_ceil(per_step) >= hd.div_ceil(4), "hd {hd}");
+            assert!(TILE_KEYS.is_multiple_of(value_rows) && value_rows * hd.div_ceil(4) <= stage, "hd {hd}");
+        }
+        let tiling = |hd| many_rows_tiling(hd).into_iter().map(|(_, v)| v).collect::<Vec<_>>();
+        assert_eq!(tiling(72), [72, 6, 16, 448]);
+        assert_eq!(tiling(96), [96, 8, 16, 576]);
+        assert_eq!(tiling(256), [256, 8, 8, 576]);
+    }
 
     #[test]
     fn decode_kernel_fits_workgroup_memory_or_steps_aside() {
