@@ -70,7 +70,9 @@ var<workgroup> partial_max: array<vec4<f32>, 64u>;    // [cg][rg]
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let head = wid.y;
-    let r0 = wid.x * BR;
+    // Last row blocks first: under a causal mask they have the most keys to read, and a GPU
+    // starts workgroups roughly in order, so the short ones fill the tail of the dispatch.
+    let r0 = ((p.s + BR - 1u) / BR - 1u - wid.x) * BR;
     let rg = lid / 8u;
     let cg = lid % 8u;
     let q_base = head * p.s * HD;
