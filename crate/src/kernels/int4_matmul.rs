@@ -9,7 +9,7 @@ use super::source::{MAX_WORKGROUPS_PER_DIM, Wgsl};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 
-/// Rows of x and of W per workgroup (the shader's TILE: 16×16 invocations, 4×4 outputs each).
+/// Rows of x and of W per workgroup (the shader's TILE: 8×8 invocations, 8×8 outputs each).
 const TILE: usize = 64;
 
 /// `x [M, K] · Wᵀ → [M, N]`, any M; multiplying in f16 where the device has `shader-f16`.
@@ -40,7 +40,7 @@ fn matmul(gpu: &Gpu, x: Tensor<2>, w: &Int4Matrix, f16: bool) -> Result<Tensor<2
         return Err(Error::shape(OP, format!("{m}×{} output does not fit one dispatch", w.rows)));
     }
     let source = Wgsl { name: OP, text: include_str!("../../../shaders/int4_matmul.wgsl"), constants: vec![], flags: if f16 { vec!["f16"] } else { vec![] } };
-    w.launch(gpu, OP, x, w.rows, source, CubeDim::new_2d(16, 16), groups, [0, 0], &[])
+    w.launch(gpu, OP, x, w.rows, source, CubeDim::new_2d(8, 8), groups, [0, 0], &[])
 }
 
 /// [`int4_matmul`] on fresh random inputs against the CPU reference; returns the relative L2 error.

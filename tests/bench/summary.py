@@ -1,0 +1,108 @@
+"""The figures BENCHMARKS.md records, out of `fusion bench` and `torch_decode.py` reports.
+
+    python3 tests/bench/summary.py bench-3b.json bench-8b.json torch-3b.json torch-8b.json
+
+Prints markdown: per model the issue #4 targets, the whole-model figures, each kernel against
+its ceiling (copy bandwidth) and against burn's, and PyTorch's decode and prefill beside ours.
+A figure a report lacks (an older report, a run without `--stock`) prints as "–".
+"""
+
+import json
+import sys
+
+# torch_decode.py's model names for the shapes `fusion bench` calls 3b and 8b.
+TORCH_NAMES = {"FUSION-Phi3.5-3B": "3b", "FUSION-LLaMA3.1-8B": "8b"}
+
+
+def get(d, *path):
+    for key in path:
+        if not isinstance(d, dict) or key not in d:
+            return None
+        d = d[key]
+    return d
+
+
+def fmt(x, digits=3):
+    if x is None:
+        return "–"
+    if isinstance(x, bool) or isinstance(x, str):
+        return str(x)
+    if isinstance(x, int) or abs(x) >= 100:
+        return f"{x:,.0f}".replace(",", " ")
+    return f"{x:.{digits}g}"
+
+
+def pct(x):
+    return "–" if x is None else f"{100 * x:.1f} %"
+
+
+def table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(fmt(c) if not isinstance(c, str) else c for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def model_summary(report, m, torch):
+    name = m.get("model", "?")
+    fused = m.get("int4_fused", {})
+    out = [f"### {name}: {fmt(get(m, 'decoder', 'layers'))} layers, hidden {fmt(get(m, 'decoder', 'hidden'))}"]
+    linears = m.get("linears", [])
+    largest = max(linears, key=lambda l: l["shape"][0] * l["shape"][1], default={})
+    t = torch.get(name, {})
+    out.append(table(["target", "measured"], [
+        ["int4 matvec ≥ 80 % of copy (largest matrix)", f"{pct(largest.get('int4_matvec_vs_copy'))} ({fmt(largest.get('int4_matvec_gb_s'))} GB/s, {largest.get('shape')})"],
+        ["decode ≥ 60 % of roofline", f"{fmt(fused.get('decode_tok_s'))} tok/s, {pct(m.get('decode_vs_roofline'))} of {fmt(m.get('decode_roofline_tok_s'))}"],
+        ["time to first token ≤ 0.4 s (3B)", f"{fmt(fused.get('time_to_first_token_ms'))} ms (tiles {fmt(fused.get('tiles_ms'))}, vision {fmt(fused.get('vision_ms'))}, prefill {fmt(fused.get('prefill_ms'))})"],
+        ["PyTorch bf16 eager decode", f"{fmt(get(t, 'decode_tok_s'))} tok/s (ours ×{fmt(ratio(fused.get('decode_tok_s'), get(t, 'decode_tok_s')))}); prefill {fmt(get(t, 'prefill_tok_s'))} tok/s vs ours {fmt(fused.get('prefill_tok_s'))}"],
+    ]))
+    variants = [("int4, ours", "int4_fused"), ("int4, burn's attention etc.", "int4_burn_attention"), ("f32, all burn", "f32_burn_matmul_and_attention")]
+    present = [(label, m[key]) for label, key in variants if key in m]
+    rows = [[what] + [v.get(key) for _, v in present] for what, key in [
+        ("decode tok/s", "decode_tok_s"), ("decode graph", "decode_graph"), ("time to first token (ms)", "time_to_first_token_ms"),
+        ("… photo's tiles already encoded", "time_to_first_token_photo_cached_ms"), ("prefill tok/s", "prefill_tok_s"),
+        ("prompt tokens", "prompt_tokens")]]
+    rows.append(["decode tok/s, every kernel launched", m.get("int4_fused_launched_decode_tok_s")] + [None] * (len(present) - 1))
+    out.append(table([""] + [label for label, _ in present], rows))
+    out.append(table(["shape (out × in)", "per token", "matvec ms", "GB/s", "vs copy", "burn f32 matvec ms", "GEMM ms", "TFLOP/s", "f16", "GEMM f32 ms", "vs burn f32 matmul"], [
+        [f"{l['shape'][0]}×{l['shape'][1]}", l.get("per_token"), l.get("int4_matvec_ms"), l.get("int4_matvec_gb_s"), l.get("int4_matvec_vs_copy"),
+         l.get("burn_f32_matvec_ms"), l.get("int4_matmul_ms"), l.get("int4_matmul_tflop_s"), l.get("int4_matmul_f16"), l.get("int4_matmul_f32_ms"), l.get("int4_matmul_speedup")]
+        for l in linears]))
+    out.append(table(["attention", "heads (kv)", "rows × keys", "hd", "ours ms", "burn ms", "speed-up", "vs copy"], [
+        [a["case"], f"{a['heads']} ({a['kv_heads']})", f"{a['rows']} × {a['keys']}", a["head_dim"], a["fused_ms"], a["burn_ms"], a["speedup"], a.get("fused_vs_copy")]
+        for a in m.get("attention", [])]))
+    out.append(table(["matvec split", "shape", "subgroups", "GB/s", "vs copy", "default"], [
+        [f"{s.get('workgroup')}×{s.get('outputs')}", f"{s['shape'][0]}×{s['shape'][1]}", s.get("subgroups"), s.get("gb_s"), s.get("vs_copy"), s.get("default")]
+        for s in m.get("matvec_shapes", [])]))
+    e = m.get("swiglu_epilogue")
+    if e:
+        out.append(f"SwiGLU in the matvec epilogue {e['shape']}: {fmt(e['epilogue_ms'])} ms against {fmt(e['two_launches_ms'])} ms in two launches (×{fmt(e['speedup'])}).")
+    return "\n\n".join(out)
+
+
+def ratio(a, b):
+    return a / b if a and b else None
+
+
+def main(paths):
+    if not paths:
+        sys.exit(__doc__)
+    reports = []
+    for path in paths:
+        try:
+            with open(path) as f:
+                reports.append(json.load(f))
+        except (OSError, json.JSONDecodeError) as e:
+            sys.exit(f"summary.py: cannot read {path}: {e}")
+    torch = {TORCH_NAMES.get(m["model"], m["model"]): m for r in reports if "torch" in r for m in r["models"]}
+    for r in reports:
+        if "torch" in r:
+            print(f"PyTorch {r['torch']} (transformers {r['transformers']}) on {r['device']}: copy {fmt(r['copy_bandwidth_gb_s'])} GB/s\n")
+            continue
+        print(f"## {r.get('device')}: copy {fmt(r.get('copy_bandwidth_gb_s'))} GB/s; launch {fmt(get(r, 'launch_us', 'wgsl'))} µs (ours), "
+              f"{fmt(get(r, 'launch_us', 'burn'))} µs (burn's); shader-f16 {r.get('shader_f16')}, subgroups {r.get('subgroups')}\n")
+        for m in r.get("models", []):
+            print(model_summary(r, m, torch) + "\n")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
