@@ -1,6 +1,9 @@
 # Sourced by every build, test and demo script: one place for the toolchain environment.
-# One target dir per machine, outside the clone, so CI and later runs reuse the burn build.
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/fusion-vlm/target}"
+# One target dir per checkout, its own target/. Never one shared by several checkouts: cargo
+# records the files a build read outside the package (tests/, shaders/) by absolute path, so a
+# second checkout's edits there would be checked against the first checkout's files, found
+# up to date, and not built.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/target}"
 # lavapipe (Mesa's software Vulkan) wants a runtime dir; a private one silences its warning.
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d /tmp/fusion-xdg.XXXXXX)}"
 export PATH="$HOME/.cargo/bin:$PATH"

@@ -3,14 +3,17 @@ import { chromium } from 'playwright-core';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
-import { homedir, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { serve } from '../../web/serve.mjs';
 
 export { serve };
 
+const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
 /** The native CLI that `cargo test` built (tiny models, conversion, reference answers). */
-export const fusionCli = join(process.env.CARGO_TARGET_DIR ?? join(homedir(), '.cache/fusion-vlm/target'), 'debug', 'fusion');
+export const fusionCli = join(process.env.CARGO_TARGET_DIR ?? join(repoRoot, 'target'), 'debug', 'fusion');
 
 /**
  * A generated tiny checkpoint (`fusion tiny … args`) in `dir/src`, converted to int4 in
