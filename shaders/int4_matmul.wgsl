@@ -15,12 +15,17 @@ enable f16;
 //
 // Per step along k (KSTEP = 16) the workgroup stages a 64×16 block of x and of W in workgroup
 // memory, both k-major so the 4 values an invocation needs are one `vec4`; W is dequantised once
-// on the way in (each invocation unpacks the two words of one row: 16 weights of one group), so
-// every weight nibble is read from memory once per 64 activation rows. The next step's x and W
-// are loaded into registers while this step is computed, so the global loads' latency hides
-// behind arithmetic rather than stalling at the barrier. x outside [M, K] is staged as 0 and
-// rows of W are padded to whole groups with zero weights, so odd sizes need no special case in
-// the inner loop. 8 KiB of workgroup memory (4 in f16): within WebGPU's 16 KiB default.
+// on the way in (each invocation unpacks the two words of one row, one 8-byte load: 16 weights
+// of one group), so every weight nibble is read from memory once per 64 activation rows. x is
+// read with 16 consecutive invocations on the 16 k of a row, so one load instruction touches 2
+// rows' cache lines, not 32 (an 8-wide grid issues 4 times fewer loads per multiply-add than a
+// 16-wide one did, so scattered loads would cost as much as the arithmetic); its staged rows are
+// padded by one vec4 so those transposing stores fall on distinct banks but for pairs. The next
+// step's x and W are loaded into registers while this step is computed, so the global loads'
+// latency hides behind arithmetic rather than stalling at the barrier. x outside [M, K] is
+// staged as 0 and rows of W are padded to whole groups with zero weights, so odd sizes need no
+// special case in the inner loop. 8.25 KiB of workgroup memory (4.1 in f16): within WebGPU's
+// 16 KiB default.
 //
 // Precision (the `f16` flag, where the device has `shader-f16`): x and the dequantised weights
 // are staged as f16 and multiplied in f16, which halves workgroup-memory traffic and doubles
@@ -46,7 +51,7 @@ struct Params {
 }
 
 @group(0) @binding(0) var<storage, read_write> x: array<f32>;       // [M, K]
-@group(0) @binding(1) var<storage, read_write> w: array<u32>;       // [N, words_per_row]
+@group(0) @binding(1) var<storage, read_write> w: array<vec2<u32>>; // [N, words_per_row / 2]
 @group(0) @binding(2) var<storage, read_write> scales: array<u32>;  // [N * groups_per_row] f16, paired
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;       // [M, N]
 @group(0) @binding(4) var<uniform> p: Params;
@@ -55,6 +60,7 @@ const TILE: u32 = 64u;   // rows of x and of W per workgroup
 const KSTEP: u32 = 16u;  // k per staged block: two packed words of a row of W
 const T4: u32 = TILE / 4u;
 const HALF4: u32 = T4 / 2u; // vec4s between an invocation's two halves
+const XS: u32 = T4 + 1u;    // staged x: vec4s per k, one of them padding
 
 //#if f16
 alias stage = f16;
@@ -62,15 +68,15 @@ alias stage = f16;
 alias stage = f32;
 //#endif
 
-var<workgroup> xs: array<vec4<stage>, KSTEP * T4>;  // [k][m / 4]
+var<workgroup> xs: array<vec4<stage>, KSTEP * XS>;  // [k][m / 4], padded
 var<workgroup> ws: array<vec4<stage>, KSTEP * T4>;  // [k][n / 4]
 
 fn scale_at(i: u32) -> f32 {
     return unpack2x16float(scales[i >> 1u])[i & 1u];
 }
 
-// What one invocation stages per step: row `flat` of the x block (KSTEP values) and row `flat`
-// of the W block (two words and their group's scale).
+// What one invocation stages per step: column `flat % 16` of rows `flat / 16 + 4j` of the x block
+// (KSTEP values), and row `flat` of the W block (two words and their group's scale).
 struct Staged {
     xv: array<f32, KSTEP>,
     words: vec2<u32>,
@@ -79,17 +85,16 @@ struct Staged {
 
 fn load(m0: u32, n0: u32, flat: u32, k0: u32) -> Staged {
     var s: Staged;
-    let m = m0 + flat;
-    for (var i = 0u; i < KSTEP; i++) {
-        let k = k0 + i;
-        s.xv[i] = select(0.0, x[m * p.k + k], m < p.m && k < p.k);
+    let k = k0 + flat % KSTEP;
+    for (var j = 0u; j < KSTEP; j++) {
+        let m = m0 + flat / KSTEP + 4u * j;
+        s.xv[j] = select(0.0, x[m * p.k + k], m < p.m && k < p.k);
     }
     s.words = vec2<u32>(0x88888888u);  // zero weights past N
     s.scale = 0.0;
     let n = n0 + flat;
     if n < p.n {
-        let word = n * p.words_per_row + k0 / 8u;
-        s.words = vec2<u32>(w[word], w[word + 1u]);
+        s.words = w[(n * p.words_per_row + k0 / 8u) / 2u];
         s.scale = scale_at(n * p.groups_per_row + (k0 / 8u) / p.words_per_group);
     }
     return s;
@@ -107,9 +112,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
 
     var next = load(m0, n0, flat, 0u);
     for (var k0 = 0u; k0 < k_end; k0 += KSTEP) {
-        // Row `flat` of x into column `flat` of the k-major block; row `flat` of W dequantised.
-        for (var i = 0u; i < KSTEP; i++) {
-            xs[i * T4 + flat / 4u][flat % 4u] = stage(next.xv[i]);
+        // x transposed into the k-major block; row `flat` of W dequantised.
+        for (var j = 0u; j < KSTEP; j++) {
+            let m = flat / KSTEP + 4u * j;
+            xs[(flat % KSTEP) * XS + m / 4u][m % 4u] = stage(next.xv[j]);
         }
         for (var j = 0u; j < KSTEP; j++) {
             let nibble = (next.words[j / 8u] >> (4u * (j % 8u))) & 15u;
@@ -123,8 +129,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
         var block: array<vec4<f16>, 16>;
 //#endif
         for (var k = 0u; k < KSTEP; k++) {
-            let a0 = xs[k * T4 + lid.y];
-            let a1 = xs[k * T4 + lid.y + HALF4];
+            let a0 = xs[k * XS + lid.y];
+            let a1 = xs[k * XS + lid.y + HALF4];
             let b0 = ws[k * T4 + lid.x];
             let b1 = ws[k * T4 + lid.x + HALF4];
             for (var r = 0u; r < 4u; r++) {
