@@ -17,10 +17,10 @@ enable f16;
 // memory, both k-major so the 4 values an invocation needs are one `vec4`; W is dequantised once
 // on the way in (each invocation unpacks the two words of one row, one 8-byte load: 16 weights
 // of one group), so every weight nibble is read from memory once per 64 activation rows. x is
-// read with 16 consecutive invocations on the 16 k of a row, so one load instruction touches 2
-// rows' cache lines, not 32 (an 8-wide grid issues 4 times fewer loads per multiply-add than a
-// 16-wide one did, so scattered loads would cost as much as the arithmetic); its staged rows are
-// padded by one vec4 so those transposing stores fall on distinct banks but for pairs. The next
+// read with 16 consecutive invocations on the 16 k of a row, so one load instruction touches the
+// cache lines of 2 rows, not 32 (loads that scattered would keep the load/store pipe as busy as
+// the arithmetic); its staged rows are padded by one vec4 so those transposing stores fall on
+// distinct banks but for pairs. The next
 // step's x and W are loaded into registers while this step is computed, so the global loads'
 // latency hides behind arithmetic rather than stalling at the barrier. x outside [M, K] is
 // staged as 0 and rows of W are padded to whole groups with zero weights, so odd sizes need no
