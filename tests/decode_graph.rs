@@ -8,11 +8,19 @@ mod common;
 use common::chat::{ask, engine, options, photo};
 use common::gpu;
 use fusion::config::Backbone;
+use fusion::gpu::Gpu;
 use fusion::model::{FusionModel, Prompt, VisionOptions, WeightFormat};
 use fusion::testing::{RandomModel, TinySpec};
 
 /// Past the cache's first capacity (256 positions), so one step re-records.
 const STEPS: usize = 270;
+
+/// The tiny model of a backbone with random int4 weights, on `gpu`.
+fn tiny_model(backbone: Backbone, gpu: &Gpu) -> FusionModel {
+    let mut source = RandomModel::new(&TinySpec::new(backbone), 32).unwrap();
+    let (config, vision) = (source.config.clone(), source.vision.clone());
+    FusionModel::from_source(config, &vision, &mut source, gpu, WeightFormat::Int4 { group: 32 }).unwrap()
+}
 
 fn logits_of(model: &FusionModel, tokens: &[u32]) -> (Vec<Vec<f32>>, String) {
     let mut cache = model.new_cache();
@@ -23,14 +31,11 @@ fn logits_of(model: &FusionModel, tokens: &[u32]) -> (Vec<Vec<f32>>, String) {
 #[test]
 fn recorded_decode_steps_equal_launched_ones() {
     for backbone in [Backbone::Phi, Backbone::Llama] {
-        let spec = TinySpec::new(backbone);
-        let mut source = RandomModel::new(&spec, 32).unwrap();
-        let (config, vision) = (source.config.clone(), source.vision.clone());
-        let model = FusionModel::from_source(config.clone(), &vision, &mut source, gpu(), WeightFormat::Int4 { group: 32 }).unwrap();
+        let model = tiny_model(backbone, gpu());
         // Off by default natively (`Gpu::record_decode_steps`). The only test recording on this
-        // binary's shared device: the other one records on a device of its own.
+        // binary's shared device: the others record on devices of their own.
         model.set_decode_graphs(true);
-        let vocab = config.vocab_size as u64;
+        let vocab = model.config.vocab_size as u64;
         let tokens: Vec<u32> = (0..STEPS as u64).map(|i| ((i * 7919 + 13) % vocab) as u32).collect();
         let (recorded, path) = logits_of(&model, &tokens);
         assert_eq!(path, "recorded", "{backbone:?}: the decode step was not recorded");
@@ -81,10 +86,7 @@ fn models_on_two_threads_record_on_one_device() {
         for backbone in [Backbone::Phi, Backbone::Llama] {
             let gpu = gpu.clone();
             threads.spawn(move || {
-                let spec = TinySpec::new(backbone);
-                let mut source = RandomModel::new(&spec, 32).unwrap();
-                let (config, vision) = (source.config.clone(), source.vision.clone());
-                let model = FusionModel::from_source(config, &vision, &mut source, &gpu, WeightFormat::Int4 { group: 32 }).unwrap();
+                let model = tiny_model(backbone, &gpu);
                 let vision = VisionOptions { latents: 0, reduced_side: None };
                 for round in 0..24 {
                     // Longer and longer prompts, so each thread's memory pools keep growing

@@ -38,11 +38,11 @@ def pct(x):
 
 def table(header, rows):
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(fmt(c) if not isinstance(c, str) else c for c in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(fmt(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
 
 
-def model_summary(report, m, torch):
+def model_summary(m, torch):
     name = m.get("model", "?")
     fused = m.get("int4_fused", {})
     out = [f"### {name}: {fmt(get(m, 'decoder', 'layers'))} layers, hidden {fmt(get(m, 'decoder', 'hidden'))}"]
@@ -101,7 +101,7 @@ def main(paths):
         print(f"## {r.get('device')}: copy {fmt(r.get('copy_bandwidth_gb_s'))} GB/s; launch {fmt(get(r, 'launch_us', 'wgsl'))} µs (ours), "
               f"{fmt(get(r, 'launch_us', 'burn'))} µs (burn's); shader-f16 {r.get('shader_f16')}, subgroups {r.get('subgroups')}\n")
         for m in r.get("models", []):
-            print(model_summary(r, m, torch) + "\n")
+            print(model_summary(m, torch) + "\n")
 
 
 if __name__ == "__main__":
