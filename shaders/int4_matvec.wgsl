@@ -9,9 +9,11 @@ enable subgroups;
 // - W is read in 16-byte loads (`vec4<u32>`, 32 nibbles: one whole group at group 32, never two
 //   groups, since groups are multiples of 32), consecutive invocations on consecutive loads of a
 //   row, so each load instruction of a workgroup is one coalesced burst;
-// - a workgroup owns OUTPUTS output features and each invocation loads its slice of all of them
-//   before using any, so OUTPUTS independent loads are in flight per invocation, and each x value
-//   read (from cache) serves OUTPUTS weights instead of one;
+// - a workgroup owns OUTPUTS output features and each invocation loads its slice of all of them,
+//   UNROLL steps along the row at a time, before using any: UNROLL × OUTPUTS independent loads
+//   in flight per invocation (a row of the decoders' widths is only 3–14 steps of a 32-wide
+//   workgroup, so small matrices have few invocations to hide memory latency with), and each x
+//   value read (from cache) serves OUTPUTS weights instead of one;
 // - each weight is dequantised once and reused for all ROWS activation rows; ROWS is a constant
 //   so a decode step (ROWS = 1) does no work for rows it does not have.
 // x arrives padded with zeros to the packed row length (whole groups), so it too is read as
@@ -39,7 +41,7 @@ enable subgroups;
 // silu(gate) · up, half as many outputs as W has rows.
 //
 // Placeholders: {{ workgroup_size }} (power of two), {{ rows }}, {{ outputs }} (even with
-// swiglu), {{ swiglu }} (1 or 0). Flags:
+// swiglu), {{ unroll }}, {{ swiglu }} (1 or 0). Flags:
 // subgroups, subgroups_directive (the browser needs `enable subgroups;`; naga rejects it and
 // takes the builtins without it).
 
@@ -64,6 +66,7 @@ struct Params {
 const WG: u32 = {{ workgroup_size }}u;
 const ROWS: u32 = {{ rows }}u;
 const OUTPUTS: u32 = {{ outputs }}u;
+const UNROLL: u32 = {{ unroll }}u;
 const SWIGLU: u32 = {{ swiglu }}u;
 // Outputs a workgroup writes per activation row.
 const STORED: u32 = OUTPUTS / (1u + SWIGLU);
@@ -107,32 +110,42 @@ fn main(
     var acc: array<f32, ROWS * OUTPUTS>;
     for (var i = 0u; i < ROWS * OUTPUTS; i++) { acc[i] = 0.0; }
 
-    for (var v = lid; v < loads; v += WG) {
-        var wv: array<vec4<u32>, OUTPUTS>;
-        var s: array<f32, OUTPUTS>;
-        let group = v * 4u / p.words_per_group;
-        for (var o = 0u; o < OUTPUTS; o++) {
-            let n = weight_row(first, o);
-            wv[o] = w[n * loads + v];
-            s[o] = scale_at(n * p.groups_per_row + group);
-        }
-        for (var r = 0u; r < ROWS; r++) {
-            let b = r * x_stride + v * 8u;
-            let x0 = x[b] * DESCALE;
-            let x1 = x[b + 1u] * DESCALE;
-            let x2 = x[b + 2u] * DESCALE;
-            let x3 = x[b + 3u] * DESCALE;
-            let x4 = x[b + 4u] * DESCALE;
-            let x5 = x[b + 5u] * DESCALE;
-            let x6 = x[b + 6u] * DESCALE;
-            let x7 = x[b + 7u] * DESCALE;
+    for (var v0 = lid; v0 < loads; v0 += WG * UNROLL) {
+        // Every load of the step is issued before any is used. The row's last step may run
+        // past its end: those slots re-read the row's last load (always in bounds, a cache
+        // hit) and are never added.
+        var wv: array<vec4<u32>, UNROLL * OUTPUTS>;
+        var s: array<f32, UNROLL * OUTPUTS>;
+        for (var u = 0u; u < UNROLL; u++) {
+            let v = min(v0 + u * WG, loads - 1u);
+            let group = v * 4u / p.words_per_group;
             for (var o = 0u; o < OUTPUTS; o++) {
-                let q = wv[o];
-                let d = dot(x0, nibbles(q.x)) + dot(x1, nibbles(q.x >> 16u))
-                      + dot(x2, nibbles(q.y)) + dot(x3, nibbles(q.y >> 16u))
-                      + dot(x4, nibbles(q.z)) + dot(x5, nibbles(q.z >> 16u))
-                      + dot(x6, nibbles(q.w)) + dot(x7, nibbles(q.w >> 16u));
-                acc[r * OUTPUTS + o] += d * s[o];
+                let n = weight_row(first, o);
+                wv[u * OUTPUTS + o] = w[n * loads + v];
+                s[u * OUTPUTS + o] = scale_at(n * p.groups_per_row + group);
+            }
+        }
+        for (var u = 0u; u < UNROLL; u++) {
+            let v = v0 + u * WG;
+            if v >= loads { break; }
+            for (var r = 0u; r < ROWS; r++) {
+                let b = r * x_stride + v * 8u;
+                let x0 = x[b] * DESCALE;
+                let x1 = x[b + 1u] * DESCALE;
+                let x2 = x[b + 2u] * DESCALE;
+                let x3 = x[b + 3u] * DESCALE;
+                let x4 = x[b + 4u] * DESCALE;
+                let x5 = x[b + 5u] * DESCALE;
+                let x6 = x[b + 6u] * DESCALE;
+                let x7 = x[b + 7u] * DESCALE;
+                for (var o = 0u; o < OUTPUTS; o++) {
+                    let q = wv[u * OUTPUTS + o];
+                    let d = dot(x0, nibbles(q.x)) + dot(x1, nibbles(q.x >> 16u))
+                          + dot(x2, nibbles(q.y)) + dot(x3, nibbles(q.y >> 16u))
+                          + dot(x4, nibbles(q.z)) + dot(x5, nibbles(q.z >> 16u))
+                          + dot(x6, nibbles(q.w)) + dot(x7, nibbles(q.w >> 16u));
+                    acc[r * OUTPUTS + o] += d * s[u * OUTPUTS + o];
+                }
             }
         }
     }

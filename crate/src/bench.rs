@@ -301,8 +301,9 @@ fn bench_group_sizes(gpu: &Gpu, o: &BenchOptions, (n, k): (usize, usize), copy_g
 }
 
 /// The int4 matvec kernel's work split and reduction (shared memory; subgroups where the
-/// device has them), measured on the model's largest decoder matrix and on its most frequent
-/// one: the data behind `MatvecShape::DEFAULT` and the choice of reduction.
+/// device has them), measured on the model's largest decoder matrix, its most frequent one and
+/// its smallest (the hardest to keep enough loads in flight for): the data behind
+/// `MatvecShape::DEFAULT` and the choice of reduction.
 fn bench_matvec_shapes(gpu: &Gpu, o: &BenchOptions, matrices: &[(usize, usize)], copy_gbs: f64) -> Result<Vec<Value>> {
     use crate::kernels::int4_matvec::{MatvecShape, int4_matvec_variant};
     let mut out = Vec::new();
@@ -314,7 +315,7 @@ fn bench_matvec_shapes(gpu: &Gpu, o: &BenchOptions, matrices: &[(usize, usize)],
             for shape in MatvecShape::CANDIDATES {
                 let ms = kernel_ms(gpu, o.repeats, || int4_matvec_variant(gpu, x.clone(), &w, shape, subgroups).map(drop))?;
                 out.push(json!({
-                    "shape": [n, k], "workgroup": shape.workgroup, "outputs": shape.outputs, "subgroups": subgroups,
+                    "shape": [n, k], "workgroup": shape.workgroup, "outputs": shape.outputs, "unroll": shape.unroll, "subgroups": subgroups,
                     "default": shape == MatvecShape::DEFAULT && subgroups == gpu.capabilities().subgroups,
                     "ms": round(ms), "gb_s": round(bytes / (ms * 1e6)), "vs_copy": round(bytes / (ms * 1e6) / copy_gbs),
                 }));
@@ -386,6 +387,7 @@ fn bench_model(gpu: &Gpu, o: &BenchOptions, shapes: Shapes, copy_gbs: f64) -> Re
     let linears = decoder_linears(&source);
     let largest = linears.iter().map(|l| l.0).max_by_key(|&(n, k)| n * k).unwrap_or((1, 32));
     let most_frequent = linears.iter().max_by_key(|l| (l.1, l.0.0 * l.0.1)).map_or((1, 32), |l| l.0);
+    let smallest = linears.iter().map(|l| l.0).min_by_key(|&(n, k)| n * k).unwrap_or((1, 32));
 
     let load = now_ms();
     let mut model = FusionModel::from_source(config.clone(), &source.vision.clone(), &mut source, gpu, WeightFormat::Int4 { group: o.group })?;
@@ -437,7 +439,7 @@ fn bench_model(gpu: &Gpu, o: &BenchOptions, shapes: Shapes, copy_gbs: f64) -> Re
         "attention": attention,
         "swiglu_epilogue": swiglu_epilogue,
         "group_sizes": bench_group_sizes(gpu, o, largest, copy_gbs)?,
-        "matvec_shapes": bench_matvec_shapes(gpu, o, &[largest, most_frequent], copy_gbs)?,
+        "matvec_shapes": bench_matvec_shapes(gpu, o, &[largest, most_frequent, smallest], copy_gbs)?,
         "linears": linears,
     });
     if o.stock_matmul {

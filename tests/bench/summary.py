@@ -70,8 +70,8 @@ def model_summary(m, torch):
     out.append(table(["attention", "heads (kv)", "rows × keys", "hd", "ours ms", "burn ms", "speed-up", "vs copy"], [
         [a["case"], f"{a['heads']} ({a['kv_heads']})", f"{a['rows']} × {a['keys']}", a["head_dim"], a["fused_ms"], a["burn_ms"], a["speedup"], a.get("fused_vs_copy")]
         for a in m.get("attention", [])]))
-    out.append(table(["matvec split", "shape", "subgroups", "GB/s", "vs copy", "default"], [
-        [f"{s.get('workgroup')}×{s.get('outputs')}", f"{s['shape'][0]}×{s['shape'][1]}", s.get("subgroups"), s.get("gb_s"), s.get("vs_copy"), s.get("default")]
+    out.append(table(["matvec split (invocations × outputs × steps)", "shape", "subgroups", "GB/s", "vs copy", "default"], [
+        [f"{s.get('workgroup')}×{s.get('outputs')}×{s.get('unroll', 1)}", f"{s['shape'][0]}×{s['shape'][1]}", s.get("subgroups"), s.get("gb_s"), s.get("vs_copy"), s.get("default")]
         for s in m.get("matvec_shapes", [])]))
     e = m.get("swiglu_epilogue")
     if e:

@@ -17,6 +17,9 @@ pub struct MatvecShape {
     pub workgroup: u32,
     /// Output features per workgroup: loads in flight per invocation, and reuse of each x value.
     pub outputs: u32,
+    /// Steps along the row whose loads are issued together: `outputs × unroll` loads in flight
+    /// per invocation, without more outputs' worth of registers and x traffic per load.
+    pub unroll: u32,
 }
 
 impl MatvecShape {
@@ -24,22 +27,26 @@ impl MatvecShape {
     /// (3072–14336 columns: 96–448 loads of 16 bytes) into 3–14 loads each. Measured on an H100
     /// (`fusion bench`, `matvec_shapes`): the best of the candidates below on the 3B's and 8B's
     /// matrices, 16–30 % faster than 64 × 4, the first choice (BENCHMARKS.md).
-    pub const DEFAULT: Self = Self { workgroup: 32, outputs: 4 };
+    /// `unroll` 1: the candidates with more steps in flight came after that measurement.
+    pub const DEFAULT: Self = Self::new(32, 4, 1);
 
     /// The splits `fusion bench` compares (and the kernel test checks).
-    pub const CANDIDATES: [Self; 8] = [
-        Self::new(16, 4),
-        Self::new(16, 8),
-        Self::new(32, 2),
+    pub const CANDIDATES: [Self; 11] = [
+        Self::new(16, 4, 1),
+        Self::new(16, 8, 1),
+        Self::new(32, 2, 1),
         Self::DEFAULT,
-        Self::new(32, 8),
-        Self::new(64, 4),
-        Self::new(128, 4),
-        Self::new(256, 4),
+        Self::new(32, 8, 1),
+        Self::new(64, 4, 1),
+        Self::new(128, 4, 1),
+        Self::new(256, 4, 1),
+        Self::new(32, 4, 2),
+        Self::new(32, 4, 4),
+        Self::new(32, 2, 4),
     ];
 
-    const fn new(workgroup: u32, outputs: u32) -> Self {
-        Self { workgroup, outputs }
+    const fn new(workgroup: u32, outputs: u32, unroll: u32) -> Self {
+        Self { workgroup, outputs, unroll }
     }
 }
 
@@ -215,7 +222,7 @@ fn matvec(gpu: &Gpu, x: Tensor<2>, w: &Int4Matrix, shape: MatvecShape, subgroups
     let source = Wgsl {
         name: OP,
         text: include_str!("../../../shaders/int4_matvec.wgsl"),
-        constants: vec![("workgroup_size", shape.workgroup), ("rows", m as u32), ("outputs", shape.outputs), ("swiglu", swiglu as u32)],
+        constants: vec![("workgroup_size", shape.workgroup), ("rows", m as u32), ("outputs", shape.outputs), ("unroll", shape.unroll), ("swiglu", swiglu as u32)],
         flags: subgroup_flags(subgroups),
     };
     w.launch(gpu, OP, x, features, source, CubeDim::new_1d(shape.workgroup), (groups_x, groups_y), [groups_x as u32, add], &[Read(&residual)])
