@@ -93,13 +93,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     var m = vec4<f32>(LOWEST); // running maximum of each of the 4 rows
     var l = vec4<f32>(0.0);    // running sum
-    var acc: array<vec4<f32>, 4u * NCOL>; // acc[i * NCOL + c]: row 4rg + i, vec4 column cg + 8c
-    for (var a = 0u; a < 4u * NCOL; a++) { acc[a] = vec4<f32>(0.0); }
+    var acc = array<vec4<f32>, 4u * NCOL>(); // acc[i * NCOL + c]: row 4rg + i, vec4 column cg + 8c
 
     for (var t0 = 0u; t0 < end; t0 += BC) {
         // S = Q·Kᵀ: s[j][i] is row 4rg + i's score of key t0 + cg + 8j.
-        var s: array<vec4<f32>, 4>;
-        for (var j = 0u; j < 4u; j++) { s[j] = vec4<f32>(0.0); }
+        var s = array<vec4<f32>, 4>();
         for (var step = 0u; step < STEPS; step++) {
             for (var e = lid; e < (BR + BC) * DC4; e += 64u) {
                 let r = e / DC4;
@@ -129,7 +127,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         }
 
         // Bias and mask, then the tile's maximum of each row, across the 8 invocations of a row group.
-        var seen: array<vec4<bool>, 4>;
+        var seen = array<vec4<bool>, 4>();
         var tile_max = vec4<f32>(LOWEST);
         for (var j = 0u; j < 4u; j++) {
             let key = t0 + cg + 8u * j;

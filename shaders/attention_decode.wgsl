@@ -76,8 +76,7 @@ fn partials(chunk: u32, kv_head: u32, lid: u32, t: u32) {
     // Scores: key j's dot with every query head of the group, split over its LANES lanes.
     let j = lid / LANES;
     let lane = lid % LANES;
-    var d: array<f32, MAX_GROUP>;
-    for (var r = 0u; r < MAX_GROUP; r++) { d[r] = 0.0; }
+    var d = array<f32, MAX_GROUP>();
     if j < n {
         for (var c = lane; c < VECS; c += LANES) {
             let key = k[base + j * VECS + c];
@@ -108,8 +107,7 @@ fn partials(chunk: u32, kv_head: u32, lid: u32, t: u32) {
     let c = lid % VECS;
     let which = lid / VECS;
     if which < PARTS {
-        var acc: array<vec4<f32>, MAX_GROUP>;
-        for (var r = 0u; r < MAX_GROUP; r++) { acc[r] = vec4<f32>(0.0); }
+        var acc = array<vec4<f32>, MAX_GROUP>();
         for (var jj = which; jj < n; jj += PARTS) {
             let value = v[base + jj * VECS + c];
             for (var r = 0u; r < MAX_GROUP; r++) { acc[r] += probs[r * CHUNK + jj] * value; }

@@ -84,7 +84,7 @@ struct Staged {
 }
 
 fn load(m0: u32, n0: u32, flat: u32, k0: u32) -> Staged {
-    var s: Staged;
+    var s = Staged();
     let k = k0 + flat % KSTEP;
     for (var j = 0u; j < KSTEP; j++) {
         let m = m0 + flat / KSTEP + 4u * j;
@@ -106,7 +106,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     let m0 = wid.y * TILE;
     let flat = lid.y * 8u + lid.x;
     // acc[2r + h]: row r of the invocation's 8 (4ty + r, then 32 + 4ty + r - 4), column half h.
-    var acc: array<vec4<f32>, 16>;
+    var acc = array<vec4<f32>, 16>();
     // The loop holds barriers, so its bound must be uniform: it is, read from a uniform buffer.
     let k_end = p.words_per_row * 8u;
 
@@ -126,7 +126,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
             next = load(m0, n0, flat, k0 + KSTEP);
         }
 //#if f16
-        var block: array<vec4<f16>, 16>;
+        var block = array<vec4<f16>, 16>();
 //#endif
         for (var k = 0u; k < KSTEP; k++) {
             let a0 = xs[k * XS + lid.y];

@@ -107,15 +107,14 @@ fn main(
     let loads = p.words_per_row / 4u;
     let x_stride = p.words_per_row * 2u;
 
-    var acc: array<f32, ROWS * OUTPUTS>;
-    for (var i = 0u; i < ROWS * OUTPUTS; i++) { acc[i] = 0.0; }
+    var acc = array<f32, ROWS * OUTPUTS>();
 
     for (var v0 = lid; v0 < loads; v0 += WG * UNROLL) {
         // Every load of the step is issued before any is used. The row's last step may run
         // past its end: those slots re-read the row's last load (always in bounds, a cache
         // hit) and are never added.
-        var wv: array<vec4<u32>, UNROLL * OUTPUTS>;
-        var s: array<f32, UNROLL * OUTPUTS>;
+        var wv = array<vec4<u32>, UNROLL * OUTPUTS>();
+        var s = array<f32, UNROLL * OUTPUTS>();
         for (var u = 0u; u < UNROLL; u++) {
             let v = min(v0 + u * WG, loads - 1u);
             let group = v * 4u / p.words_per_group;

@@ -130,6 +130,29 @@ impl Wgsl {
 mod tests {
     use super::select_blocks;
 
+    /// Every function-scope `var` in `shaders/` is declared with an initializer. WGSL zeroes a
+    /// `var` declared without one each time its declaration runs, once per iteration inside a
+    /// loop, but Tint (Chromium 156, and Dawn for Node) zeroes it once per invocation: a
+    /// per-step accumulator declared that way in the f16 GEMM summed every earlier step again
+    /// in the browser (rel. L2 error 2.5 to 12) while naga, which honours the rule since
+    /// wgpu 30, got it right. `var x = T();` is the zero value on both.
+    #[test]
+    fn shader_variables_are_initialised_where_declared() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../shaders");
+        let mut offenders = Vec::new();
+        for entry in std::fs::read_dir(dir).expect("the shaders folder") {
+            let path = entry.expect("a shader file").path();
+            let text = std::fs::read_to_string(&path).expect("a readable shader");
+            for (i, line) in text.lines().enumerate() {
+                let code = line.split("//").next().unwrap_or("").trim_start();
+                if code.starts_with("var ") && !code.contains('=') {
+                    offenders.push(format!("{}:{}: {}", path.display(), i + 1, line.trim()));
+                }
+            }
+        }
+        assert!(offenders.is_empty(), "declare these with an initializer (`var x = T();`):\n{}", offenders.join("\n"));
+    }
+
     #[test]
     fn blocks_are_kept_by_their_flags_and_nest() {
         let text = "a\n//#if x\nb\n  //#if y\nc\n  //#else\nd\n  //#endif\n//#else\ne\n//#endif\nf\n";
