@@ -7,3 +7,6 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}"
 # lavapipe (Mesa's software Vulkan) wants a runtime dir; a private one silences its warning.
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d /tmp/fusion-xdg.XXXXXX)}"
 export PATH="$HOME/.cargo/bin:$PATH"
+# Mesa 25's lavapipe, unpacked by .ci/setup (never installed): Dawn's Vulkan driver for the
+# shader-f16 kernel tests (tests/browser/dawn.mjs).
+export FUSION_DAWN_ICD="${FUSION_DAWN_ICD:-$HOME/.cache/fusion-vlm/mesa-backports/lvp_icd.json}"

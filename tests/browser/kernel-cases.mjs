@@ -1,0 +1,55 @@
+// The kernel checks both WebGPU test suites run (Chromium on SwiftShader: kernel.test.mjs;
+// Dawn for Node with shader-f16: kernel-f16.test.mjs): each `Engine` check method with its
+// cases, the arguments before the seed.
+import assert from 'node:assert/strict';
+
+export const KERNELS = {
+  // m, n, k, group, subgroup reduction (else workgroup memory)
+  checkInt4Matvec: [
+    [1, 37, 40, 32, false],
+    [3, 129, 333, 32, false],
+    [8, 257, 1000, 128, false],
+    [2, 70, 4096, 64, false],
+  ],
+  // m, n (gate rows, then as many up rows), k, group
+  checkInt4MatvecSwiglu: [
+    [1, 16384, 3072, 32],
+    [3, 74, 96, 32],
+  ],
+  checkInt4Matmul: [
+    [9, 17, 40, 32],
+    [67, 130, 200, 64],
+    [33, 129, 333, 32],
+  ],
+  // heads, kv heads, rows, keys, head dim, spare cache rows, causal, key bias
+  checkAttention: [
+    [6, 2, 5, 133, 12, 123, true, false], // prefill after cached positions, GQA
+    [4, 4, 1, 300, 24, 212, true, false], // split-K decode
+    [32, 8, 1, 200, 128, 56, true, false], // LLaMA-3.1-8B decode heads
+    [3, 3, 70, 70, 9, 0, false, true], // vision rows, padded keys, odd head dim
+  ],
+  checkRmsNorm: [
+    [1, 3072],
+    [5, 257],
+  ],
+  // positions, heads, kv heads, head dim, packed as the fused projection, first cache row, cache rows
+  checkRope: [
+    [1, 32, 32, 96, true, 650, 1024],
+    [7, 6, 2, 10, false, 5, 13],
+  ],
+  checkSwiglu: [
+    [1, 8192],
+    [3, 257],
+  ],
+};
+
+// f32 accumulation against an f64 reference, as in the native tests.
+const F32_TOLERANCE = 1e-5;
+
+/** Every case's relative L2 error within its bound: the GEMM's is the engine's own (wider in f16). */
+export function assertWithinTolerance(check, cases, errors, { matmulTolerance, seed, log = [] }) {
+  const bound = check === 'checkInt4Matmul' ? matmulTolerance : F32_TOLERANCE;
+  cases.forEach((args, i) => {
+    assert.ok(errors[i] < bound, `${check}(${args}) seed=${seed}: rel L2 ${errors[i]} (bound ${bound})\n${log.join('\n')}`);
+  });
+}
