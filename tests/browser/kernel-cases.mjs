@@ -20,6 +20,7 @@ export const KERNELS = {
     [9, 17, 40, 32],
     [67, 130, 200, 64],
     [33, 129, 333, 32],
+    [70, 65, 3072, 32], // Phi-3.5's width: 192 staged steps, each block's f16 sum added into f32
   ],
   // heads, kv heads, rows, keys, head dim, spare cache rows, causal, key bias
   checkAttention: [
@@ -27,6 +28,8 @@ export const KERNELS = {
     [4, 4, 1, 300, 24, 212, true, false], // split-K decode
     [32, 8, 1, 200, 128, 56, true, false], // LLaMA-3.1-8B decode heads
     [3, 3, 70, 70, 9, 0, false, true], // vision rows, padded keys, odd head dim
+    [2, 2, 40, 90, 96, 10, true, false], // Phi-3.5 prefill heads: staged in several steps
+    [4, 1, 37, 101, 128, 27, true, false], // LLaMA-3.1 prefill heads, GQA 4, a part-filled row block
   ],
   checkRmsNorm: [
     [1, 3072],
