@@ -181,3 +181,17 @@ fn bench_rejects_unknown_models() {
     assert_eq!(run.status.code(), Some(2), "clap usage error");
     assert!(String::from_utf8_lossy(&run.stderr).contains("70b"));
 }
+
+#[test]
+fn bench_refuses_a_copy_probe_larger_than_the_device_binds() {
+    let out = std::env::temp_dir().join(format!("fusion-bench-copy-{}.json", std::process::id()));
+    let run = Command::new(env!("CARGO_BIN_EXE_fusion"))
+        .args(["bench", "--model", "tiny", "--copy-mib", "1000000", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("--copy-mib") && !stderr.contains("panicked"), "{stderr}");
+    assert!(!out.exists(), "no report from a failed run");
+}

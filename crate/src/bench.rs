@@ -123,6 +123,10 @@ fn kernel_ms(gpu: &Gpu, repeats: usize, mut f: impl FnMut() -> Result<()> + Send
 /// Device copy bandwidth, read + write bytes per second, in GB/s.
 fn copy_bandwidth(gpu: &Gpu, o: &BenchOptions) -> Result<f64> {
     let len = (o.copy_bytes / 4).next_multiple_of(4);
+    let most = gpu.max_binding_bytes();
+    if (len * 4) as u64 > most {
+        return Err(Error::invalid("bench", format!("the copy probe's {} MiB exceed the {} MiB {} can bind: pass --copy-mib {} or less", (len * 4) >> 20, most >> 20, gpu.adapter_name(), most >> 20)));
+    }
     let (src, dst) = (gpu.empty_f32(len), gpu.empty_f32(len));
     let ms = kernel_ms(gpu, o.repeats, || crate::kernels::copy::copy(gpu, &src, &dst, len, 0))?;
     Ok(2.0 * (len * 4) as f64 / (ms * 1e6))
