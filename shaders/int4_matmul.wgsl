@@ -20,12 +20,11 @@ enable f16;
 // read with 16 consecutive invocations on the 16 k of a row, so one load instruction touches the
 // cache lines of 2 rows, not 32 (loads that scattered would keep the load/store pipe as busy as
 // the arithmetic); its staged rows are padded by one vec4 so those transposing stores fall on
-// distinct banks but for pairs. The next
-// step's x and W are loaded into registers while this step is computed, so the global loads'
-// latency hides behind arithmetic rather than stalling at the barrier. x outside [M, K] is
-// staged as 0 and rows of W are padded to whole groups with zero weights, so odd sizes need no
-// special case in the inner loop. 8.25 KiB of workgroup memory (4.1 in f16): within WebGPU's
-// 16 KiB default.
+// distinct banks but for pairs. The next step's x and W are loaded into registers while this
+// step is computed, so the global loads' latency hides behind arithmetic rather than stalling
+// at the barrier. x outside [M, K] is staged as 0 and rows of W are padded to whole groups with
+// zero weights, so odd sizes need no special case in the inner loop. 8.25 KiB of workgroup
+// memory (4.1 in f16): within WebGPU's 16 KiB default.
 //
 // Precision (the `f16` flag, where the device has `shader-f16`): x and the dequantised weights
 // are staged as f16 and multiplied in f16, which halves workgroup-memory traffic and doubles
