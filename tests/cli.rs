@@ -139,6 +139,12 @@ fn bench_writes_a_complete_report() {
     let copy = positive(&report["copy_bandwidth_gb_s"], "copy bandwidth");
     positive(&report["launch_us"]["wgsl"], "launch overhead of our kernels");
     positive(&report["launch_us"]["burn"], "launch overhead of burn's");
+    let text = report["text_stream_us"].as_array().unwrap_or_else(|| panic!("no text_stream_us in {report}"));
+    assert_eq!(text.iter().map(|t| t["answer_tokens"].as_u64()).collect::<Vec<_>>(), [Some(512), Some(2048)]);
+    for t in text {
+        positive(&t["stream"], "streamed text, µs per token");
+        positive(&t["whole_answer_each_step"], "whole-answer decode, µs per step");
+    }
     let model = &report["models"][0];
     assert_eq!(model["model"], "tiny");
     for variant in ["int4_fused", "int4_burn_attention"] {

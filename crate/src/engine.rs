@@ -262,7 +262,8 @@ impl Engine {
         let mut logits = read_f32(logits).await?;
         let first_ms = now_ms() - start;
         let mut sampler = Sampler::new(options.sampling.clone());
-        let (mut tokens, mut text) = (Vec::new(), String::new());
+        let mut tokens = Vec::new();
+        let mut stream = self.tokenizer.text_stream();
         let mut pending = None;
         let stop = loop {
             if tokens.len() >= options.sampling.max_new_tokens || cache.len() + 1 >= self.model.config.max_context() {
@@ -274,16 +275,10 @@ impl Engine {
             }
             tokens.push(next);
             pending = Some(next);
-            // Decode the whole answer each time so multi-token characters come out whole; hold
-            // back a trailing partial character (U+FFFD) until it completes.
-            let decoded = self.tokenizer.decode(&tokens)?;
-            let complete = decoded.trim_end_matches('\u{FFFD}');
-            if complete.len() > text.len() && complete.starts_with(text.as_str()) {
-                let go_on = on_text(&complete[text.len()..]);
-                text = complete.to_owned();
-                if !go_on {
-                    break StopReason::Cancelled;
-                }
+            if let Some(piece) = stream.next(&tokens)?
+                && !on_text(&piece)
+            {
+                break StopReason::Cancelled;
             }
             if tokens.len() < options.sampling.max_new_tokens {
                 logits = read_f32(self.model.decode(next, cache)?).await?;

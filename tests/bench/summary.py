@@ -99,7 +99,11 @@ def main(paths):
             print(f"PyTorch {r['torch']} (transformers {r['transformers']}) on {r['device']}: copy {fmt(r['copy_bandwidth_gb_s'])} GB/s\n")
             continue
         print(f"## {r.get('device')}: copy {fmt(r.get('copy_bandwidth_gb_s'))} GB/s; launch {fmt(get(r, 'launch_us', 'wgsl'))} µs (ours), "
-              f"{fmt(get(r, 'launch_us', 'burn'))} µs (burn's); shader-f16 {r.get('shader_f16')}, subgroups {r.get('subgroups')}\n")
+              f"{fmt(get(r, 'launch_us', 'burn'))} µs (burn's); shader-f16 {r.get('shader_f16')}, subgroups {r.get('subgroups')}")
+        for t in r.get("text_stream_us", []):
+            print(f"text of a {t['answer_tokens']}-token answer: {fmt(t['stream'])} µs per token streamed, "
+                  f"{fmt(t['whole_answer_each_step'])} µs per step decoding the whole answer")
+        print()
         for m in r.get("models", []):
             print(model_summary(m, torch) + "\n")
 
