@@ -153,6 +153,10 @@ fn bench_writes_a_complete_report() {
         }
     }
     assert_eq!(model["int4_fused"]["decode_graph"], "recorded", "{}", model["int4_fused"]);
+    assert_eq!(model["greedy_pick"]["vocab"], model["decoder"]["vocab"]);
+    for key in ["gpu_argmax_us", "read_back_and_cpu_argmax_us", "speedup"] {
+        positive(&model["greedy_pick"][key], &format!("greedy_pick.{key}"));
+    }
     positive(&model["int4_fused_launched_decode_tok_s"], "decode without the recorded step");
     assert_eq!(model["int4_burn_attention"]["decode_graph"], "launched", "burn's ops are never recorded");
     let roofline = positive(&model["decode_roofline_tok_s"], "roofline");

@@ -204,6 +204,16 @@ fn f16_embedding_lookup_is_exact() {
     }
 }
 
+#[test]
+fn argmax_picks_what_the_cpu_picks() {
+    // One workgroup's worth and one more, a vocabulary of each model, and one that needs three passes.
+    for n in [1, 7, 2048, 2049, 32064, 128_256, 5_000_001] {
+        let seed = fresh_seed();
+        let wrong = pollster::block_on(fusion::kernels::argmax::check(gpu(), n, seed)).unwrap();
+        assert_eq!(wrong, 0, "n={n} seed={seed}");
+    }
+}
+
 /// f32 element-wise arithmetic (and one f32 sum per row) against f64 references.
 const ELEMENTWISE_TOL: f64 = 1e-6;
 

@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::gpu::{Gpu, now_ms, read_f32};
 use crate::image::Views;
 use crate::kernels::int4_matmul::int4_matmul_precision;
-use crate::kernels::{Int4Matrix, Mask, int4_matmul, int4_matvec, int4_matvec_swiglu, swiglu};
+use crate::kernels::{Int4Matrix, Mask, argmax, int4_matmul, int4_matvec, int4_matvec_swiglu, swiglu};
 use crate::model::{Kernels, FusionModel, VisionOptions, WeightFormat};
 use crate::quant::Int4Weight;
 use crate::testing::{RandomModel, RandomWeights, TinySpec};
@@ -376,7 +376,7 @@ fn bench_question(model: &FusionModel, tokenizer: &Tokenizer, views: &Views, o: 
     let gpu = model.gpu();
     let vision = VisionOptions { latents: model.config.default_latents(), reduced_side: None };
     let prompt = tokenizer.image_prompt(QUESTION)?;
-    let phases = |cache: &mut crate::model::KvCache| -> Result<(f64, f64, f64, usize, Vec<f32>)> {
+    let phases = |cache: &mut crate::model::KvCache| -> Result<(f64, f64, f64, usize, u32)> {
         let t0 = now_ms();
         let context = model.encode_image(views)?;
         pollster::block_on(gpu.sync())?;
@@ -384,18 +384,18 @@ fn bench_question(model: &FusionModel, tokenizer: &Tokenizer, views: &Views, o: 
         let embedded = model.embed_prompt(&prompt, Some((views, &context)), vision, cache, None)?;
         pollster::block_on(gpu.sync())?;
         let t2 = now_ms();
-        let logits = pollster::block_on(read_f32(model.run_decoder(embedded, cache, None)?))?;
-        Ok((t1 - t0, t2 - t1, now_ms() - t2, cache.len(), logits))
+        // Greedy, as the engine picks (the argmax on the GPU, 8 bytes read back).
+        let next = pollster::block_on(argmax(gpu, model.run_decoder(embedded, cache, None)?))?;
+        Ok((t1 - t0, t2 - t1, now_ms() - t2, cache.len(), next))
     };
     // Warm-up: compiles every pipeline once.
     phases(&mut model.new_cache())?;
     let mut cache = model.new_cache();
-    let (tiles_ms, vision_ms, prefill_ms, prompt_len, mut logits) = phases(&mut cache)?;
+    let (tiles_ms, vision_ms, prefill_ms, prompt_len, mut next) = phases(&mut cache)?;
     let steps = o.decode_tokens.min(model.config.max_context() - prompt_len - 1);
     let start = now_ms();
     for _ in 0..steps {
-        let next = logits.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(i, _)| i as u32);
-        logits = pollster::block_on(read_f32(model.decode(next, &mut cache)?))?;
+        next = pollster::block_on(argmax(gpu, model.decode(next, &mut cache)?))?;
     }
     let decode_ms = (now_ms() - start) / steps.max(1) as f64;
     Ok(json!({
@@ -409,6 +409,16 @@ fn bench_question(model: &FusionModel, tokenizer: &Tokenizer, views: &Views, o: 
         // includes making it), else why not.
         "decode_graph": cache.decode_path(),
     }))
+}
+
+/// A greedy decode step's pick from `vocab` logits already on the GPU, what a user waits for
+/// between two steps (wall clock): the argmax on the GPU with 8 bytes read back, against
+/// reading all the logits back and taking the argmax on the CPU (as the engine did before).
+fn bench_greedy_pick(gpu: &Gpu, o: &BenchOptions, vocab: usize) -> Result<Value> {
+    let logits = random_f32(gpu, [1, vocab], 11).reshape([vocab]);
+    let on_gpu = time_ms(gpu, o.repeats, || pollster::block_on(argmax(gpu, logits.clone())).map(|id| _ = std::hint::black_box(id)))?;
+    let on_cpu = time_ms(gpu, o.repeats, || pollster::block_on(read_f32(logits.clone())).map(|l| _ = std::hint::black_box(crate::generate::argmax(&l))))?;
+    Ok(json!({"vocab": vocab, "gpu_argmax_us": round(on_gpu * 1e3), "read_back_and_cpu_argmax_us": round(on_cpu * 1e3), "speedup": round(on_cpu / on_gpu)}))
 }
 
 fn bench_model(gpu: &Gpu, o: &BenchOptions, shapes: Shapes, copy_gbs: f64) -> Result<Value> {
@@ -457,6 +467,8 @@ fn bench_model(gpu: &Gpu, o: &BenchOptions, shapes: Shapes, copy_gbs: f64) -> Re
     progress(shapes, "attention", &json!(attention));
     let swiglu_epilogue = bench_swiglu_epilogue(gpu, o, (2 * config.intermediate_size, d))?;
     progress(shapes, "swiglu epilogue", &swiglu_epilogue);
+    let greedy_pick = bench_greedy_pick(gpu, o, config.vocab_size)?;
+    progress(shapes, "greedy pick", &greedy_pick);
     let linears = bench_linears(gpu, o, &linears, prompt, copy_gbs)?;
     progress(shapes, "linears", &json!(linears));
     let mut report = json!({
@@ -471,6 +483,7 @@ fn bench_model(gpu: &Gpu, o: &BenchOptions, shapes: Shapes, copy_gbs: f64) -> Re
         "int4_burn_attention": stock_attention,
         "attention": attention,
         "swiglu_epilogue": swiglu_epilogue,
+        "greedy_pick": greedy_pick,
         "group_sizes": bench_group_sizes(gpu, o, largest, copy_gbs)?,
         "matvec_shapes": bench_matvec_shapes(gpu, o, &[largest, most_frequent, smallest], copy_gbs)?,
         "linears": linears,

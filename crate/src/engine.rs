@@ -6,6 +6,7 @@ use crate::error::Result;
 use crate::generate::{Sampler, SamplingOptions};
 use crate::gpu::{now_ms, read_f32};
 use crate::image::Views;
+use crate::kernels::argmax;
 use burn::tensor::Tensor;
 
 use crate::model::{FusionModel, ImageContext, KvCache, Prompt, VisionOptions};
@@ -256,12 +257,12 @@ impl Engine {
 
     /// Sample until a stop token, the token budget or the context ends, or `on_text` says stop.
     /// Returns the answer, the last sampled token if it never entered the cache, and the time
-    /// until the first logits were on the CPU.
+    /// until the first token was picked.
     async fn generate(&self, cache: &mut KvCache, logits: Tensor<1>, options: &AskOptions, mut on_text: impl FnMut(&str) -> bool) -> Result<(Answer, Option<u32>, f64)> {
         let start = now_ms();
-        let mut logits = read_f32(logits).await?;
-        let first_ms = now_ms() - start;
         let mut sampler = Sampler::new(options.sampling.clone());
+        let mut next = self.pick(&mut sampler, logits).await?;
+        let first_ms = now_ms() - start;
         let mut tokens = Vec::new();
         let mut stream = self.tokenizer.text_stream();
         let mut pending = None;
@@ -269,7 +270,6 @@ impl Engine {
             if tokens.len() >= options.sampling.max_new_tokens || cache.len() + 1 >= self.model.config.max_context() {
                 break StopReason::Length;
             }
-            let next = sampler.pick(&logits);
             if self.stop_ids.contains(&next) {
                 break StopReason::EndOfTurn;
             }
@@ -281,12 +281,22 @@ impl Engine {
                 break StopReason::Cancelled;
             }
             if tokens.len() < options.sampling.max_new_tokens {
-                logits = read_f32(self.model.decode(next, cache)?).await?;
+                let logits = self.model.decode(next, cache)?;
                 pending = None;
+                next = self.pick(&mut sampler, logits).await?;
             }
         };
         let text = self.tokenizer.decode(&tokens)?.trim().to_owned();
         Ok((Answer { text, tokens, prompt_tokens: 0, stop, timings: Timings::default() }, pending, first_ms))
+    }
+
+    /// The next token: greedy on the GPU, reading back 8 bytes (`kernels::argmax`); sampled on
+    /// the CPU from the whole vocabulary's logits otherwise.
+    async fn pick(&self, sampler: &mut Sampler, logits: Tensor<1>) -> Result<u32> {
+        match sampler.is_greedy() {
+            true => argmax(self.model.gpu(), logits).await,
+            false => Ok(sampler.pick(&read_f32(logits).await?)),
+        }
     }
 }
 

@@ -28,13 +28,16 @@ impl Sampler {
         Self { options, rng }
     }
 
+    /// Whether [`Sampler::pick`] is [`argmax`], which the GPU can do instead
+    /// (`kernels::argmax`) without the logits being read back.
+    pub fn is_greedy(&self) -> bool {
+        self.options.temperature <= 0.0
+    }
+
     /// The next token from a step's logits. NaN logits never win.
     pub fn pick(&mut self, logits: &[f32]) -> u32 {
-        let argmax = || {
-            logits.iter().enumerate().fold((0usize, f32::NEG_INFINITY), |best, (i, &v)| if v > best.1 { (i, v) } else { best }).0 as u32
-        };
-        if self.options.temperature <= 0.0 {
-            return argmax();
+        if self.is_greedy() {
+            return argmax(logits);
         }
         let t = self.options.temperature;
         let max = logits.iter().copied().filter(|v| v.is_finite()).fold(f32::NEG_INFINITY, f32::max);
@@ -45,7 +48,7 @@ impl Sampler {
             .map(|(i, &v)| (i as u32, ((v - max) / t).exp()))
             .collect();
         if probs.is_empty() {
-            return argmax();
+            return argmax(logits);
         }
         probs.sort_by(|a, b| b.1.total_cmp(&a.1));
         let total: f32 = probs.iter().map(|p| p.1).sum();
@@ -65,6 +68,11 @@ impl Sampler {
         }
         probs[kept - 1].0
     }
+}
+
+/// The first index of the largest logit; NaN and -inf never win, and 0 when nothing else is left.
+pub fn argmax(logits: &[f32]) -> u32 {
+    logits.iter().enumerate().fold((0usize, f32::NEG_INFINITY), |best, (i, &v)| if v > best.1 { (i, v) } else { best }).0 as u32
 }
 
 #[cfg(test)]

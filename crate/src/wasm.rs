@@ -120,6 +120,13 @@ impl Engine {
         crate::kernels::int4_matvec::check_swiglu_against_reference(&self.gpu, (m, n, k, group), seed as u64).await.map_err(js_error)
     }
 
+    /// Greedy decoding's argmax over `n` random logits and its edge cases (repeated maxima,
+    /// NaN, infinities, signed zeros); returns how many cases disagree with the CPU's pick.
+    #[wasm_bindgen(js_name = checkArgmax)]
+    pub async fn check_argmax(&self, n: usize, seed: u32) -> Result<f64, JsError> {
+        crate::kernels::argmax::check(&self.gpu, n, seed as u64).await.map(|wrong| wrong as f64).map_err(js_error)
+    }
+
     /// The same check for SwiGLU over `rows` rows of `inter` gate and `inter` up values.
     #[wasm_bindgen(js_name = checkSwiglu)]
     pub async fn check_swiglu(&self, rows: usize, inter: usize, seed: u32) -> Result<f64, JsError> {

@@ -76,6 +76,10 @@ def model_summary(m, torch):
     e = m.get("swiglu_epilogue")
     if e:
         out.append(f"SwiGLU in the matvec epilogue {e['shape']}: {fmt(e['epilogue_ms'])} ms against {fmt(e['two_launches_ms'])} ms in two launches (×{fmt(e['speedup'])}).")
+    g = m.get("greedy_pick")
+    if g:
+        out.append(f"Greedy pick over {g['vocab']} logits: {fmt(g['gpu_argmax_us'])} µs with the argmax on the GPU, "
+                   f"{fmt(g['read_back_and_cpu_argmax_us'])} µs reading them back for the CPU (×{fmt(g['speedup'])}).")
     return "\n\n".join(out)
 
 

@@ -40,6 +40,9 @@ export const KERNELS = {
     [1, 32, 32, 96, true, 650, 1024],
     [7, 6, 2, 10, false, 5, 13],
   ],
+  // logits (one workgroup's 2048, then more, and Phi-3.5's vocabulary: two passes); the error
+  // is the number of edge cases that disagree with the CPU's pick
+  checkArgmax: [[7], [2049], [32064]],
   checkSwiglu: [
     [1, 8192],
     [3, 257],

@@ -1,5 +1,6 @@
 //! Launchers for our WGSL kernels (`shaders/`), each next to its CPU reference and checks.
 
+pub mod argmax;
 pub mod attention;
 pub mod copy;
 pub mod embedding;
@@ -10,6 +11,7 @@ pub mod rope;
 mod source;
 pub mod swiglu;
 
+pub use argmax::argmax;
 pub use attention::{Mask, attention};
 pub use int4_matmul::int4_matmul;
 pub use int4_matvec::{Int4Matrix, int4_matvec, int4_matvec_add, int4_matvec_swiglu};
