@@ -48,7 +48,7 @@ pub enum StopReason {
 pub struct Timings {
     /// The question-guided vision tower, pooling and sequence assembly (0 for a follow-up).
     pub vision_ms: f64,
-    /// The decoder over the prompt, up to the first token's logits on the CPU.
+    /// The decoder over the prompt, until the first token is picked.
     pub prefill_ms: f64,
     /// Every later token.
     pub decode_ms: f64,

@@ -43,7 +43,7 @@ export interface AskRequest {
 export interface AnswerStats {
   /** The question-guided vision tower and sequence assembly (0 for a follow-up). */
   visionMs: number;
-  /** The decoder over the prompt, to the first token's logits. */
+  /** The decoder over the prompt, until the first token is picked. */
   prefillMs: number;
   /** Until the first piece of text reached the page. */
   firstTokenMs: number | null;
