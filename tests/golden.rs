@@ -10,6 +10,7 @@ mod common;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use fusion::generate::argmax;
 use fusion::image::{Views, views_u8};
 use fusion::model::{Kernels, FusionModel, Prompt, Trace, VisionOptions, WeightFormat};
 use fusion::quant::rel_l2;
@@ -121,7 +122,7 @@ fn golden(name: &str, vision_layers: &[usize], attention: Kernels) {
     let mut ids = Vec::new();
     for step in 0..want_ids.len() {
         check(&format!("step {step} logits"), &step_logits, &want_logits[step * vocab..(step + 1) * vocab]);
-        let next = fusion::generate::Sampler::new(Default::default()).pick(&step_logits);
+        let next = argmax(&step_logits);
         ids.push(next as i64);
         if step + 1 < want_ids.len() {
             step_logits = pollster::block_on(fusion::gpu::read_f32(model.decode(next, &mut cache).unwrap())).unwrap();
@@ -171,10 +172,6 @@ fn greedy_logits(model: &FusionModel, fx: &Fixture, steps: usize, mut pick: impl
         logits.push(pollster::block_on(fusion::gpu::read_f32(model.decode(next, &mut cache).unwrap())).unwrap());
     }
     logits
-}
-
-fn argmax(logits: &[f32]) -> u32 {
-    fusion::generate::Sampler::new(Default::default()).pick(logits)
 }
 
 /// Each fixture converted to int4 (small shards, so tensors span shards), three ways: through
