@@ -158,6 +158,17 @@ fn bench_writes_a_complete_report() {
         positive(&model["greedy_pick"][key], &format!("greedy_pick.{key}"));
     }
     positive(&model["int4_fused_launched_decode_tok_s"], "decode without the recorded step");
+    positive(&model["int4_fused"]["first_decode_step_ms"], "the first decode step (compiles, records)");
+    for memory in [&model["memory_after_load"], &model["cpu_side"]["memory_after_load"]] {
+        let in_use = positive(&memory["in_use"], "GPU memory in use after loading");
+        assert!(positive(&memory["weights"], "weights") <= in_use && in_use <= positive(&memory["reserved"], "GPU memory reserved"), "{memory}");
+    }
+    let cpu = &model["cpu_side"];
+    assert!(cpu["device"].as_str().is_some_and(|d| d.contains("noop")), "{cpu}");
+    assert_eq!(cpu["decode_recorded_path"], "recorded", "{cpu}");
+    for key in ["decode_recorded_us_per_token", "decode_launched_us_per_token", "decode_ceiling_tok_s", "tiles_ms", "vision_ms", "prefill_ms"] {
+        positive(&cpu[key], &format!("cpu_side.{key}"));
+    }
     assert_eq!(model["int4_burn_attention"]["decode_graph"], "launched", "burn's ops are never recorded");
     let roofline = positive(&model["decode_roofline_tok_s"], "roofline");
     let bytes = positive(&model["decode_bytes_per_token"], "bytes per token");

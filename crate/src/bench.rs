@@ -76,9 +76,10 @@ pub fn run(gpu: &Gpu, o: &BenchOptions) -> Result<Value> {
     let copy_gbs = copy_bandwidth(gpu, o)?;
     let launch_us = launch_overhead_us(gpu)?;
     let text_stream_us = text_stream_us()?;
+    let host = Gpu::noop()?;
     let mut models = Vec::new();
     for &shapes in &o.shapes {
-        models.push(bench_model(gpu, o, shapes, copy_gbs)?);
+        models.push(bench_model(gpu, &host, o, shapes, copy_gbs)?);
     }
     Ok(json!({
         "device": gpu.adapter_name(),
@@ -92,6 +93,16 @@ pub fn run(gpu: &Gpu, o: &BenchOptions) -> Result<Value> {
         "group_size": o.group,
         "models": models,
     }))
+}
+
+/// `run`'s CPU side alone (`fusion bench --cpu-only`): no GPU needed.
+pub fn run_cpu_side(o: &BenchOptions) -> Result<Value> {
+    let host = Gpu::noop()?;
+    let mut models = Vec::new();
+    for &shapes in &o.shapes {
+        models.push(json!({"model": shapes.name(), "cpu_side": bench_cpu_side(&host, o, shapes)?}));
+    }
+    Ok(json!({"device": host.adapter_name(), "backend": "wgpu (burn 0.22 / cubecl 0.11, WGSL)", "group_size": o.group, "models": models}))
 }
 
 /// Mean milliseconds per call of `f`, GPU-complete, after one warm-up call (which compiles).
@@ -385,17 +396,24 @@ fn bench_question(model: &FusionModel, tokenizer: &Tokenizer, views: &Views, o: 
         pollster::block_on(gpu.sync())?;
         let t2 = now_ms();
         // Greedy, as the engine picks (the argmax on the GPU, 8 bytes read back).
-        let next = pollster::block_on(argmax(gpu, model.run_decoder(embedded, cache, None)?))?;
+        let next = pick(gpu, model.run_decoder(embedded, cache, None)?)?;
         Ok((t1 - t0, t2 - t1, now_ms() - t2, cache.len(), next))
     };
-    // Warm-up: compiles every pipeline once.
-    phases(&mut model.new_cache())?;
+    // Warm-up: compiles every pipeline once, the decode step's included (its first step also
+    // makes the model's first recording). A user waits for this once per model.
+    let mut warm = model.new_cache();
+    let next = phases(&mut warm)?.4;
+    let first_step = now_ms();
+    let next = pick(gpu, model.decode(next, &mut warm)?)?;
+    let first_decode_step_ms = now_ms() - first_step;
+    pick(gpu, model.decode(next, &mut warm)?)?;
+    drop(warm);
     let mut cache = model.new_cache();
     let (tiles_ms, vision_ms, prefill_ms, prompt_len, mut next) = phases(&mut cache)?;
     let steps = o.decode_tokens.min(model.config.max_context() - prompt_len - 1);
     let start = now_ms();
     for _ in 0..steps {
-        next = pollster::block_on(argmax(gpu, model.decode(next, &mut cache)?))?;
+        next = pick(gpu, model.decode(next, &mut cache)?)?;
     }
     let decode_ms = (now_ms() - start) / steps.max(1) as f64;
     Ok(json!({
@@ -405,10 +423,58 @@ fn bench_question(model: &FusionModel, tokenizer: &Tokenizer, views: &Views, o: 
         "time_to_first_token_ms": round(tiles_ms + vision_ms + prefill_ms),
         "time_to_first_token_photo_cached_ms": round(vision_ms + prefill_ms),
         "decode_steps": steps, "decode_ms_per_token": round(decode_ms), "decode_tok_s": round(1e3 / decode_ms),
+        "first_decode_step_ms": round(first_decode_step_ms),
         // "recorded" when the steps replayed a recording (model/decode_graph.rs; the average
-        // includes making it), else why not.
+        // includes making this answer's), else why not.
         "decode_graph": cache.decode_path(),
     }))
+}
+
+/// GPU memory once a model is loaded: its weights (the persistent pool), all the allocations in
+/// use, and what the allocator holds for them (bytes).
+fn memory_after_load(gpu: &Gpu) -> Value {
+    let (in_use, reserved) = gpu.memory();
+    json!({"weights": gpu.persistent_bytes(), "in_use": in_use, "reserved": reserved})
+}
+
+/// The greedy pick, as the engine makes it: the argmax on the GPU, 8 bytes read back. On a
+/// device that runs nothing (`Gpu::noop`) those bytes are whatever the buffer held: the read is
+/// made, its cost being the CPU's, and token 0 goes on.
+fn pick(gpu: &Gpu, logits: Tensor<1>) -> Result<u32> {
+    let id = pollster::block_on(argmax(gpu, logits))?;
+    Ok(if gpu.runs_kernels() { id } else { 0 })
+}
+
+/// What issuing each phase costs the CPU: the same model on a device that runs nothing
+/// (`Gpu::noop`), so every figure is CPU time (cubecl, wgpu, our code) and none is GPU time.
+/// A decode step's is the floor of its time on any GPU driven from this CPU (the GPU can work
+/// while the CPU issues, but not sooner than it is issued), and the gap between a GPU's figure
+/// and this one is the GPU's. `decode_*_us_per_token` include reading the pick back (the
+/// round trip, not a transfer), and exclude the one-time warm-up. A phase that allocates reads
+/// high: a noop buffer is host memory, zero-filled when made (a new KV cache's hundreds of MB).
+fn bench_cpu_side(host: &Gpu, o: &BenchOptions, shapes: Shapes) -> Result<Value> {
+    let mut source = RandomModel::new(&shapes.spec(), o.group)?;
+    let tokenizer = Tokenizer::from_bytes(source.tokenizer.to_string().as_bytes(), source.config.model_type)?;
+    let views = synthetic_views()?;
+    let model = FusionModel::from_source(source.config.clone(), &source.vision.clone(), &mut source, host, WeightFormat::Int4 { group: o.group })?;
+    let memory = memory_after_load(host);
+    model.set_decode_graphs(true);
+    let recorded = bench_question(&model, &tokenizer, &views, o)?;
+    model.set_decode_graphs(false);
+    let launched = bench_question(&model, &tokenizer, &views, o)?;
+    let per_token_us = |v: &Value| v["decode_ms_per_token"].as_f64().map(|ms| round(ms * 1e3));
+    let figures = json!({
+        "device": host.adapter_name(),
+        "decode_recorded_us_per_token": per_token_us(&recorded),
+        "decode_recorded_path": recorded["decode_graph"],
+        "decode_launched_us_per_token": per_token_us(&launched),
+        "decode_ceiling_tok_s": recorded["decode_tok_s"],
+        "tiles_ms": recorded["tiles_ms"], "vision_ms": recorded["vision_ms"], "prefill_ms": recorded["prefill_ms"],
+        "first_decode_step_ms": recorded["first_decode_step_ms"],
+        "memory_after_load": memory,
+    });
+    progress(shapes, "CPU side (noop device)", &figures);
+    Ok(figures)
 }
 
 /// A greedy decode step's pick from `vocab` logits already on the GPU, what a user waits for
@@ -421,7 +487,7 @@ fn bench_greedy_pick(gpu: &Gpu, o: &BenchOptions, vocab: usize) -> Result<Value>
     Ok(json!({"vocab": vocab, "gpu_argmax_us": round(on_gpu * 1e3), "read_back_and_cpu_argmax_us": round(on_cpu * 1e3), "speedup": round(on_cpu / on_gpu)}))
 }
 
-fn bench_model(gpu: &Gpu, o: &BenchOptions, shapes: Shapes, copy_gbs: f64) -> Result<Value> {
+fn bench_model(gpu: &Gpu, host: &Gpu, o: &BenchOptions, shapes: Shapes, copy_gbs: f64) -> Result<Value> {
     let spec = shapes.spec();
     let mut source = RandomModel::new(&spec, o.group)?;
     let config = source.config.clone();
@@ -436,7 +502,8 @@ fn bench_model(gpu: &Gpu, o: &BenchOptions, shapes: Shapes, copy_gbs: f64) -> Re
     let mut model = FusionModel::from_source(config.clone(), &source.vision.clone(), &mut source, gpu, WeightFormat::Int4 { group: o.group })?;
     pollster::block_on(gpu.sync())?;
     let load_ms = now_ms() - load;
-    progress(shapes, "loaded", &json!({"load_ms": round(load_ms)}));
+    let memory = memory_after_load(gpu);
+    progress(shapes, "loaded", &json!({"load_ms": round(load_ms), "memory": memory}));
     model.set_decode_graphs(true);
     let fused = bench_question(&model, &tokenizer, &views, o)?;
     progress(shapes, "int4 + fused attention", &fused);
@@ -475,11 +542,13 @@ fn bench_model(gpu: &Gpu, o: &BenchOptions, shapes: Shapes, copy_gbs: f64) -> Re
         "model": shapes.name(),
         "decoder": {"hidden": d, "layers": config.num_hidden_layers, "heads": h, "kv_heads": kv, "head_dim": hd, "intermediate": config.intermediate_size, "vocab": config.vocab_size},
         "load_ms": round(load_ms),
+        "memory_after_load": memory,
         "decode_bytes_per_token": weight_bytes + kv_bytes,
         "decode_roofline_tok_s": round(roofline),
         "decode_vs_roofline": round(decode / roofline),
         "int4_fused": fused,
         "int4_fused_launched_decode_tok_s": launched["decode_tok_s"],
+        "cpu_side": bench_cpu_side(host, o, shapes)?,
         "int4_burn_attention": stock_attention,
         "attention": attention,
         "swiglu_epilogue": swiglu_epilogue,

@@ -27,6 +27,8 @@ pub struct Gpu {
     baseline: bool,
     /// Models on this device record decode steps ([`Gpu::record_decode_steps`]).
     record_decode: bool,
+    /// False on [`Gpu::noop`].
+    runs_kernels: bool,
     /// See [`Gpu::spoil_next_recording`].
     spoil_recording: Arc<AtomicBool>,
     /// See [`Gpu::recording_alone`].
@@ -52,6 +54,50 @@ impl Gpu {
     pub fn new() -> Result<Self> {
         let (device, setup) = Device::wgpu_options().init_with_setup().map_err(|e| Error::Gpu(e.to_string()))?;
         Self::from_device(device, setup)
+    }
+
+    /// A device that runs nothing: wgpu's noop backend, described as a discrete GPU (subgroups
+    /// of 32, `shader-f16`, a desktop's limits). Buffers are host memory and kernels are never
+    /// executed (results read back as zeros), so timing work on it measures what issuing that
+    /// work costs the CPU: cubecl, wgpu and our own code, with no driver and no GPU.
+    #[cfg(not(target_family = "wasm"))]
+    pub fn noop() -> Result<Self> {
+        let features = wgpu::Features::SHADER_F16 | wgpu::Features::SUBGROUP;
+        let limits = wgpu::Limits {
+            max_buffer_size: 1 << 31,
+            max_storage_buffer_binding_size: 1 << 31,
+            max_storage_buffers_per_shader_stage: 16,
+            max_compute_workgroup_storage_size: 48 << 10,
+            max_compute_invocations_per_workgroup: 1024,
+            max_compute_workgroup_size_x: 1024,
+            max_compute_workgroup_size_y: 1024,
+            ..wgpu::Limits::default()
+        };
+        let noop = wgpu::NoopBackendOptions {
+            enable: true,
+            limits: Some(limits.clone()),
+            features: Some(features),
+            device_type: Some(wgpu::DeviceType::DiscreteGpu),
+            subgroup_min_size: Some(32),
+            subgroup_max_size: Some(32),
+        };
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
+            backends: wgpu::Backends::NOOP,
+            backend_options: wgpu::BackendOptions { noop, ..Default::default() },
+            ..wgpu::InstanceDescriptor::new_without_display_handle()
+        });
+        let adapter = pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions::default()))
+            .map_err(|e| Error::Gpu(format!("wgpu's noop adapter: {e}")))?;
+        let descriptor = wgpu::DeviceDescriptor { label: Some("fusion (noop)"), required_features: features, required_limits: limits, ..Default::default() };
+        let (device, queue) = pollster::block_on(adapter.request_device(&descriptor)).map_err(|e| Error::Gpu(format!("a noop device: {e}")))?;
+        let setup = WgpuSetup { instance, adapter, device, queue, backend: wgpu::Backend::Noop };
+        let device = Device::wgpu_options().setup(setup.clone()).init().map_err(|e| Error::Gpu(e.to_string()))?;
+        Ok(Self { runs_kernels: false, ..Self::from_device(device, setup)? })
+    }
+
+    /// Whether kernels run on this device (all but [`Gpu::noop`]'s).
+    pub fn runs_kernels(&self) -> bool {
+        self.runs_kernels
     }
 
     /// Open the default adapter; the only way in a browser (WebGPU is asynchronous there).
@@ -148,6 +194,7 @@ impl Gpu {
             features,
             baseline: false,
             record_decode,
+            runs_kernels: true,
             spoil_recording: Arc::default(),
             recording: Arc::default(),
         })
@@ -192,6 +239,12 @@ impl Gpu {
         (usage.bytes_in_use, usage.bytes_reserved)
     }
 
+    /// Bytes in use in the persistent pool: the weights of the models loaded ([`Gpu::persistent`]).
+    pub fn persistent_bytes(&self) -> u64 {
+        let report = self.client.memory_report(cubecl::MemoryScope::Device);
+        report.streams.iter().map(|s| s.pools.persistent.usage.bytes_in_use).sum()
+    }
+
     /// The adapter as it names itself (`NVIDIA H100 80GB HBM3`, `llvmpipe (LLVM 15.0.6, 256 bits)`).
     pub fn adapter_name(&self) -> String {
         self.client.properties().identity.name.clone()
@@ -224,6 +277,24 @@ impl Gpu {
         self.client.empty(len.max(1) * 4)
     }
 
+    /// Run `load` with every buffer it allocates placed in cubecl's persistent pool (one exact-fit
+    /// buffer each, never moved), then give back what it freed: for a model's weights. [Decision]
+    /// Left to cubecl's default pools, weights are carved from pages sized to the largest
+    /// allocation so far, which grow as larger matrices load and leave the earlier pages
+    /// "outdated"; the first decode-step recording then moves every weight on them
+    /// (`graph_prepare` relocates the whole device). Measured on the 3B's shapes (wgpu's noop
+    /// device, BENCHMARKS.md): 12 % of the reserved memory was padding, and the first
+    /// recording took 8 s of CPU and 1.9 GB more host memory at its peak.
+    pub(crate) fn persistent<T>(&self, load: impl FnOnce() -> T) -> T {
+        let load = OnThisThread(load);
+        // SAFETY (of `OnThisThread`'s `Send`): cubecl 0.11.3 (pinned) runs the task inline on the
+        // calling thread, between two messages that open and close the window on this thread's
+        // stream (`Client::allocation_window`); nothing is sent to another thread.
+        let loaded = self.client.memory_persistent_allocation((), move |()| OnThisThread(load.run()));
+        let _ = self.client.memory_cleanup();
+        loaded.0
+    }
+
     pub(crate) fn client(&self) -> &Client {
         &self.client
     }
@@ -253,6 +324,20 @@ impl Gpu {
             DType::F32,
         );
         Tensor::from_primitive::<CubeBackend>(t)
+    }
+}
+
+/// A value that stays on the thread that made it, though the signature it passes through asks
+/// for `Send` (see [`Gpu::persistent`]).
+struct OnThisThread<T>(T);
+
+// SAFETY: only built in `Gpu::persistent`, whose task runs on the calling thread.
+unsafe impl<T> Send for OnThisThread<T> {}
+
+impl<T, F: FnOnce() -> T> OnThisThread<F> {
+    /// A method, so a closure calling it captures the whole wrapper rather than its field.
+    fn run(self) -> T {
+        (self.0)()
     }
 }
 

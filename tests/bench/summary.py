@@ -62,7 +62,18 @@ def model_summary(m, torch):
         ("… photo's tiles already encoded", "time_to_first_token_photo_cached_ms"), ("prefill tok/s", "prefill_tok_s"),
         ("prompt tokens", "prompt_tokens")]]
     rows.append(["decode tok/s, every kernel launched", m.get("int4_fused_launched_decode_tok_s")] + [None] * (len(present) - 1))
+    rows.append(["first decode step (ms; compiles, records)"] + [v.get("first_decode_step_ms") for _, v in present])
     out.append(table([""] + [label for label, _ in present], rows))
+    c = m.get("cpu_side")
+    if c:
+        out.append(f"CPU side ({c['device']}): decode {fmt(c['decode_recorded_us_per_token'])} µs per token recorded "
+                   f"(ceiling {fmt(c['decode_ceiling_tok_s'])} tok/s), {fmt(c['decode_launched_us_per_token'])} µs launched; "
+                   f"tiles {fmt(c['tiles_ms'])} ms, vision {fmt(c['vision_ms'])} ms, prefill {fmt(c['prefill_ms'])} ms; "
+                   f"first decode step {fmt(c['first_decode_step_ms'])} ms.")
+    mem = m.get("memory_after_load")
+    if mem:
+        out.append(f"GPU memory after loading: weights {fmt(mem.get('weights', 0) / 2**20)} MiB, {fmt(mem['in_use'] / 2**20)} MiB in use, "
+                   f"{fmt(mem['reserved'] / 2**20)} MiB reserved.")
     out.append(table(["shape (out × in)", "per token", "matvec ms", "GB/s", "vs copy", "burn f32 matvec ms", "GEMM ms", "TFLOP/s", "f16", "GEMM f32 ms", "vs burn f32 matmul"], [
         [f"{l['shape'][0]}×{l['shape'][1]}", l.get("per_token"), l.get("int4_matvec_ms"), l.get("int4_matvec_gb_s"), l.get("int4_matvec_vs_copy"),
          l.get("burn_f32_matvec_ms"), l.get("int4_matmul_ms"), l.get("int4_matmul_tflop_s"), l.get("int4_matmul_f16"), l.get("int4_matmul_f32_ms"), l.get("int4_matmul_speedup")]

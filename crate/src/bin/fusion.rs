@@ -105,6 +105,10 @@ enum Command {
         /// MiB the copy-bandwidth probe moves each way.
         #[arg(long, default_value_t = 1024)]
         copy_mib: usize,
+        /// Only what issuing the work costs the CPU: each model on wgpu's noop device, which
+        /// runs nothing (no GPU needed; the report's `cpu_side`).
+        #[arg(long)]
+        cpu_only: bool,
         /// Where to write the JSON report.
         #[arg(long, default_value = "bench.json")]
         out: PathBuf,
@@ -223,7 +227,7 @@ fn run(cli: Cli) -> Result<()> {
             println!("wrote {} tensors in {} shards ({:.1} MB) to {}", m.tensors.len(), m.shards.len(), bytes as f64 / 1e6, out.display());
             Ok(())
         }
-        Command::Bench { models, tokens, repeats, group, stock, copy_mib, out } => {
+        Command::Bench { models, tokens, repeats, group, stock, copy_mib, cpu_only, out } => {
             use fusion::bench::Shapes;
             let shapes = models
                 .into_iter()
@@ -236,7 +240,10 @@ fn run(cli: Cli) -> Result<()> {
                 })
                 .collect();
             let options = fusion::bench::BenchOptions { shapes, decode_tokens: tokens, repeats, group, stock_matmul: stock, copy_bytes: copy_mib << 20 };
-            let report = fusion::bench::run(&Gpu::new()?.record_decode_steps(true), &options)?;
+            let report = match cpu_only {
+                true => fusion::bench::run_cpu_side(&options)?,
+                false => fusion::bench::run(&Gpu::new()?.record_decode_steps(true), &options)?,
+            };
             let text = serde_json::to_string_pretty(&report).map_err(|e| Error::invalid("bench report", e.to_string()))?;
             std::fs::write(&out, text + "\n").map_err(|e| Error::io(&out, e))?;
             println!("wrote {}", out.display());

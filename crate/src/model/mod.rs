@@ -123,6 +123,10 @@ impl FusionModel {
     }
 
     pub fn from_source(config: FusionConfig, vision: &VisionConfig, source: &mut dyn TensorSource, gpu: &Gpu, format: WeightFormat) -> Result<Self> {
+        gpu.persistent(|| Self::load_weights(config, vision, source, gpu, format))
+    }
+
+    fn load_weights(config: FusionConfig, vision: &VisionConfig, source: &mut dyn TensorSource, gpu: &Gpu, format: WeightFormat) -> Result<Self> {
         let mut p = Params { source, gpu, format };
         let tower = VisionTower::load(&mut p, config.tower_kind(), vision)?;
         if tower.width != config.mm_hidden_size {
