@@ -58,8 +58,9 @@ impl Gpu {
 
     /// A device that runs nothing: wgpu's noop backend, described as a discrete GPU (subgroups
     /// of 32, `shader-f16`, a desktop's limits). Buffers are host memory and kernels are never
-    /// executed (results read back as zeros), so timing work on it measures what issuing that
-    /// work costs the CPU: cubecl, wgpu and our own code, with no driver and no GPU.
+    /// executed (a read returns what the CPU wrote there, never a kernel's result), so timing
+    /// work on it measures what issuing that work costs the CPU: cubecl, wgpu and our own code,
+    /// with no driver and no GPU.
     #[cfg(not(target_family = "wasm"))]
     pub fn noop() -> Result<Self> {
         let features = wgpu::Features::SHADER_F16 | wgpu::Features::SUBGROUP;
@@ -282,15 +283,20 @@ impl Gpu {
     /// Left to cubecl's default pools, weights are carved from pages sized to the largest
     /// allocation so far, which grow as larger matrices load and leave the earlier pages
     /// "outdated"; the first decode-step recording then moves every weight on them
-    /// (`graph_prepare` relocates the whole device). Measured on the 3B's shapes (wgpu's noop
-    /// device, BENCHMARKS.md): 12 % of the reserved memory was padding, and the first
-    /// recording took 8 s of CPU and 1.9 GB more host memory at its peak.
+    /// (`graph_prepare` relocates the whole device). Measured on wgpu's noop device
+    /// (BENCHMARKS.md): 11 % of the 3B's reserved memory and 21 % of the 8B's was padding, and
+    /// the first recording took 7–8 s of CPU and, for the 3B, 1.9 GB more memory at its peak.
     pub(crate) fn persistent<T>(&self, load: impl FnOnce() -> T) -> T {
         let load = OnThisThread(load);
         // SAFETY (of `OnThisThread`'s `Send`): cubecl 0.11.3 (pinned) runs the task inline on the
         // calling thread, between two messages that open and close the window on this thread's
         // stream (`Client::allocation_window`); nothing is sent to another thread.
         let loaded = self.client.memory_persistent_allocation((), move |()| OnThisThread(load.run()));
+        // What the load freed (LLaMA's projections before they were stacked) goes back now.
+        // cubecl refuses while another model on this device records a decode step; those
+        // buffers then stay until the next load's cleanup (one layer's worth: later layers
+        // reuse them, their sizes being the same).
+        let _alone = self.recording_alone();
         let _ = self.client.memory_cleanup();
         loaded.0
     }
