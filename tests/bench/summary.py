@@ -42,8 +42,23 @@ def table(header, rows):
     return "\n".join(lines)
 
 
+def cpu_summary(c):
+    mem = c.get("memory_after_load", {})
+    return (f"CPU side ({c['device']}): decode {fmt(c['decode_recorded_us_per_token'])} µs per token recorded "
+            f"(ceiling {fmt(c['decode_ceiling_tok_s'])} tok/s), {fmt(c['decode_launched_us_per_token'])} µs launched; "
+            f"tiles {fmt(c['tiles_ms'])} ms, vision {fmt(c['vision_ms'])} ms, prefill {fmt(c['prefill_ms'])} ms; "
+            f"first decode step {fmt(c['first_decode_step_ms'])} ms; memory after loading: {memory_summary(mem)}.")
+
+
+def memory_summary(mem):
+    return (f"weights {fmt(mem.get('weights', 0) / 1e9)} GB, {fmt(mem.get('in_use', 0) / 1e9)} GB in use, "
+            f"{fmt(mem.get('reserved', 0) / 1e9)} GB reserved")
+
+
 def model_summary(m, torch):
     name = m.get("model", "?")
+    if "int4_fused" not in m:  # fusion bench --cpu-only
+        return f"### {name}\n\n" + cpu_summary(m.get("cpu_side", {}))
     fused = m.get("int4_fused", {})
     out = [f"### {name}: {fmt(get(m, 'decoder', 'layers'))} layers, hidden {fmt(get(m, 'decoder', 'hidden'))}"]
     linears = m.get("linears", [])
@@ -64,16 +79,10 @@ def model_summary(m, torch):
     rows.append(["decode tok/s, every kernel launched", m.get("int4_fused_launched_decode_tok_s")] + [None] * (len(present) - 1))
     rows.append(["first decode step (ms; compiles, records)"] + [v.get("first_decode_step_ms") for _, v in present])
     out.append(table([""] + [label for label, _ in present], rows))
-    c = m.get("cpu_side")
-    if c:
-        out.append(f"CPU side ({c['device']}): decode {fmt(c['decode_recorded_us_per_token'])} µs per token recorded "
-                   f"(ceiling {fmt(c['decode_ceiling_tok_s'])} tok/s), {fmt(c['decode_launched_us_per_token'])} µs launched; "
-                   f"tiles {fmt(c['tiles_ms'])} ms, vision {fmt(c['vision_ms'])} ms, prefill {fmt(c['prefill_ms'])} ms; "
-                   f"first decode step {fmt(c['first_decode_step_ms'])} ms.")
-    mem = m.get("memory_after_load")
-    if mem:
-        out.append(f"GPU memory after loading: weights {fmt(mem.get('weights', 0) / 2**20)} MiB, {fmt(mem['in_use'] / 2**20)} MiB in use, "
-                   f"{fmt(mem['reserved'] / 2**20)} MiB reserved.")
+    if "memory_after_load" in m:
+        out.append(f"GPU memory after loading: {memory_summary(m['memory_after_load'])}.")
+    if "cpu_side" in m:
+        out.append(cpu_summary(m["cpu_side"]))
     out.append(table(["shape (out × in)", "per token", "matvec ms", "GB/s", "vs copy", "burn f32 matvec ms", "GEMM ms", "TFLOP/s", "f16", "GEMM f32 ms", "vs burn f32 matmul"], [
         [f"{l['shape'][0]}×{l['shape'][1]}", l.get("per_token"), l.get("int4_matvec_ms"), l.get("int4_matvec_gb_s"), l.get("int4_matvec_vs_copy"),
          l.get("burn_f32_matvec_ms"), l.get("int4_matmul_ms"), l.get("int4_matmul_tflop_s"), l.get("int4_matmul_f16"), l.get("int4_matmul_f32_ms"), l.get("int4_matmul_speedup")]
@@ -112,6 +121,11 @@ def main(paths):
     for r in reports:
         if "torch" in r:
             print(f"PyTorch {r['torch']} (transformers {r['transformers']}) on {r['device']}: copy {fmt(r['copy_bandwidth_gb_s'])} GB/s\n")
+            continue
+        if "copy_bandwidth_gb_s" not in r:  # fusion bench --cpu-only
+            print(f"## CPU side only ({r.get('device')})\n")
+            for m in r.get("models", []):
+                print(model_summary(m, torch) + "\n")
             continue
         print(f"## {r.get('device')}: copy {fmt(r.get('copy_bandwidth_gb_s'))} GB/s; launch {fmt(get(r, 'launch_us', 'wgsl'))} µs (ours), "
               f"{fmt(get(r, 'launch_us', 'burn'))} µs (burn's); shader-f16 {r.get('shader_f16')}, subgroups {r.get('subgroups')}")
