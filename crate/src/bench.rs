@@ -69,6 +69,9 @@ pub struct BenchOptions {
     pub copy_bytes: usize,
 }
 
+/// What runs the kernels, as both reports name it.
+const BACKEND: &str = "wgpu (burn 0.22 / cubecl 0.11, WGSL)";
+
 /// A question as users ask it; the byte-level test tokenizer makes it ≈ 60 tokens.
 const QUESTION: &str = "What is unusual about this image? Describe it in detail.";
 
@@ -85,7 +88,7 @@ pub fn run(gpu: &Gpu, o: &BenchOptions) -> Result<Value> {
         "device": gpu.adapter_name(),
         "shader_f16": gpu.capabilities().f16,
         "subgroups": gpu.capabilities().subgroups,
-        "backend": "wgpu (burn 0.22 / cubecl 0.11, WGSL)",
+        "backend": BACKEND,
         "kernel_timing": format!("{:?}", gpu.client().properties().timing_method),
         "copy_bandwidth_gb_s": round(copy_gbs),
         "launch_us": launch_us,
@@ -102,7 +105,7 @@ pub fn run_cpu_side(o: &BenchOptions) -> Result<Value> {
     for &shapes in &o.shapes {
         models.push(json!({"model": shapes.name(), "cpu_side": bench_cpu_side(&host, o, shapes)?}));
     }
-    Ok(json!({"device": host.adapter_name(), "backend": "wgpu (burn 0.22 / cubecl 0.11, WGSL)", "group_size": o.group, "models": models}))
+    Ok(json!({"device": host.adapter_name(), "backend": BACKEND, "group_size": o.group, "models": models}))
 }
 
 /// Mean milliseconds per call of `f`, GPU-complete, after one warm-up call (which compiles).
