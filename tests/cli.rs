@@ -13,7 +13,9 @@ fn photo(name: &str) -> PathBuf {
 }
 
 fn checkpoint(name: &str, spec: TinySpec) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("fusion-cli-{}-{name}", std::process::id()));
+    // Under cargo's scratch folder for tests (target/tmp), replacing the last run's.
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("cli-{name}"));
+    std::fs::remove_dir_all(&dir).ok();
     write_tiny_checkpoint(&dir, &spec).unwrap();
     dir
 }
@@ -123,7 +125,7 @@ fn a_converted_model_answers_and_a_corrupt_shard_is_refused() {
 /// ratios consistent with the figures they come from.
 #[test]
 fn bench_writes_a_complete_report() {
-    let out = std::env::temp_dir().join(format!("fusion-bench-{}.json", std::process::id()));
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("bench.json");
     let run = Command::new(env!("CARGO_BIN_EXE_fusion"))
         .args(["bench", "--model", "tiny", "--tokens", "2", "--repeats", "1", "--copy-mib", "4", "--out"])
         .arg(&out)
@@ -205,7 +207,7 @@ fn bench_rejects_unknown_models() {
 
 #[test]
 fn bench_refuses_a_copy_probe_larger_than_the_device_binds() {
-    let out = std::env::temp_dir().join(format!("fusion-bench-copy-{}.json", std::process::id()));
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("bench-copy.json");
     let run = Command::new(env!("CARGO_BIN_EXE_fusion"))
         .args(["bench", "--model", "tiny", "--copy-mib", "1000000", "--out"])
         .arg(&out)

@@ -183,7 +183,7 @@ fn int4_conversion_stays_close_to_f32(name: &str) {
     use fusion::convert::{ConvertOptions, convert};
     const STEPS: usize = 8;
     let dir = fixture_dir(name);
-    let out = std::env::temp_dir().join(format!("fusion-int4-{name}-{}", std::process::id()));
+    let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("int4-{name}"));
     let manifest = convert(&dir, &out, &ConvertOptions { group: 32, max_shard_bytes: 64 << 10 }).unwrap();
     assert!(manifest.shards.len() > 3 && manifest.tensors.iter().any(|t| t.data.len() > 1), "small shards must split tensors");
     let fx = Fixture::open(&dir);

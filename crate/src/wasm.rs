@@ -253,7 +253,7 @@ impl Model {
     /// When the history is the current conversation's (same photo, same questions), the
     /// follow-up continues its KV cache; otherwise the history is replayed into a new one. `on_text(piece)`
     /// gets each new piece of text and returns `false` to stop. Resolves to
-    /// `{ text, tokens, promptTokens, stop, timings, gpuBytesInUse }` as JSON.
+    /// `{ text, tokens, promptTokens, droppedTurns, stop, timings, gpuBytesInUse, decodePath }` as JSON.
     pub async fn ask(&self, id: u32, history_json: String, question: String, options_json: String, on_text: js_sys::Function) -> Result<String, JsError> {
         let history: Vec<(String, String)> = serde_json::from_str(&history_json).map_err(|e| js_error(Error::invalid("history", e.to_string())))?;
         let o: JsAskOptions = serde_json::from_str(&options_json).map_err(|e| js_error(Error::invalid("options", e.to_string())))?;
@@ -281,7 +281,7 @@ impl Model {
             .ask(&mut conversation, &photo, &question, &options, |piece| on_text.call1(&JsValue::NULL, &JsValue::from_str(piece)).map(|v| v.as_bool() != Some(false)).unwrap_or(false))
             .await;
         self.photos.borrow_mut()[id as usize] = Some(photo);
-        let decode_path = conversation.decode_path().to_owned();
+        let (decode_path, dropped_turns) = (conversation.decode_path().to_owned(), conversation.dropped_turns());
         // Kept even after a failure: a failed question is not a turn, and the next one rebuilds
         // the cache from the turns before it (`Engine::ask`).
         *self.conversation.borrow_mut() = Some((id, conversation));
@@ -294,6 +294,6 @@ impl Model {
         let t = answer.timings;
         let timings = serde_json::json!({ "visionMs": t.vision_ms, "prefillMs": t.prefill_ms, "decodeMs": t.decode_ms });
         let (gpu_bytes, _) = self.engine.model.gpu().memory();
-        Ok(serde_json::json!({ "text": answer.text, "tokens": answer.tokens, "promptTokens": answer.prompt_tokens, "stop": stop, "timings": timings, "gpuBytesInUse": gpu_bytes, "decodePath": decode_path }).to_string())
+        Ok(serde_json::json!({ "text": answer.text, "tokens": answer.tokens, "promptTokens": answer.prompt_tokens, "droppedTurns": dropped_turns, "stop": stop, "timings": timings, "gpuBytesInUse": gpu_bytes, "decodePath": decode_path }).to_string())
     }
 }

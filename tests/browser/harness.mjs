@@ -1,8 +1,7 @@
 // Shared browser-test setup: a static server for web/ and Debian's Chromium with WebGPU.
 import { chromium } from 'playwright-core';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,10 +15,23 @@ const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const fusionCli = join(process.env.CARGO_TARGET_DIR ?? join(repoRoot, 'target'), 'debug', 'fusion');
 
 /**
- * A generated tiny checkpoint (`fusion tiny … args`) in `dir/src`, converted to int4 in
- * `dir/tiny`; `dir` defaults to a fresh temporary folder. Returns `dir`.
+ * A fresh temporary folder, deleted when this test file's process exits: models and browser
+ * profiles run to gigabytes (a 1 GB model, its copy in OPFS), and a CI machine's disk is shared
+ * with the builds. Chromium refuses writes once free disk falls under 1 GB.
  */
-export function tinyModel(args = [], dir = mkdtempSync(join(tmpdir(), 'fusion-models-'))) {
+export function scratch(prefix) {
+  const dir = mkdtempSync(join(tmpdir(), `fusion-${prefix}-`));
+  scratchDirs.push(dir);
+  return dir;
+}
+const scratchDirs = [];
+process.once('exit', () => scratchDirs.forEach((dir) => rmSync(dir, { recursive: true, force: true })));
+
+/**
+ * A generated tiny checkpoint (`fusion tiny … args`) in `dir/src`, converted to int4 in
+ * `dir/tiny`; `dir` defaults to a fresh scratch folder. Returns `dir`.
+ */
+export function tinyModel(args = [], dir = scratch('models')) {
   execFileSync(fusionCli, ['tiny', join(dir, 'src'), ...args]);
   execFileSync(fusionCli, ['convert', join(dir, 'src'), join(dir, 'tiny')]);
   return dir;
@@ -40,8 +52,7 @@ const CHROMIUM_ARGS = [
 ];
 
 export async function launchBrowser() {
-  const userDataDir = await mkdtemp(join(tmpdir(), 'fusion-chromium-'));
-  return chromium.launchPersistentContext(userDataDir, {
+  return chromium.launchPersistentContext(scratch('chromium'), {
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
     headless: true,
     args: CHROMIUM_ARGS,

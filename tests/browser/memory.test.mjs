@@ -4,17 +4,16 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { serve, launchBrowser, openPage, fusionCli } from './harness.mjs';
+import { serve, launchBrowser, openPage, fusionCli, scratch } from './harness.mjs';
 
 const LIMIT = 512 * 2 ** 20;
 const WASM_LIMIT = 128 * 2 ** 20;
 let server, browser, models;
 
 before(async () => {
-  models = mkdtempSync(join(tmpdir(), 'fusion-large-'));
+  models = scratch('large');
   execFileSync(fusionCli, ['tiny', join(models, 'large'), '--backbone', 'llama', '--large']);
   writeFileSync(join(models, 'blank.html'), '<!doctype html><title>memory</title>');
   server = await serve({ mounts: { '/models/': models } });

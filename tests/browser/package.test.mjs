@@ -3,17 +3,16 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync, readdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { serve, launchBrowser, openPage, tinyModel } from './harness.mjs';
+import { serve, launchBrowser, openPage, tinyModel, scratch } from './harness.mjs';
 
 const web = fileURLToPath(new URL('../../web', import.meta.url));
 let server, browser, app;
 
 before(async () => {
-  app = mkdtempSync(join(tmpdir(), 'fusion-app-'));
+  app = scratch('app');
   execFileSync('npm', ['pack', '--pack-destination', app, '--loglevel=error'], { cwd: web });
   const tarball = readdirSync(app).find((f) => f.endsWith('.tgz'));
   writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module' }));

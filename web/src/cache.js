@@ -66,8 +66,11 @@ async function download(url, dir, name, expected, signal, onBytes) {
           // In pieces, so a write that fails (storage full) keeps everything before it.
           for (let i = 0; i < value.length; i += WRITE_PIECE) {
             const piece = value.subarray(i, i + WRITE_PIECE);
-            handle.write(piece, { at });
-            at += piece.length;
+            const written = handle.write(piece, { at });
+            at += written;
+            // write() returns how many bytes reached the file, fewer than asked when the disk
+            // fills; counting the whole piece would leave a hole that a resumed download skips.
+            if (written < piece.length) throw new DOMException(`wrote ${written} of ${piece.length} bytes`, 'QuotaExceededError');
           }
           onBytes(at);
         }

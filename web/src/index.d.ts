@@ -51,6 +51,11 @@ export interface AnswerStats {
   decodeTokensPerSecond: number | null;
   promptTokens: number;
   /**
+   * Follow-ups left out of the conversation's context so far to make room for new ones (the
+   * oldest first; the photo's first turn is always kept).
+   */
+  droppedTurns: number;
+  /**
    * How the decode steps ran: `recorded` (the first step recorded, the others replayed it),
    * `launched` (every kernel launched each step), or why the recording was refused.
    */

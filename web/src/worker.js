@@ -106,6 +106,7 @@ async function ask({ id, photo, history, question, options }) {
     totalMs: end - t0,
     decodeTokensPerSecond: first === null || decodeTokens === 0 ? null : decodeTokens / ((end - first) / 1000),
     promptTokens: result.promptTokens,
+    droppedTurns: result.droppedTurns,
     decodePath: result.decodePath,
     gpuBytesInUse: result.gpuBytesInUse,
     wasmBytes: (await ready).memory.buffer.byteLength,

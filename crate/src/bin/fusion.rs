@@ -68,6 +68,10 @@ enum Command {
         siglip2: bool,
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// The context length, in positions (config.json's `tokenizer_model_max_length`;
+        /// 4096 when not given), so tests can fill it in a few turns.
+        #[arg(long)]
+        context: Option<usize>,
         /// A LLaMA-3.1-8B-wide decoder (10 layers, ≈ 1.2 GB) written straight as int4 shards
         /// with random weights, for memory and speed tests.
         #[arg(long)]
@@ -201,12 +205,13 @@ fn run(cli: Cli) -> Result<()> {
                 n => Err(Error::Execution(format!("{n} question(s) went unanswered: the GPU device was lost"))),
             }
         }
-        Command::Tiny { out, backbone, siglip2, seed, large } => {
+        Command::Tiny { out, backbone, siglip2, seed, context, large } => {
             let backbone = match backbone {
                 TinyBackbone::Phi => Backbone::Phi,
                 TinyBackbone::Llama => Backbone::Llama,
             };
-            let spec = fusion::testing::TinySpec { siglip2, seed, ..fusion::testing::TinySpec::new(backbone) };
+            let config_overrides = context.map_or(serde_json::json!({}), |c| serde_json::json!({ "tokenizer_model_max_length": c }));
+            let spec = fusion::testing::TinySpec { siglip2, seed, config_overrides, ..fusion::testing::TinySpec::new(backbone) };
             if large {
                 let spec = fusion::testing::TinySpec { decoder: fusion::testing::DecoderDims::LARGE, ..spec };
                 fusion::testing::write_random_int4(&out, &spec, 32)?;
