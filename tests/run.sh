@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # A fresh clone builds once: incremental compilation would only add work and gigabytes of disk,
-# which the browser tests need (Chromium refuses writes once less than 1 GB is free).
+# which the browser tests need (Chromium's storage quota shrinks with the free disk).
 if [ "${CI:-}" = true ]; then export CARGO_INCREMENTAL=0; fi
 phase() { echo "== [$((SECONDS / 60))m$((SECONDS % 60))s] $*"; }
 

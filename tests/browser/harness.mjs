@@ -17,7 +17,8 @@ export const fusionCli = join(process.env.CARGO_TARGET_DIR ?? join(repoRoot, 'ta
 /**
  * A fresh temporary folder, deleted when this test file's process exits: models and browser
  * profiles run to gigabytes (a 1 GB model, its copy in OPFS), and a CI machine's disk is shared
- * with the builds. Chromium refuses writes once free disk falls under 1 GB.
+ * with the builds. Chromium's storage quota shrinks with the free disk: a CI run that kept them
+ * had the 1 GB model's download refused as storage full.
  */
 export function scratch(prefix) {
   const dir = mkdtempSync(join(tmpdir(), `fusion-${prefix}-`));
