@@ -21,10 +21,18 @@ fn long_conversations_drop_the_oldest_follow_ups_and_keep_the_photo() {
     let photo = photo(&engine);
     let o = options(6);
     let mut c = engine.new_conversation();
-    ask(&engine, &mut c, &photo, "What is in this photo?", &o).unwrap();
+    // The same conversation, its photo prompt prefilled again at every rebuild: the rows kept
+    // instead are the same, so the answers are too.
+    let mut from_scratch = engine.new_conversation();
+    let first = ask(&engine, &mut c, &photo, "What is in this photo?", &o).unwrap();
+    assert_eq!(ask(&engine, &mut from_scratch, &photo, "What is in this photo?", &o).unwrap(), first);
     for i in 0..12 {
-        ask(&engine, &mut c, &photo, &format!("And what else do you see, part {i}?"), &o).unwrap();
+        let question = format!("And what else do you see, part {i}?");
+        let answer = ask(&engine, &mut c, &photo, &question, &o).unwrap();
         assert!(c.context_len() <= context, "turn {i}: {} positions", c.context_len());
+        from_scratch.forget_photo_prompt();
+        assert_eq!(ask(&engine, &mut from_scratch, &photo, &question, &o).unwrap(), answer, "turn {i}");
+        assert_eq!(from_scratch.context_len(), c.context_len(), "turn {i}");
     }
     assert_eq!(c.questions().len(), 13, "every question is remembered");
     assert!(c.dropped_turns() > 0, "12 follow-ups of ≈ 45 positions cannot all fit");

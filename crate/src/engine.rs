@@ -117,7 +117,7 @@ impl Engine {
     }
 
     pub fn new_conversation(&self) -> Conversation {
-        Conversation { cache: self.model.new_cache(), pending: None, asked: Vec::new(), kept: Vec::new(), dropped: 0, stale: false }
+        Conversation { cache: self.model.new_cache(), photo_prompt: 0, pending: None, asked: Vec::new(), kept: Vec::new(), dropped: 0, stale: false }
     }
 
     /// A conversation rebuilt from earlier `(question, answer)` turns about `photo`, as if they
@@ -125,7 +125,7 @@ impl Engine {
     /// as many of the newest as fit with room for one more question and answer
     /// ([`Engine::fit`]).
     pub fn resume(&self, photo: &Photo, history: &[(String, String)], options: &AskOptions) -> Result<Conversation> {
-        self.rebuild(photo, history, "", options)
+        self.rebuild(photo, history, "", options, None)
     }
 
     /// `conversation` (from another engine: the same model on a device that was lost) rebuilt
@@ -138,13 +138,27 @@ impl Engine {
     }
 
     /// [`Engine::resume`], keeping room for `next` (a question about to be asked).
-    fn rebuild(&self, photo: &Photo, history: &[(String, String)], next: &str, options: &AskOptions) -> Result<Conversation> {
+    ///
+    /// `photo_prompt`: a KV cache that starts with the first turn's prompt (the photo's image
+    /// tokens and latents, the first question) and how many positions that prompt takes. Those
+    /// rows are kept rather than computed again: dropping follow-ups leaves them a prefix of the
+    /// context, and their prefill (the question-guided vision tower included) was most of a
+    /// rebuild's cost: the browser soak's rebuilds went from 22.8 to 7.1 s (RELIABILITY.md).
+    fn rebuild(&self, photo: &Photo, history: &[(String, String)], next: &str, options: &AskOptions, photo_prompt: Option<(KvCache, usize)>) -> Result<Conversation> {
         let mut conversation = self.new_conversation();
         let Some(((first, _), later)) = history.split_first() else { return Ok(conversation) };
         let dropped = self.fit(history, next, options)?;
-        let prompt = self.tokenizer.image_prompt(first)?;
         let vision = options.vision(&self.model.config);
-        self.model.prefill(&prompt, Some((&photo.views, &photo.context)), vision, &mut conversation.cache, None)?;
+        let prompt = self.tokenizer.image_prompt(first)?;
+        match photo_prompt {
+            // Only with the vision options it was made with (they set its length).
+            Some((mut cache, len)) if len == self.model.sequence_len(&prompt, vision)? => {
+                cache.truncate(len);
+                conversation.cache = cache;
+            }
+            _ => self.model.prefill(&prompt, Some((&photo.views, &photo.context)), vision, &mut conversation.cache, None).map(drop)?,
+        }
+        conversation.photo_prompt = conversation.cache.len();
         let mut ids = self.tokenizer.encode(&history[0].1, false)?;
         for (question, answer) in &later[dropped..] {
             ids.extend(self.tokenizer.follow_up(question)?);
@@ -212,11 +226,16 @@ impl Engine {
     /// after a GPU failure, a cache that can no longer be read.
     pub async fn ask(&self, conversation: &mut Conversation, photo: &Photo, question: &str, options: &AskOptions, on_text: impl FnMut(&str) -> bool) -> Result<Answer> {
         if conversation.stale || self.out_of_room(conversation, question, options)? {
-            // Rebuild the cache from the newest turns that fit (one prefill).
-            let rebuilt = self.rebuild(photo, &conversation.kept, question, options)?;
+            // Rebuild the cache from the newest turns that fit (one prefill), on the photo's
+            // prompt as cached unless a failed question left the cache unreadable. Stale until
+            // done: a rebuild that fails leaves the next question a rebuild from scratch.
+            let photo_prompt = (!conversation.stale && conversation.photo_prompt > 0).then(|| (std::mem::replace(&mut conversation.cache, self.model.new_cache()), conversation.photo_prompt));
+            conversation.stale = true;
+            let rebuilt = self.rebuild(photo, &conversation.kept, question, options, photo_prompt)?;
             conversation.dropped += rebuilt.dropped;
             conversation.kept = rebuilt.kept;
             conversation.cache = rebuilt.cache;
+            conversation.photo_prompt = rebuilt.photo_prompt;
             conversation.pending = None;
             conversation.stale = false;
         }
@@ -236,6 +255,9 @@ impl Engine {
         // From here until the answer is complete the cache holds part of this turn.
         conversation.stale = true;
         let logits = self.model.run_decoder(embedded, cache, None)?;
+        if conversation.kept.is_empty() {
+            conversation.photo_prompt = cache.len();
+        }
         let prompt_tokens = cache.len() - before;
         let (answer, pending, prefill_ms) = self.generate(cache, logits, options, on_text).await?;
         conversation.pending = pending;
@@ -306,6 +328,9 @@ pub const ANSWER_ROOM: usize = 64;
 /// A conversation about one photo: the KV cache of every turn it still holds.
 pub struct Conversation {
     cache: KvCache,
+    /// Positions of the first turn's prompt (photo and question) at the start of the cache; 0
+    /// before the first question.
+    photo_prompt: usize,
     /// The last answer's final token, sampled but not yet in the cache.
     pending: Option<u32>,
     /// Every question asked, in order (to recognise the conversation a caller continues).
@@ -332,6 +357,13 @@ impl Conversation {
     /// Follow-up turns left out of the context so far.
     pub fn dropped_turns(&self) -> usize {
         self.dropped
+    }
+
+    /// Make the next rebuild prefill the photo's prompt again instead of keeping its cached
+    /// rows, as after a failure (for tests comparing the two).
+    #[doc(hidden)]
+    pub fn forget_photo_prompt(&mut self) {
+        self.photo_prompt = 0;
     }
 
     /// Positions in the KV cache.

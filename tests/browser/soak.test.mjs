@@ -1,8 +1,8 @@
 // Soak: one page session asks about a photo, then keeps the conversation going for
 // FUSION_SOAK_TURNS turns (120 by default) with the tiny model. Its context of 3000 positions
 // first fills after ≈ 40 follow-ups (the photo's turn takes ≈ 1200), then every ≈ 20 as the
-// context policy drops old follow-ups and rebuilds the KV cache (one prefill, ≈ 23 s on
-// SwiftShader against ≈ 1.1 s for a follow-up). The GPU memory the engine uses, its wasm memory and the
+// context policy drops old follow-ups and rebuilds the KV cache (one prefill of the turns
+// kept, ≈ 7 s on SwiftShader against ≈ 1.1 s for a follow-up). The GPU memory the engine uses, its wasm memory and the
 // page's JS heap must stay flat: their Theil–Sen slope over the turns (a steady leak moves it,
 // a one-time step does not) stays under a bound. Figures in RELIABILITY.md.
 import { test, before, after } from 'node:test';
