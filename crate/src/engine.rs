@@ -232,12 +232,7 @@ impl Engine {
             let photo_prompt = (!conversation.stale && conversation.photo_prompt > 0).then(|| (std::mem::replace(&mut conversation.cache, self.model.new_cache()), conversation.photo_prompt));
             conversation.stale = true;
             let rebuilt = self.rebuild(photo, &conversation.kept, question, options, photo_prompt)?;
-            conversation.dropped += rebuilt.dropped;
-            conversation.kept = rebuilt.kept;
-            conversation.cache = rebuilt.cache;
-            conversation.photo_prompt = rebuilt.photo_prompt;
-            conversation.pending = None;
-            conversation.stale = false;
+            *conversation = Conversation { asked: std::mem::take(&mut conversation.asked), dropped: conversation.dropped + rebuilt.dropped, ..rebuilt };
         }
         let cache = &mut conversation.cache;
         let before = cache.len();
