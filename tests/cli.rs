@@ -1,6 +1,8 @@
 //! `fusion ask` end to end on generated checkpoints, and bad input: each failure is a clear
 //! error that names the problem, exit code 1, never a panic.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -13,9 +15,7 @@ fn photo(name: &str) -> PathBuf {
 }
 
 fn checkpoint(name: &str, spec: TinySpec) -> PathBuf {
-    // Under cargo's scratch folder for tests (target/tmp), replacing the last run's.
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("cli-{name}"));
-    std::fs::remove_dir_all(&dir).ok();
+    let dir = common::scratch(&format!("cli-{name}"));
     write_tiny_checkpoint(&dir, &spec).unwrap();
     dir
 }

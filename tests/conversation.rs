@@ -57,8 +57,7 @@ fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
 #[test]
 fn a_lost_device_fails_its_answer_clearly_and_the_next_question_recovers() {
     // A converted model (int4 shards pinned by sha256), as the CLI and the browser load it.
-    let root = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("device-lost");
-    std::fs::remove_dir_all(&root).ok();
+    let root = common::scratch("device-lost");
     let (src, dir) = (root.join("checkpoint"), root.join("converted"));
     write_tiny_checkpoint(&src, &TinySpec::new(Backbone::Phi)).unwrap();
     fusion::convert::convert(&src, &dir, &Default::default()).unwrap();

@@ -2,6 +2,7 @@
 //! (`FUSION_FUZZ_ITERS`, default 2000) so it runs in CI: manifests, safetensors shards, photo
 //! bytes, tokenizer input. Every case must end in `Ok` or a clear `Err`: never a panic.
 
+mod common;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
@@ -42,8 +43,7 @@ fn no_panic(what: &str, seed: u64, i: usize, f: impl FnOnce()) {
 }
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("fuzz-{name}"));
-    std::fs::remove_dir_all(&dir).ok();
+    let dir = common::scratch(&format!("fuzz-{name}"));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }

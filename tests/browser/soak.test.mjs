@@ -69,7 +69,8 @@ test(`${TURNS} turns in one page keep GPU memory, wasm memory and the JS heap fl
   assert.ok(Math.min(...r.samples.promptTokens.slice(1)) > 0);
   // Dropping turns rebuilds the conversation's KV cache (one prefill of the turns kept); the
   // allocator's pools settle with that first rebuild's buffers.
-  const rebuilt = r.samples.dropped.findIndex((n) => n > 0);
+  const rebuilds = r.samples.dropped.map((n, i) => i > 0 && n > r.samples.dropped[i - 1]);
+  const rebuilt = rebuilds.indexOf(true);
   const dropped = r.samples.dropped.at(-1);
   assert.ok(rebuilt > 0, `the soak never crossed the context (${dropped} turns dropped)`);
   const settled = rebuilt + 1;
@@ -81,7 +82,6 @@ test(`${TURNS} turns in one page keep GPU memory, wasm memory and the JS heap fl
     }),
   );
   const shown = Object.entries(stats).map(([k, s]) => `${k} ${s.min.toFixed(1)}–${s.max.toFixed(1)} MB, slope ${s.slope >= 0 ? '+' : ''}${s.slope.toFixed(4)} MB/turn`);
-  const rebuilds = r.samples.dropped.map((n, i) => i > 0 && n > r.samples.dropped[i - 1]);
   const turnMs = (rebuild) => median(r.samples.ms.filter((_, i) => i > 0 && rebuilds[i] === rebuild)).toFixed(0);
   console.log(`soak in the browser: ${TURNS} turns in ${r.seconds.toFixed(0)} s (a follow-up ${turnMs(false)} ms, a rebuild ${turnMs(true)} ms), ${r.photos} photo encoding(s), ${dropped} follow-ups dropped in ${rebuilds.filter(Boolean).length} rebuilds from turn ${rebuilt}; ${shown.join('; ')}`);
   assert.equal(r.photos, 1, 'follow-ups must reuse the photo');

@@ -14,8 +14,7 @@ use serde_json::json;
 
 /// A tiny int4 engine on `gpu` with a context of `context` positions.
 pub fn engine(gpu: &Gpu, name: &str, context: usize) -> Engine {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("conversation-{name}"));
-    std::fs::remove_dir_all(&dir).ok();
+    let dir = super::scratch(&format!("conversation-{name}"));
     let spec = TinySpec { config_overrides: json!({"tokenizer_model_max_length": context}), ..TinySpec::new(Backbone::Llama) };
     write_tiny_checkpoint(&dir, &spec).unwrap();
     Engine::load(&dir, gpu, WeightFormat::Int4 { group: 32 }).unwrap()
