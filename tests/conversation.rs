@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use common::chat::{ask, engine, options, photo, views};
 use common::gpu;
 use fusion::config::Backbone;
-use fusion::engine::Engine;
+use fusion::engine::{Answer, AskOptions, Conversation, Engine, Photo, StopReason};
+use fusion::generate::SamplingOptions;
 use fusion::model::WeightFormat;
 use fusion::session::Session;
 use fusion::testing::{TinySpec, write_tiny_checkpoint};
@@ -45,6 +46,46 @@ fn long_conversations_drop_the_oldest_follow_ups_and_keep_the_photo() {
     assert!(e.contains("exceed the model's context of 1600"), "{e}");
     // ...and the conversation goes on afterwards.
     ask(&engine, &mut c, &photo, "One more?", &o).unwrap();
+}
+
+/// The answer to `q` and the context length after it, `on_text` stopping it after `pieces`.
+fn answer(engine: &Engine, c: &mut Conversation, photo: &Photo, q: &str, o: &AskOptions, pieces: usize) -> (Answer, usize) {
+    let mut streamed = 0;
+    let a = pollster::block_on(engine.ask(c, photo, q, o, |_| {
+        streamed += 1;
+        streamed < pieces
+    }))
+    .unwrap();
+    (a, c.context_len())
+}
+
+#[test]
+fn greedy_answers_decoded_ahead_leave_what_decoding_after_each_read_leaves() {
+    // Greedy answers queue each step on the GPU's pick before reading it back, and take the
+    // step back when the token ends the answer. A top-p that keeps only the most likely token
+    // is the same argmax taken on the CPU, each step launched once its token is read.
+    let greedy = options;
+    let after_read = |max: usize| AskOptions { sampling: SamplingOptions { max_new_tokens: max, temperature: 1.0, top_p: 1e-9, seed: 0 }, ..Default::default() };
+    let engine = engine(gpu(), "ahead", 2000);
+    let photo = photo(&engine);
+    // A question the tiny model answers with a stop token within 8 tokens, one it does not.
+    let stops = |q: &&str| answer(&engine, &mut engine.new_conversation(), &photo, q, &greedy(8), usize::MAX).0.stop;
+    let questions = ["What is in this photo?", "Where is this?", "Describe it.", "How many boats?", "What colour is the sky?"];
+    let ends = questions.iter().find(|q| stops(q) == StopReason::EndOfTurn).expect("a question answered within 8 tokens");
+    let runs_on = questions.iter().find(|q| stops(q) == StopReason::Length).expect("a question answered in more than 8 tokens");
+    let cases = [(runs_on, 1, usize::MAX, StopReason::Length), (runs_on, 8, usize::MAX, StopReason::Length), (runs_on, 8, 3, StopReason::Cancelled), (ends, 8, usize::MAX, StopReason::EndOfTurn)];
+    for (question, max, pieces, reason) in cases {
+        let (mut ahead, mut read) = (engine.new_conversation(), engine.new_conversation());
+        let (a, a_len) = answer(&engine, &mut ahead, &photo, question, &greedy(max), pieces);
+        let (b, b_len) = answer(&engine, &mut read, &photo, question, &after_read(max), pieces);
+        let case = format!("{question:?}, {reason:?}, {max} tokens");
+        assert_eq!(a.stop, reason, "{case}");
+        assert_eq!((&a.tokens, a.stop, a_len), (&b.tokens, b.stop, b_len), "{case}");
+        // A follow-up reads the whole cache: any row left from a step taken back would show.
+        let follow_up = |c: &mut Conversation| answer(&engine, c, &photo, "And the colours?", &greedy(6), usize::MAX);
+        let ((a, a_len), (b, b_len)) = (follow_up(&mut ahead), follow_up(&mut read));
+        assert_eq!((a.tokens, a_len), (b.tokens, b_len), "{case}: the follow-up");
+    }
 }
 
 /// Every file of a directory with its bytes, to show that a recovery wrote nothing there.

@@ -10,6 +10,7 @@ use common::chat::{ask, engine, options, photo};
 use common::gpu;
 use fusion::config::Backbone;
 use fusion::gpu::Gpu;
+use fusion::kernels::argmax::{argmax, pick};
 use fusion::model::{FusionModel, Prompt, VisionOptions, WeightFormat};
 use fusion::testing::{DecoderDims, RandomModel, TinySpec};
 
@@ -45,6 +46,46 @@ fn recorded_decode_steps_equal_launched_ones() {
         assert_eq!(path, "launched", "{backbone:?}");
         for (i, (a, b)) in recorded.iter().zip(&launched).enumerate() {
             assert!(a == b, "{backbone:?}: step {i}: recorded and launched logits differ");
+        }
+    }
+}
+
+/// `steps` greedy tokens after `first`: each step launched once its token is read back, or
+/// each queued on the GPU's pick before that pick is read back (the engine's greedy answers).
+fn greedy_tokens(model: &FusionModel, first: u32, steps: usize, ahead: bool) -> Vec<u32> {
+    let mut cache = model.new_cache();
+    let gpu = model.gpu();
+    if !ahead {
+        let mut t = first;
+        return (0..steps).map(|_| {
+            t = pollster::block_on(argmax(gpu, model.decode(t, &mut cache).unwrap())).unwrap();
+            t
+        }).collect();
+    }
+    let mut next = pick(gpu, model.decode(first, &mut cache).unwrap()).unwrap();
+    let mut tokens = Vec::new();
+    for _ in 1..steps {
+        let following = pick(gpu, model.decode_pick(&next, &mut cache).unwrap()).unwrap();
+        tokens.push(pollster::block_on(next.token()).unwrap());
+        next = following;
+    }
+    tokens.push(pollster::block_on(next.token()).unwrap());
+    assert_eq!(cache.len(), steps);
+    tokens
+}
+
+#[test]
+fn steps_queued_on_the_gpus_pick_decode_the_tokens_read_back() {
+    // f32 embedding tables here (the converted models' f16 ones: tests/cli.rs, the browser's).
+    for backbone in [Backbone::Phi, Backbone::Llama] {
+        let gpu = pollster::block_on(gpu().renew()).unwrap();
+        let model = tiny_model(backbone, &gpu);
+        for recorded in [false, true] {
+            model.set_decode_graphs(recorded);
+            let want = greedy_tokens(&model, 7, STEPS, false);
+            assert_eq!(greedy_tokens(&model, 7, STEPS, true), want, "{backbone:?}, recorded: {recorded}");
+            // Not one token repeated throughout: the steps read their own picks.
+            assert!(want.windows(2).any(|w| w[0] != w[1]), "{backbone:?}: {want:?}");
         }
     }
 }

@@ -195,8 +195,9 @@ fn copy_is_exact() {
 }
 
 #[test]
-fn f16_embedding_lookup_is_exact() {
-    // Odd widths make rows share their last f16 pair with the next row.
+fn embedding_lookup_is_exact() {
+    // f16 and f32 tables, prompt ids and GPU picks. Odd widths make rows share their last f16
+    // pair with the next row.
     for (vocab, cols, ids) in [(10, 8, 3), (37, 47, 9), (1000, 3072, 5), (7, 1, 200_000)] {
         let seed = fresh_seed();
         let wrong = pollster::block_on(fusion::kernels::embedding::check(gpu(), vocab, cols, ids, seed)).unwrap();

@@ -6,7 +6,7 @@ use crate::error::Result;
 use crate::generate::{Sampler, SamplingOptions};
 use crate::gpu::{now_ms, read_f32};
 use crate::image::Views;
-use crate::kernels::argmax;
+use crate::kernels::argmax::{self, Pick};
 use burn::tensor::Tensor;
 
 use crate::model::{FusionModel, ImageContext, KvCache, Prompt, VisionOptions};
@@ -275,44 +275,80 @@ impl Engine {
     /// Sample until a stop token, the token budget or the context ends, or `on_text` says stop.
     /// Returns the answer, the last sampled token if it never entered the cache, and the time
     /// until the first token was picked.
+    ///
+    /// Greedy answers decode one step ahead of the CPU: the step for a token picked on the GPU
+    /// is queued before that token is read back, so the GPU decodes while the CPU waits for the
+    /// read, checks the token and streams its text. A step so made for a token that ends the
+    /// answer is taken back out of the cache (one step of GPU work per answer is wasted).
     async fn generate(&self, cache: &mut KvCache, logits: Tensor<1>, options: &AskOptions, mut on_text: impl FnMut(&str) -> bool) -> Result<(Answer, Option<u32>, f64)> {
         let start = now_ms();
+        let max_new = options.sampling.max_new_tokens;
         let mut sampler = Sampler::new(options.sampling.clone());
         let mut next = self.pick(&mut sampler, logits).await?;
-        let first_ms = now_ms() - start;
+        let mut first_ms = None;
         let mut tokens = Vec::new();
         let mut stream = self.tokenizer.text_stream();
         let mut pending = None;
         let stop = loop {
-            if tokens.len() >= options.sampling.max_new_tokens || cache.len() + 1 >= self.model.config.max_context() {
+            if tokens.len() >= max_new || cache.len() + 1 >= self.model.config.max_context() {
                 break StopReason::Length;
             }
-            if self.stop_ids.contains(&next) {
+            // The step the token will need unless it ends the answer, queued now when the GPU
+            // picked it.
+            let ahead = match &next {
+                Next::OnGpu(pick) if tokens.len() + 1 < max_new => Some(argmax::pick(self.model.gpu(), self.model.decode_pick(pick, cache)?)?),
+                _ => None,
+            };
+            let token = next.token().await?;
+            first_ms.get_or_insert(now_ms() - start);
+            let mut take_back = || if ahead.is_some() { cache.truncate(cache.len() - 1) };
+            if self.stop_ids.contains(&token) {
+                take_back();
                 break StopReason::EndOfTurn;
             }
-            tokens.push(next);
-            pending = Some(next);
+            tokens.push(token);
+            pending = Some(token);
             if let Some(piece) = stream.next(&tokens)?
                 && !on_text(&piece)
             {
+                take_back();
                 break StopReason::Cancelled;
             }
-            if tokens.len() < options.sampling.max_new_tokens {
-                let logits = self.model.decode(next, cache)?;
-                pending = None;
-                next = self.pick(&mut sampler, logits).await?;
+            if tokens.len() >= max_new {
+                break StopReason::Length;
             }
+            next = match ahead {
+                Some(pick) => Next::OnGpu(pick),
+                None => self.pick(&mut sampler, self.model.decode(token, cache)?).await?,
+            };
+            pending = None;
         };
         let text = self.tokenizer.decode(&tokens)?.trim().to_owned();
-        Ok((Answer { text, tokens, prompt_tokens: 0, stop, timings: Timings::default() }, pending, first_ms))
+        Ok((Answer { text, tokens, prompt_tokens: 0, stop, timings: Timings::default() }, pending, first_ms.unwrap_or(now_ms() - start)))
     }
 
-    /// The next token: greedy on the GPU, reading back 8 bytes (`kernels::argmax`); sampled on
-    /// the CPU from the whole vocabulary's logits otherwise.
-    async fn pick(&self, sampler: &mut Sampler, logits: Tensor<1>) -> Result<u32> {
+    /// The next token: greedy on the GPU, left there for the next step and read back 8 bytes
+    /// (`kernels::argmax`); sampled on the CPU from the whole vocabulary's logits otherwise.
+    async fn pick(&self, sampler: &mut Sampler, logits: Tensor<1>) -> Result<Next> {
         match sampler.is_greedy() {
-            true => argmax(self.model.gpu(), logits).await,
-            false => Ok(sampler.pick(&read_f32(logits).await?)),
+            true => Ok(Next::OnGpu(argmax::pick(self.model.gpu(), logits)?)),
+            false => Ok(Next::Sampled(sampler.pick(&read_f32(logits).await?))),
+        }
+    }
+}
+
+/// An answer's next token, as [`Engine::pick`] made it.
+enum Next {
+    /// Picked on the GPU, its read back under way.
+    OnGpu(Pick),
+    Sampled(u32),
+}
+
+impl Next {
+    async fn token(self) -> Result<u32> {
+        match self {
+            Next::OnGpu(pick) => pick.token().await,
+            Next::Sampled(token) => Ok(token),
         }
     }
 }

@@ -1,8 +1,10 @@
 //! The GPU the engine runs on: burn's `Device` plus the cubecl client that our own WGSL
 //! kernels launch through, and the conversions between burn tensors and raw buffers.
 
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Waker};
 
 use burn::backend::wgpu::{CubeBackend, CubeTensor};
 use burn::tensor::wgpu::{WgpuSetup, wgpu};
@@ -256,6 +258,22 @@ impl Gpu {
         self.client.create_from_slice(bytemuck::cast_slice(words))
     }
 
+    /// Start reading a buffer's words back now: the copy is queued, and everything queued
+    /// before it flushed to the GPU, at this call (burn's reads start when first awaited). Work
+    /// queued after it runs on while the read is awaited.
+    pub fn read_u32_now(&self, handle: &Handle) -> Reading {
+        let (client, handle) = (self.client.clone(), handle.clone());
+        let mut read: Words = Box::pin(async move {
+            let bytes = client.read_async(vec![handle]).await.map_err(|e| execution_error(e.to_string()))?;
+            Ok(bytes.first().map(|b| bytemuck::pod_collect_to_vec(b)).unwrap_or_default())
+        });
+        // cubecl issues the copy in `read_async`, which the first poll runs.
+        match read.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(words) => Reading(Some(Box::pin(std::future::ready(words)))),
+            Poll::Pending => Reading(Some(read)),
+        }
+    }
+
     /// Overwrite the start of a buffer with `words`, in place, in order with the launches queued
     /// before and after: how a recorded decode step gets its next inputs.
     pub fn write_u32(&self, handle: &Handle, words: &[u32]) {
@@ -344,6 +362,38 @@ impl<T, F: FnOnce() -> T> OnThisThread<F> {
     /// A method, so a closure calling it captures the whole wrapper rather than its field.
     fn run(self) -> T {
         (self.0)()
+    }
+}
+
+/// A read back under way ([`Gpu::read_u32_now`]), the buffer's words when awaited.
+///
+/// Dropped before it is done, it is finished first (natively, by waiting for it; in a browser,
+/// in the background): cubecl gives the staging buffer of a read dropped in flight back to its
+/// pool still mapped, and the next read into it fails wgpu's validation, which poisons the device.
+pub struct Reading(Option<Words>);
+
+type Words = Pin<Box<dyn Future<Output = Result<Vec<u32>>>>>;
+
+impl Future for Reading {
+    type Output = Result<Vec<u32>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let Some(read) = self.0.as_mut() else { return Poll::Ready(Err(Error::Execution("a read back awaited again after it was done".into()))) };
+        let words = std::task::ready!(read.as_mut().poll(cx));
+        self.0 = None;
+        Poll::Ready(words)
+    }
+}
+
+impl Drop for Reading {
+    fn drop(&mut self) {
+        let Some(read) = self.0.take() else { return };
+        #[cfg(target_family = "wasm")]
+        wasm_bindgen_futures::spawn_local(async move {
+            let _ = read.await;
+        });
+        #[cfg(not(target_family = "wasm"))]
+        let _ = pollster::block_on(read);
     }
 }
 

@@ -127,6 +127,14 @@ impl Engine {
         crate::kernels::argmax::check(&self.gpu, n, seed as u64).await.map(|wrong| wrong as f64).map_err(js_error)
     }
 
+    /// The embedding lookup from random f16 and f32 tables of `vocab` × `cols`: `ids` prompt
+    /// ids and ids picked on the GPU; returns how many elements differ from the CPU's lookup
+    /// (plus one if a pick among more logits than the table has rows was not refused).
+    #[wasm_bindgen(js_name = checkEmbedding)]
+    pub async fn check_embedding(&self, vocab: usize, cols: usize, ids: usize, seed: u32) -> Result<f64, JsError> {
+        crate::kernels::embedding::check(&self.gpu, vocab, cols, ids, seed as u64).await.map(|wrong| wrong as f64).map_err(js_error)
+    }
+
     /// The same check for SwiGLU over `rows` rows of `inter` gate and `inter` up values.
     #[wasm_bindgen(js_name = checkSwiglu)]
     pub async fn check_swiglu(&self, rows: usize, inter: usize, seed: u32) -> Result<f64, JsError> {

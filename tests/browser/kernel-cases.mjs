@@ -43,6 +43,9 @@ export const KERNELS = {
   // logits (one workgroup's 2048, then more, and Phi-3.5's vocabulary: two passes); the error
   // is the number of edge cases that disagree with the CPU's pick
   checkArgmax: [[7], [2049], [32064]],
+  // vocab, width, prompt ids (f16 and f32 tables; ids from the CPU and picked on the GPU); the
+  // error is the number of elements that differ from the CPU's lookup
+  checkEmbedding: [[37, 47, 9], [1000, 3072, 5]],
   checkSwiglu: [
     [1, 8192],
     [3, 257],

@@ -93,7 +93,7 @@ enum Command {
         /// Model shapes to measure (repeat the flag for several).
         #[arg(long = "model", value_enum, default_values_t = [BenchShapes::Fusion3b, BenchShapes::Fusion8b])]
         models: Vec<BenchShapes>,
-        /// Decode steps timed per model.
+        /// Decode steps timed per model (at least one).
         #[arg(long, default_value_t = 64)]
         tokens: usize,
         /// Repeats of each kernel measurement.

@@ -2,12 +2,13 @@
 
 use burn::tensor::{Tensor, TensorData};
 use cubecl::prelude::CubeDim;
+use cubecl::server::Handle;
 
 use super::source::Buffer::{Read, Write};
 use super::source::{MAX_WORKGROUPS_PER_DIM, Wgsl};
 use crate::error::{Error, Result};
 use crate::generate;
-use crate::gpu::{Gpu, read_f32};
+use crate::gpu::{Gpu, Reading};
 
 const WORKGROUP: u32 = 256;
 /// Inputs each invocation loads at once: a workgroup covers 2048, so an 8B's vocabulary is 63
@@ -18,8 +19,26 @@ const NONE: u32 = u32::MAX;
 /// The index of the largest logit, as [`generate::argmax`] picks it on the CPU (the first of
 /// equals; NaN and -inf never win; 0 when nothing else is left). Reads back 8 bytes.
 pub async fn argmax(gpu: &Gpu, logits: Tensor<1>) -> Result<u32> {
+    pick(gpu, logits)?.token().await
+}
+
+/// [`argmax`] left on the GPU, where the next decode step's embedding lookup reads it
+/// (`embedding::Ids::Picked`), its read back already under way.
+pub struct Pick {
+    /// `[key, index]`, as `argmax.wgsl` writes it.
+    pair: Handle,
+    /// The logits it was picked among.
+    candidates: usize,
+    /// `pair`, being read back.
+    index: Reading,
+}
+
+/// Launch the argmax of `logits` and start reading its index back: the copy is queued and
+/// everything before it flushed to the GPU now, not when the token is awaited.
+pub fn pick(gpu: &Gpu, logits: Tensor<1>) -> Result<Pick> {
     const OP: &str = "argmax";
-    let mut n = logits.dims()[0];
+    let candidates = logits.dims()[0];
+    let mut n = candidates;
     let chunk = (WORKGROUP * ITEMS) as usize;
     if n == 0 || n.div_ceil(chunk) > MAX_WORKGROUPS_PER_DIM {
         return Err(Error::shape(OP, format!("{n} logits (at most {})", chunk * MAX_WORKGROUPS_PER_DIM)));
@@ -34,11 +53,28 @@ pub async fn argmax(gpu: &Gpu, logits: Tensor<1>) -> Result<u32> {
         let source = Wgsl { name: OP, text: include_str!("../../../shaders/argmax.wgsl"), constants: vec![("workgroup_size", WORKGROUP), ("items", ITEMS)], flags: flags.clone() };
         source.launch(gpu, CubeDim::new_1d(WORKGROUP), (groups, 1), &[Read(&input), Write(&out)], &[n as u32, 0, 0, 0]);
         if groups == 1 {
-            let pair = read_f32(gpu.tensor_of(out, [2])).await?;
-            let index = pair[1].to_bits();
-            return Ok(if index == NONE { 0 } else { index });
+            let index = gpu.read_u32_now(&out);
+            return Ok(Pick { pair: out, candidates, index });
         }
         (input, n, flags) = (out, groups, vec!["pairs"]);
+    }
+}
+
+impl Pick {
+    pub(crate) fn pair(&self) -> &Handle {
+        &self.pair
+    }
+
+    /// How many logits it was picked among: every index is below this.
+    pub fn candidates(&self) -> usize {
+        self.candidates
+    }
+
+    /// The picked token, once read back.
+    pub async fn token(self) -> Result<u32> {
+        let pair = self.index.await?;
+        let index = pair.get(1).copied().unwrap_or(NONE);
+        Ok(if index == NONE { 0 } else { index })
     }
 }
 

@@ -15,6 +15,7 @@ use super::rope::Rope;
 use crate::config::{Backbone, FusionConfig};
 use crate::error::Result;
 use crate::gpu::Gpu;
+use crate::kernels::embedding::Ids;
 use crate::kernels::{CacheRows, Projections, rope_into_cache, swiglu};
 use crate::weights::{self, DecoderLinear as L};
 
@@ -123,7 +124,7 @@ impl Decoder {
     ///
     /// # Shapes
     /// `ids [S] → [S, D]`
-    pub fn embed(&self, gpu: &Gpu, ids: &[u32]) -> Result<Tensor<2>> {
+    pub fn embed(&self, gpu: &Gpu, ids: Ids) -> Result<Tensor<2>> {
         self.embed.forward(gpu, ids)
     }
 

@@ -27,6 +27,8 @@ use crate::config::{FusionConfig, VisionConfig};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::image::Views;
+use crate::kernels::argmax::Pick;
+use crate::kernels::embedding::Ids;
 use crate::loader::{Checkpoint, Converted, ShardReader, TensorSource};
 use alignment::{Interaction, adaptive_max_pool, context_windows};
 pub use attention::Kernels;
@@ -176,7 +178,7 @@ impl FusionModel {
         if instructs.is_empty() {
             return Err(Error::invalid("prompt", "the question is empty"));
         }
-        let states = self.aux_projector.forward(&self.gpu, self.decoder.embed(&self.gpu, instructs)?)?;
+        let states = self.aux_projector.forward(&self.gpu, self.decoder.embed(&self.gpu, Ids::Cpu(instructs))?)?;
         record(trace, || "vision.question_view.instruct_states".into(), &states);
         let question = Question { states, keep: instructs.iter().map(|&id| id != 0).collect() };
         let features = self.tower.forward(&self.gpu, &[views.view(4)], views.size, Some(&question), trace.as_deref_mut())?;
@@ -239,7 +241,7 @@ impl FusionModel {
         let text_run = |ids: &[i64], pieces: &mut Vec<Tensor<2>>, len: &mut usize| -> Result<()> {
             if !ids.is_empty() {
                 let ids: Vec<u32> = ids.iter().map(|&i| i as u32).collect();
-                pieces.push(self.decoder.embed(gpu, &ids)?);
+                pieces.push(self.decoder.embed(gpu, Ids::Cpu(&ids))?);
                 *len += ids.len();
             }
             Ok(())
@@ -321,10 +323,20 @@ impl FusionModel {
     /// One decode step: no vision or interaction work (spec §1.10). With our kernels, through
     /// the decode step recorded in the cache (`decode_graph`) where turned on.
     pub fn decode(&self, token: u32, cache: &mut KvCache) -> Result<Tensor<1>> {
+        self.decode_from(Ids::Cpu(&[token]), cache)
+    }
+
+    /// [`FusionModel::decode`] of the token a greedy pick chose, before the CPU has read it
+    /// back: the GPU decodes it while the CPU waits for that read.
+    pub fn decode_pick(&self, pick: &Pick, cache: &mut KvCache) -> Result<Tensor<1>> {
+        self.decode_from(Ids::Picked(pick), cache)
+    }
+
+    fn decode_from(&self, token: Ids, cache: &mut KvCache) -> Result<Tensor<1>> {
         if cache.len() + 1 > self.config.max_context() {
             return Err(Error::invalid("generation", format!("the context of {} positions is full", self.config.max_context())));
         }
-        let x = self.decoder.embed(&self.gpu, &[token])?;
+        let x = self.decoder.embed(&self.gpu, token)?;
         let logits = match self.decoder.kernels == Kernels::Fused && self.decode_graphs.load(Ordering::Relaxed) {
             true => decode_graph::step(self, x, cache)?,
             false => self.decode_launched(x, cache)?,
