@@ -64,8 +64,8 @@ pub fn embedding(gpu: &Gpu, table: Table, ids: Ids) -> Result<Tensor<2>> {
 /// ids, then single ids picked on the GPU (logits peaking at a random id, at the last one, and
 /// all NaN, which is token 0), and a pick among more logits than the table has rows, which
 /// must be refused (that pick is dropped unread, as an answer's step taken back is: the reads
-/// after it must still work). Returns the number of elements that differ (the lookup is exact), plus one
-/// if the refusal did not come.
+/// after it must still work). Returns the number of elements that differ (the lookup is
+/// exact), plus one if the refusal did not come.
 pub async fn check(gpu: &Gpu, vocab: usize, cols: usize, ids: usize, seed: u64) -> Result<usize> {
     let mut rng = crate::rng::SplitMix64::new(seed);
     let values = rng.normal_vec(vocab * cols, 1.0);
