@@ -98,9 +98,14 @@ fn a_prompt_longer_than_the_context_is_refused() {
 }
 
 #[test]
-fn a_bad_latent_count_is_refused() {
-    let model = checkpoint("latents", TinySpec::new(Backbone::Phi));
-    assert_clear_failure(&ask(&model, &photo("waterview.jpg"), &["q", "--latents", "15"]), "perfect square");
+fn bad_answer_options_are_refused() {
+    let model = checkpoint("options", TinySpec::new(Backbone::Phi));
+    let refused = |args: &[&str], needle: &str| assert_clear_failure(&ask(&model, &photo("waterview.jpg"), &[&["q"], args].concat()), needle);
+    refused(&["--latents", "15"], "perfect square");
+    refused(&["--top-p", "1.5"], "top_p: must be between 0 and 1, got 1.5");
+    refused(&["--top-p", "NaN"], "top_p: must be between 0 and 1, got NaN");
+    refused(&["--temperature=-1"], "temperature: must be 0 (greedy) or more, got -1");
+    refused(&["--temperature", "inf"], "temperature: must be 0 (greedy) or more, got inf");
 }
 
 #[test]

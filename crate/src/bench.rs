@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use crate::config::Backbone;
 use crate::error::{Error, Result};
+use crate::generate::{Sampler, SamplingOptions, nucleus, nucleus_by_sorting_all};
 use crate::gpu::{Gpu, now_ms, read_f32};
 use crate::image::Views;
 use crate::kernels::int4_matmul::int4_matmul_precision;
@@ -79,6 +80,7 @@ pub fn run(gpu: &Gpu, o: &BenchOptions) -> Result<Value> {
     let copy_gbs = copy_bandwidth(gpu, o)?;
     let launch_us = launch_overhead_us(gpu)?;
     let text_stream_us = text_stream_us()?;
+    let sampling_us = sampling_us();
     let host = Gpu::noop()?;
     let mut models = Vec::new();
     for &shapes in &o.shapes {
@@ -93,6 +95,7 @@ pub fn run(gpu: &Gpu, o: &BenchOptions) -> Result<Value> {
         "copy_bandwidth_gb_s": round(copy_gbs),
         "launch_us": launch_us,
         "text_stream_us": text_stream_us,
+        "sampling_us": sampling_us,
         "group_size": o.group,
         "models": models,
     }))
@@ -188,6 +191,37 @@ fn text_stream_us() -> Result<Value> {
         figures.push(json!({"answer_tokens": n, "stream": round(streamed), "whole_answer_each_step": round(whole)}));
     }
     Ok(json!(figures))
+}
+
+/// CPU microseconds of a sampled pick (temperature 0.7) at the 3B's and the 8B's vocabularies,
+/// between two decode steps as `text_stream_us` is: the whole pick, and the nucleus it draws
+/// from found by selecting the most likely tokens against sorting them all (as it was). Random
+/// logits of two spreads: flat (std 1, a nucleus of most of the vocabulary) and peaked (std 4).
+/// The nucleus is found in a fresh copy of the same probabilities each time, the copy timed too.
+fn sampling_us() -> Value {
+    const REPEATS: usize = 10;
+    let mut figures = Vec::new();
+    for vocab in [32064, 128256] {
+        for spread in [1.0, 4.0] {
+            let logits = crate::rng::SplitMix64::new(vocab as u64).normal_vec(vocab, spread);
+            let probs: Vec<(u32, f32)> = logits.iter().enumerate().map(|(i, &v)| (i as u32, (v / 0.7).exp())).collect();
+            let total: f32 = probs.iter().map(|p| p.1).sum();
+            for top_p in [0.9, 1.0] {
+                let mut sampler = Sampler::new(SamplingOptions { temperature: 0.7, top_p, ..Default::default() });
+                let per_call_us = |f: &mut dyn FnMut() -> usize| {
+                    let start = now_ms();
+                    (0..REPEATS).for_each(|_| _ = std::hint::black_box(f()));
+                    round((now_ms() - start) * 1e3 / REPEATS as f64)
+                };
+                let pick = per_call_us(&mut || sampler.pick(&logits) as usize);
+                let selected = per_call_us(&mut || nucleus(&mut probs.clone(), top_p, total));
+                let sorted = per_call_us(&mut || nucleus_by_sorting_all(&mut probs.clone(), top_p, total));
+                let tokens = nucleus(&mut probs.clone(), top_p, total);
+                figures.push(json!({"vocab": vocab, "spread": spread, "top_p": top_p, "nucleus_tokens": tokens, "pick": pick, "nucleus_selected": selected, "nucleus_sorting_all": sorted}));
+            }
+        }
+    }
+    json!(figures)
 }
 
 fn random_f32(gpu: &Gpu, shape: [usize; 2], seed: u64) -> Tensor<2> {

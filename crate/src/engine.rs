@@ -225,6 +225,7 @@ impl Engine {
     /// kept (one prefill), since the failure may have left part of this one in the cache, or,
     /// after a GPU failure, a cache that can no longer be read.
     pub async fn ask(&self, conversation: &mut Conversation, photo: &Photo, question: &str, options: &AskOptions, on_text: impl FnMut(&str) -> bool) -> Result<Answer> {
+        options.sampling.check()?;
         if conversation.stale || self.out_of_room(conversation, question, options)? {
             // Rebuild the cache from the newest turns that fit (one prefill), on the photo's
             // prompt as cached unless a failed question left the cache unreadable. Stale until

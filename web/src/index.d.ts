@@ -32,8 +32,10 @@ export interface AskRequest {
   signal?: AbortSignal;
   /** Default 512. */
   maxNewTokens?: number;
-  /** 0 (default) is greedy decoding. */
+  /** 0 (default) is greedy decoding; more samples, with `topP` and `seed`. */
   temperature?: number;
+  /** Nucleus sampling: draw among the most likely tokens that make up this much of the
+   *  probability, 0 to 1 (default 1: every token). Outside that range the answer fails. */
   topP?: number;
   seed?: number;
   /** Latent tokens (a perfect square: 4, 16, 36, 64, 144). */
