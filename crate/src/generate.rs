@@ -88,7 +88,7 @@ impl Sampler {
 /// 128 256 (natively, on the project machine: more than an 8B decode step should take), where a
 /// nucleus is mostly a few dozen tokens. So the `k` most likely are selected (linear) and only
 /// they are sorted, `k` widening until they hold the nucleus.
-pub fn nucleus(probs: &mut [(u32, f32)], top_p: f32, total: f32) -> usize {
+pub(crate) fn nucleus(probs: &mut [(u32, f32)], top_p: f32, total: f32) -> usize {
     if top_p >= 1.0 {
         return probs.len();
     }
@@ -116,8 +116,7 @@ pub fn nucleus(probs: &mut [(u32, f32)], top_p: f32, total: f32) -> usize {
 
 /// [`nucleus`] by sorting every token (how the sampler found it before): the reference it is
 /// tested and measured against.
-#[doc(hidden)]
-pub fn nucleus_by_sorting_all(probs: &mut [(u32, f32)], top_p: f32, total: f32) -> usize {
+pub(crate) fn nucleus_by_sorting_all(probs: &mut [(u32, f32)], top_p: f32, total: f32) -> usize {
     probs.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     let (mut kept, mut mass) = (0, 0.0);
     while kept < probs.len() && (kept == 0 || mass < top_p * total) {
