@@ -206,7 +206,7 @@ fn sampling_us() -> Value {
             let logits = crate::rng::SplitMix64::new(vocab as u64).normal_vec(vocab, spread);
             let probs: Vec<(u32, f32)> = logits.iter().enumerate().map(|(i, &v)| (i as u32, (v / 0.7).exp())).collect();
             let total: f32 = probs.iter().map(|p| p.1).sum();
-            for top_p in [0.9, 1.0] {
+            for (top_p, named) in [(0.9f32, 0.9), (1.0, 1.0)] {
                 let mut sampler = Sampler::new(SamplingOptions { temperature: 0.7, top_p, ..Default::default() });
                 let per_call_us = |f: &mut dyn FnMut() -> usize| {
                     let start = now_ms();
@@ -217,7 +217,7 @@ fn sampling_us() -> Value {
                 let selected = per_call_us(&mut || nucleus(&mut probs.clone(), top_p, total));
                 let sorted = per_call_us(&mut || nucleus_by_sorting_all(&mut probs.clone(), top_p, total));
                 let tokens = nucleus(&mut probs.clone(), top_p, total);
-                figures.push(json!({"vocab": vocab, "spread": spread, "top_p": top_p, "nucleus_tokens": tokens, "pick": pick, "nucleus_selected": selected, "nucleus_sorting_all": sorted}));
+                figures.push(json!({"vocab": vocab, "spread": spread, "top_p": named, "nucleus_tokens": tokens, "pick": pick, "nucleus_selected": selected, "nucleus_sorting_all": sorted}));
             }
         }
     }
