@@ -73,7 +73,8 @@ def model_summary(m, torch):
     variants = [("int4, ours", "int4_fused"), ("int4, burn's attention etc.", "int4_burn_attention"), ("f32, all burn", "f32_burn_matmul_and_attention")]
     present = [(label, m[key]) for label, key in variants if key in m]
     rows = [[what] + [v.get(key) for _, v in present] for what, key in [
-        ("decode tok/s", "decode_tok_s"), ("decode graph", "decode_graph"), ("time to first token (ms)", "time_to_first_token_ms"),
+        ("decode tok/s", "decode_tok_s"), ("… each step launched after reading the last token", "decode_reading_each_token_first_tok_s"),
+        ("decode graph", "decode_graph"), ("time to first token (ms)", "time_to_first_token_ms"),
         ("… photo's tiles already encoded", "time_to_first_token_photo_cached_ms"), ("prefill tok/s", "prefill_tok_s"),
         ("prompt tokens", "prompt_tokens")]]
     rows.append(["decode tok/s, every kernel launched", m.get("int4_fused_launched_decode_tok_s")] + [None] * (len(present) - 1))
@@ -132,6 +133,9 @@ def main(paths):
         for t in r.get("text_stream_us", []):
             print(f"text of a {t['answer_tokens']}-token answer: {fmt(t['stream'])} µs per token streamed, "
                   f"{fmt(t['whole_answer_each_step'])} µs per step decoding the whole answer")
+        for t in r.get("sampling_us", []):
+            print(f"sampled pick over {t['vocab']} logits ({'peaked' if t['spread'] > 2 else 'flat'}, top-p {t['top_p']}, nucleus {t['nucleus_tokens']}): "
+                  f"{fmt(t['pick'])} µs; nucleus {fmt(t['nucleus_selected'])} µs selected, {fmt(t['nucleus_sorting_all'])} µs sorting all")
         print()
         for m in r.get("models", []):
             print(model_summary(m, torch) + "\n")
