@@ -516,11 +516,14 @@ fn bench_cpu_side(host: &Gpu, o: &BenchOptions, shapes: Shapes) -> Result<Value>
     model.set_decode_graphs(false);
     let launched = bench_question(&model, &tokenizer, &views, o)?;
     let per_token_us = |v: &Value| v["decode_ms_per_token"].as_f64().map(|ms| round(ms * 1e3));
+    let reading_each_us = |v: &Value| v["decode_reading_each_token_first_tok_s"].as_f64().map(|tok_s| round(1e6 / tok_s));
     let figures = json!({
         "device": host.adapter_name(),
         "decode_recorded_us_per_token": per_token_us(&recorded),
         "decode_recorded_path": recorded["decode_graph"],
+        "decode_recorded_reading_each_token_first_us_per_token": reading_each_us(&recorded),
         "decode_launched_us_per_token": per_token_us(&launched),
+        "decode_launched_reading_each_token_first_us_per_token": reading_each_us(&launched),
         "decode_ceiling_tok_s": recorded["decode_tok_s"],
         "tiles_ms": recorded["tiles_ms"], "vision_ms": recorded["vision_ms"], "prefill_ms": recorded["prefill_ms"],
         "first_decode_step_ms": recorded["first_decode_step_ms"],

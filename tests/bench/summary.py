@@ -46,6 +46,8 @@ def cpu_summary(c):
     mem = c.get("memory_after_load", {})
     return (f"CPU side ({c['device']}): decode {fmt(c['decode_recorded_us_per_token'])} µs per token recorded "
             f"(ceiling {fmt(c['decode_ceiling_tok_s'])} tok/s), {fmt(c['decode_launched_us_per_token'])} µs launched; "
+            f"each step launched after reading the last token: {fmt(c.get('decode_recorded_reading_each_token_first_us_per_token'))} µs recorded, "
+            f"{fmt(c.get('decode_launched_reading_each_token_first_us_per_token'))} µs launched; "
             f"tiles {fmt(c['tiles_ms'])} ms, vision {fmt(c['vision_ms'])} ms, prefill {fmt(c['prefill_ms'])} ms; "
             f"first decode step {fmt(c['first_decode_step_ms'])} ms; memory after loading: {memory_summary(mem)}.")
 
