@@ -214,9 +214,9 @@ fn sampling_us() -> Value {
                     round((now_ms() - start) * 1e3 / REPEATS as f64)
                 };
                 let pick = per_call_us(&mut || sampler.pick(&logits) as usize);
-                let selected = per_call_us(&mut || nucleus(&mut probs.clone(), top_p, total));
+                let selected = per_call_us(&mut || nucleus(&mut probs.clone(), top_p, total).0);
                 let sorted = per_call_us(&mut || nucleus_by_sorting_all(&mut probs.clone(), top_p, total));
-                let tokens = nucleus(&mut probs.clone(), top_p, total);
+                let tokens = nucleus(&mut probs.clone(), top_p, total).0;
                 figures.push(json!({"vocab": vocab, "spread": spread, "top_p": named, "nucleus_tokens": tokens, "pick": pick, "nucleus_selected": selected, "nucleus_sorting_all": sorted}));
             }
         }

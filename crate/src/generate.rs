@@ -66,8 +66,7 @@ impl Sampler {
             return argmax(logits);
         }
         let total: f32 = probs.iter().map(|p| p.1).sum();
-        let kept = nucleus(&mut probs, self.options.top_p, total);
-        let mass: f32 = probs[..kept].iter().map(|p| p.1).sum();
+        let (kept, mass) = nucleus(&mut probs, self.options.top_p, total);
         let mut r = self.rng.next_f32() * mass;
         for &(id, p) in &probs[..kept] {
             if r < p {
@@ -80,7 +79,7 @@ impl Sampler {
 }
 
 /// Moves the nucleus of `probs` (unnormalised, summing to `total`) to its front and returns its
-/// length: the most likely tokens, most likely first (the lower id first among equals), up to
+/// length and mass: the most likely tokens, most likely first (the lower id first among equals), up to
 /// the first whose mass reaches `top_p` of the total, at least one. With `top_p` at 1 or more the
 /// nucleus is every token, left in id order: a draw from all of them needs no order.
 ///
@@ -88,9 +87,9 @@ impl Sampler {
 /// 128 256 (natively, on the project machine: more than an 8B decode step should take), where a
 /// nucleus is mostly a few dozen tokens. So the `k` most likely are selected (linear) and only
 /// they are sorted, `k` widening until they hold the nucleus.
-pub(crate) fn nucleus(probs: &mut [(u32, f32)], top_p: f32, total: f32) -> usize {
+pub(crate) fn nucleus(probs: &mut [(u32, f32)], top_p: f32, total: f32) -> (usize, f32) {
     if top_p >= 1.0 {
-        return probs.len();
+        return (probs.len(), total);
     }
     let target = top_p * total;
     let more_likely = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
@@ -103,12 +102,12 @@ pub(crate) fn nucleus(probs: &mut [(u32, f32)], top_p: f32, total: f32) -> usize
         let mut mass = 0.0;
         for (kept, p) in probs[..k].iter().enumerate() {
             if kept > 0 && mass >= target {
-                return kept;
+                return (kept, mass);
             }
             mass += p.1;
         }
         if k == probs.len() || mass >= target {
-            return k;
+            return (k, mass);
         }
         k = probs.len().min(4 * k);
     }
@@ -162,13 +161,13 @@ mod tests {
                 let total: f32 = probs.iter().map(|p| p.1).sum();
                 for top_p in [0.0, 0.01, 0.5, 0.9, 0.999] {
                     let mut got = probs.clone();
-                    let kept = nucleus(&mut got, top_p, total);
+                    let (kept, _) = nucleus(&mut got, top_p, total);
                     let mut sorted = probs.clone();
                     let want = nucleus_by_sorting_all(&mut sorted, top_p, total);
                     assert_eq!(got[..kept], sorted[..want], "n={n} spread={spread} top_p={top_p}");
                 }
                 let mut all = probs.clone();
-                assert_eq!(nucleus(&mut all, 1.0, total), n);
+                assert_eq!(nucleus(&mut all, 1.0, total), (n, total));
                 assert_eq!(all, probs, "every token, in id order");
             }
         }
