@@ -10,7 +10,7 @@ use common::chat::{ask, engine, options, photo};
 use common::gpu;
 use fusion::config::Backbone;
 use fusion::gpu::Gpu;
-use fusion::kernels::argmax::{argmax, pick};
+use fusion::kernels::argmax::argmax;
 use fusion::model::{FusionModel, Prompt, VisionOptions, WeightFormat};
 use fusion::testing::{DecoderDims, RandomModel, TinySpec};
 
@@ -50,28 +50,16 @@ fn recorded_decode_steps_equal_launched_ones() {
     }
 }
 
-/// `steps` greedy tokens after `first`: each step launched once its token is read back, or
-/// each queued on the GPU's pick before that pick is read back (the engine's greedy answers).
-fn greedy_tokens(model: &FusionModel, first: u32, steps: usize, ahead: bool) -> Vec<u32> {
+/// `steps` greedy tokens after `first`, each step launched once its token is read back.
+fn greedy_tokens_read_each(model: &FusionModel, first: u32, steps: usize) -> Vec<u32> {
     let mut cache = model.new_cache();
-    let gpu = model.gpu();
-    if !ahead {
-        let mut t = first;
-        return (0..steps).map(|_| {
-            t = pollster::block_on(argmax(gpu, model.decode(t, &mut cache).unwrap())).unwrap();
+    let mut t = first;
+    (0..steps)
+        .map(|_| {
+            t = pollster::block_on(argmax(model.gpu(), model.decode(t, &mut cache).unwrap())).unwrap();
             t
-        }).collect();
-    }
-    let mut next = pick(gpu, model.decode(first, &mut cache).unwrap()).unwrap();
-    let mut tokens = Vec::new();
-    for _ in 1..steps {
-        let following = pick(gpu, model.decode_pick(&next, &mut cache).unwrap()).unwrap();
-        tokens.push(pollster::block_on(next.token()).unwrap());
-        next = following;
-    }
-    tokens.push(pollster::block_on(next.token()).unwrap());
-    assert_eq!(cache.len(), steps);
-    tokens
+        })
+        .collect()
 }
 
 #[test]
@@ -82,8 +70,10 @@ fn steps_queued_on_the_gpus_pick_decode_the_tokens_read_back() {
         let model = tiny_model(backbone, &gpu);
         for recorded in [false, true] {
             model.set_decode_graphs(recorded);
-            let want = greedy_tokens(&model, 7, STEPS, false);
-            assert_eq!(greedy_tokens(&model, 7, STEPS, true), want, "{backbone:?}, recorded: {recorded}");
+            let want = greedy_tokens_read_each(&model, 7, STEPS);
+            let mut cache = model.new_cache();
+            assert_eq!(pollster::block_on(model.greedy_tokens(7, STEPS, &mut cache)).unwrap(), want, "{backbone:?}, recorded: {recorded}");
+            assert_eq!(cache.len(), STEPS);
             // Not one token repeated throughout: the steps read their own picks.
             assert!(want.windows(2).any(|w| w[0] != w[1]), "{backbone:?}: {want:?}");
         }

@@ -451,13 +451,7 @@ fn bench_question(model: &FusionModel, tokenizer: &Tokenizer, views: &Views, o: 
     // As the engine decodes greedily: each step queued on the GPU's pick, before the CPU has
     // read that pick back. The last step's read ends the time.
     let start = now_ms();
-    let mut next = argmax::pick(gpu, model.decode(first, &mut cache)?)?;
-    for _ in 1..steps {
-        let ahead = argmax::pick(gpu, model.decode_pick(&next, &mut cache)?)?;
-        std::hint::black_box(pollster::block_on(next.token())?);
-        next = ahead;
-    }
-    std::hint::black_box(pollster::block_on(next.token())?);
+    std::hint::black_box(pollster::block_on(model.greedy_tokens(first, steps, &mut cache))?);
     let decode_ms = (now_ms() - start) / steps as f64;
     // The same positions again, each step launched once the CPU has the last token (the
     // engine's way before it decoded ahead).

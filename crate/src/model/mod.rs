@@ -27,7 +27,7 @@ use crate::config::{FusionConfig, VisionConfig};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::image::Views;
-use crate::kernels::argmax::Pick;
+use crate::kernels::argmax::{self, Pick};
 use crate::kernels::embedding::Ids;
 use crate::loader::{Checkpoint, Converted, ShardReader, TensorSource};
 use alignment::{Interaction, adaptive_max_pool, context_windows};
@@ -330,6 +330,21 @@ impl FusionModel {
     /// back: the GPU decodes it while the CPU waits for that read.
     pub fn decode_pick(&self, pick: &Pick, cache: &mut KvCache) -> Result<Tensor<1>> {
         self.decode_from(Ids::Picked(pick), cache)
+    }
+
+    /// `steps` greedy tokens after `first`, each step queued on the GPU's pick before that pick
+    /// is read back, as the engine's greedy answers decode but without their stop rules: what
+    /// `fusion bench` times.
+    pub async fn greedy_tokens(&self, first: u32, steps: usize, cache: &mut KvCache) -> Result<Vec<u32>> {
+        let mut tokens = Vec::with_capacity(steps);
+        let mut next = argmax::pick(&self.gpu, self.decode(first, cache)?)?;
+        for _ in 1..steps {
+            let ahead = argmax::pick(&self.gpu, self.decode_pick(&next, cache)?)?;
+            tokens.push(next.token().await?);
+            next = ahead;
+        }
+        tokens.push(next.token().await?);
+        Ok(tokens)
     }
 
     fn decode_from(&self, token: Ids, cache: &mut KvCache) -> Result<Tensor<1>> {
