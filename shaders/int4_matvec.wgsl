@@ -39,21 +39,29 @@ enable subgroups;
 // connection after o and down), and `swiglu` for a gate_up matrix (gate rows, then as many up
 // rows): a workgroup then owns OUTPUTS / 2 features, their gate and their up rows, and writes
 // silu(gate) · up, half as many outputs as W has rows.
+// A prologue, saving the launch before: `rms_norm` (with `stage_x`) multiplies W by
+// RMSNorm(x) = x · weight / sqrt(mean(x²) + eps) instead of x. Staging scales x by the norm's
+// weight and sums x² as it goes (each workgroup reads all of x anyway), and the epilogue
+// divides each sum by the root: a scalar per activation row, so it may come last.
 //
 // Placeholders: {{ workgroup_size }} (power of two), {{ rows }}, {{ outputs }} (even with
 // swiglu), {{ unroll }}, {{ swiglu }} (1 or 0). Flags:
 // subgroups, subgroups_directive (the browser needs `enable subgroups;`; naga rejects it and
-// takes the builtins without it).
+// takes the builtins without it), stage_x (x through workgroup memory, below), rms_norm.
 
 struct Params {
     m: u32,              // activation rows (= ROWS)
     n: u32,              // output features (rows of W)
-    k: u32,              // input features (columns of W, unpadded)
+    k: u32,              // columns of x (padded to whole groups)
     words_per_row: u32,  // packed u32 words per row of W (a multiple of 4)
     groups_per_row: u32, // scales per row of W
     words_per_group: u32,
     groups_x: u32,       // workgroups along x: the workgroup's index is wid.x + wid.y * groups_x
     add_residual: u32,   // 1: y = x·Wᵀ + residual
+    eps: f32,            // rms_norm's
+    cols: u32,           // input features, what rms_norm averages over (K, unpadded)
+    _pad0: u32,
+    _pad1: u32,
 }
 
 @group(0) @binding(0) var<storage, read_write> x: array<vec4<f32>>;  // [M, words_per_row * 8]
@@ -61,7 +69,12 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> scales: array<u32>;   // [N * groups_per_row] f16, paired
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;        // [M, N], or [M, N / 2] with swiglu
 @group(0) @binding(4) var<storage, read_write> residual: array<f32>; // [M, N] when add_residual
+//#if rms_norm
+@group(0) @binding(5) var<storage, read_write> norm_weight: array<vec4<f32>>; // [K], K a multiple of 4
+@group(0) @binding(6) var<uniform> p: Params;
+//#else
 @group(0) @binding(5) var<uniform> p: Params;
+//#endif
 
 const WG: u32 = {{ workgroup_size }}u;
 const ROWS: u32 = {{ rows }}u;
@@ -70,8 +83,15 @@ const UNROLL: u32 = {{ unroll }}u;
 const SWIGLU: u32 = {{ swiglu }}u;
 // Outputs a workgroup writes per activation row.
 const STORED: u32 = OUTPUTS / (1u + SWIGLU);
+//#if rms_norm
+const NORM: u32 = 1u;
+//#else
+const NORM: u32 = 0u;
+//#endif
+// Sums per invocation: OUTPUTS products per activation row, then with rms_norm each row's x².
+const SUMS: u32 = ROWS * (OUTPUTS + NORM);
 
-var<workgroup> partial: array<f32, WG * ROWS * OUTPUTS>;
+var<workgroup> partial: array<f32, WG * SUMS>;
 
 fn scale_at(i: u32) -> f32 {
     return unpack2x16float(scales[i >> 1u])[i & 1u];
@@ -93,6 +113,45 @@ fn nibbles(bits: u32) -> vec4<f32> {
 
 const DESCALE = vec4<f32>(1.0, 0.0625, 0.00390625, 0.000244140625);
 
+//#if stage_x
+// One step's x: the 8 vec4 of each of the WG loads of the step, DESCALE applied. Invocation i
+// uses the 8 at 8i..8i+7, 128 bytes from its neighbours': read from global memory, each of those
+// 8 load instructions touches a cache line per invocation (32 for a 32-wide workgroup, where a
+// coalesced load touches 4), and the cache's throughput in lines, not DRAM, bounds the kernel.
+// Staged, x is read in coalesced loads, once per workgroup and step. Each invocation's block of
+// 8 is rotated by its index, so that the 8 invocations sharing a 16-byte-per-lane access read
+// 8 different bank quadruples: vec4 j of block i sits at slot (j + i) mod 8.
+var<workgroup> staged: array<vec4<f32>, WG * 8u>;
+
+// Stages `count` vec4 from x[start], vec4 `column` of its row; returns the sum of the squares
+// this invocation staged.
+fn stage(start: u32, column: u32, count: u32, lid: u32) -> f32 {
+    var squares = 0.0;
+    for (var i = lid; i < count; i += WG) {
+        let raw = x[start + i];
+        squares += dot(raw, raw);
+//#if rms_norm
+        // Past K (x's zero padding to whole groups) any weight will do: the last one.
+        let scaled = raw * norm_weight[min(column + i, p.cols / 4u - 1u)];
+//#else
+        let scaled = raw;
+//#endif
+        staged[(i & ~7u) | ((i + (i >> 3u)) & 7u)] = scaled * DESCALE;
+    }
+    return squares;
+}
+
+// vec4 j of the 8 that invocation `lid`'s load multiplies.
+fn x_at(b: u32, j: u32, lid: u32) -> vec4<f32> {
+    return staged[lid * 8u + ((j + lid) & 7u)];
+}
+//#else
+// vec4 j of the 8 that invocation `lid`'s load multiplies: x[b + j], b its first.
+fn x_at(b: u32, j: u32, lid: u32) -> vec4<f32> {
+    return x[b + j] * DESCALE;
+}
+//#endif
+
 @compute @workgroup_size({{ workgroup_size }})
 fn main(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -107,9 +166,12 @@ fn main(
     let loads = p.words_per_row / 4u;
     let x_stride = p.words_per_row * 2u;
 
-    var acc = array<f32, ROWS * OUTPUTS>();
+    var acc = array<f32, SUMS>();
 
-    for (var v0 = lid; v0 < loads; v0 += WG * UNROLL) {
+    // Steps are counted for the whole workgroup, not from each invocation's first load, so
+    // that every invocation meets the barriers of a staged x equally often.
+    for (var step = 0u; step < loads; step += WG * UNROLL) {
+        let v0 = step + lid;
         // Every load of the step is issued before any is used. The row's last step may run
         // past its end: those slots re-read the row's last load (always in bounds, a cache
         // hit) and are never added.
@@ -125,43 +187,52 @@ fn main(
             }
         }
         for (var u = 0u; u < UNROLL; u++) {
-            let v = v0 + u * WG;
-            if v >= loads { break; }
+            let first_load = step + u * WG;
+            if first_load >= loads { break; }
+            let v = first_load + lid;
             for (var r = 0u; r < ROWS; r++) {
                 let b = r * x_stride + v * 8u;
-                let x0 = x[b] * DESCALE;
-                let x1 = x[b + 1u] * DESCALE;
-                let x2 = x[b + 2u] * DESCALE;
-                let x3 = x[b + 3u] * DESCALE;
-                let x4 = x[b + 4u] * DESCALE;
-                let x5 = x[b + 5u] * DESCALE;
-                let x6 = x[b + 6u] * DESCALE;
-                let x7 = x[b + 7u] * DESCALE;
-                for (var o = 0u; o < OUTPUTS; o++) {
-                    let q = wv[u * OUTPUTS + o];
-                    let d = dot(x0, nibbles(q.x)) + dot(x1, nibbles(q.x >> 16u))
-                          + dot(x2, nibbles(q.y)) + dot(x3, nibbles(q.y >> 16u))
-                          + dot(x4, nibbles(q.z)) + dot(x5, nibbles(q.z >> 16u))
-                          + dot(x6, nibbles(q.w)) + dot(x7, nibbles(q.w >> 16u));
-                    acc[r * OUTPUTS + o] += d * s[u * OUTPUTS + o];
+//#if stage_x
+                workgroupBarrier(); // the previous step's x is read by everyone
+                let squares = stage(r * x_stride + first_load * 8u, first_load * 8u, min(WG, loads - first_load) * 8u, lid);
+                if NORM == 1u { acc[ROWS * OUTPUTS + r] += squares; }
+                workgroupBarrier();
+//#endif
+                if v < loads {
+                    let x0 = x_at(b, 0u, lid);
+                    let x1 = x_at(b, 1u, lid);
+                    let x2 = x_at(b, 2u, lid);
+                    let x3 = x_at(b, 3u, lid);
+                    let x4 = x_at(b, 4u, lid);
+                    let x5 = x_at(b, 5u, lid);
+                    let x6 = x_at(b, 6u, lid);
+                    let x7 = x_at(b, 7u, lid);
+                    for (var o = 0u; o < OUTPUTS; o++) {
+                        let q = wv[u * OUTPUTS + o];
+                        let d = dot(x0, nibbles(q.x)) + dot(x1, nibbles(q.x >> 16u))
+                              + dot(x2, nibbles(q.y)) + dot(x3, nibbles(q.y >> 16u))
+                              + dot(x4, nibbles(q.z)) + dot(x5, nibbles(q.z >> 16u))
+                              + dot(x6, nibbles(q.w)) + dot(x7, nibbles(q.w >> 16u));
+                        acc[r * OUTPUTS + o] += d * s[u * OUTPUTS + o];
+                    }
                 }
             }
         }
     }
 
 //#if subgroups
-    for (var i = 0u; i < ROWS * OUTPUTS; i++) {
+    for (var i = 0u; i < SUMS; i++) {
         let total = subgroupAdd(acc[i]);
         if sg_lane == 0u { partial[i * WG + sg_id] = total; }
     }
     workgroupBarrier();
     let parts = sg_count;
 //#else
-    for (var i = 0u; i < ROWS * OUTPUTS; i++) { partial[i * WG + lid] = acc[i]; }
+    for (var i = 0u; i < SUMS; i++) { partial[i * WG + lid] = acc[i]; }
     workgroupBarrier();
     for (var stride = WG / 2u; stride > 0u; stride >>= 1u) {
         if lid < stride {
-            for (var i = 0u; i < ROWS * OUTPUTS; i++) {
+            for (var i = 0u; i < SUMS; i++) {
                 partial[i * WG + lid] += partial[i * WG + lid + stride];
             }
         }
@@ -200,9 +271,12 @@ fn store(first: u32, i: u32, parts: u32) {
     let features = p.n / (1u + SWIGLU);
     if feature >= features { return; }
     let at = r * features + feature;
-    let sum = total(r * OUTPUTS + o, parts);
+    // 1 / RMS(x) of the row, or 1.
+    var norm = 1.0;
+    if NORM == 1u { norm = 1.0 / sqrt(total(ROWS * OUTPUTS + r, parts) / f32(p.cols) + p.eps); }
+    let sum = total(r * OUTPUTS + o, parts) * norm;
     if SWIGLU == 1u {
-        let up = total(r * OUTPUTS + o + STORED, parts);
+        let up = total(r * OUTPUTS + o + STORED, parts) * norm;
         y[at] = sum / (1.0 + exp(-sum)) * up;
     } else if p.add_residual != 0u {
         y[at] = sum + residual[at];

@@ -189,6 +189,8 @@ fn bench_writes_a_complete_report() {
     assert!((positive(&decode["fused_vs_copy"], "decode attention vs copy") - gbs / copy).abs() <= 0.01 * gbs / copy + 1e-3, "{decode}");
     positive(&model["swiglu_epilogue"]["epilogue_ms"], "gate_up with SwiGLU in its epilogue");
     positive(&model["swiglu_epilogue"]["two_launches_ms"], "gate_up, then SwiGLU");
+    positive(&model["norm_prologue"]["prologue_ms"], "qkv with RMSNorm in its prologue");
+    positive(&model["norm_prologue"]["two_launches_ms"], "RMSNorm, then qkv");
     let groups: Vec<u64> = model["group_sizes"].as_array().unwrap().iter().map(|g| g["group"].as_u64().unwrap()).collect();
     assert_eq!(groups, [32, 64, 128]);
     for g in model["group_sizes"].as_array().unwrap() {

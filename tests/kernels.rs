@@ -49,6 +49,32 @@ fn every_int4_matvec_work_split_matches_cpu_reference() {
     }
 }
 
+/// Staging x through workgroup memory changes where x is read from, not a single product or
+/// sum: the same floats, bit for bit, as each invocation reading its own x.
+#[test]
+fn int4_matvec_with_x_staged_is_bit_identical() {
+    use burn::tensor::{Tensor, TensorData};
+    use fusion::kernels::Int4Matrix;
+    use fusion::kernels::int4_matvec::{MatvecShape, int4_matvec_variant};
+    use fusion::quant::Int4Weight;
+    let seed = fresh_seed();
+    let mut rng = fusion::rng::SplitMix64::new(seed);
+    // Rows of 1, 3 and 14 steps of a 32-wide workgroup (the last one part-used), up to 8 rows.
+    for (m, n, k) in [(1, 37, 1000), (8, 66, 3000), (3, 129, 14336)] {
+        let w = Int4Matrix::upload(gpu(), &Int4Weight::quantize("w", &rng.normal_vec(n * k, 1.0), n, k, 32).unwrap());
+        let x = Tensor::<2>::from_data(TensorData::new(rng.normal_vec(m * k, 1.0), [m, k]), gpu().device());
+        for subgroups in reductions() {
+            for (workgroup, outputs, unroll) in [(32, 4, 1), (32, 4, 2), (64, 4, 1)] {
+                let y = |stage_x| {
+                    let shape = MatvecShape { workgroup, outputs, unroll, stage_x };
+                    pollster::block_on(fusion::gpu::read_f32(int4_matvec_variant(gpu(), x.clone(), &w, shape, subgroups).unwrap())).unwrap()
+                };
+                assert_eq!(y(true), y(false), "seed={seed} m={m} n={n} k={k} {workgroup}×{outputs}×{unroll} subgroups={subgroups}");
+            }
+        }
+    }
+}
+
 #[test]
 fn int4_matvec_adds_the_residual() {
     use burn::tensor::{Tensor, TensorData};
@@ -89,6 +115,23 @@ fn int4_matvec_swiglu_matches_cpu_reference() {
 }
 
 #[test]
+fn int4_matvec_with_its_input_normed_matches_cpu_reference() {
+    use fusion::kernels::int4_matvec::check_normed_against_reference;
+    // (rows, output rows, columns, group): Phi-3.5's qkv and LLaMA-3.1's gate_up, odd sizes,
+    // rows that are not whole groups (x padded with zeros), and k = 1001, not whole vec4s (the
+    // norm is launched first).
+    for device in [gpu().clone(), gpu().clone().baseline()] {
+        for swiglu in [false, true] {
+            for (m, n, k, group) in [(1, 9216, 3072, 32), (1, 2 * 14336, 4096, 32), (3, 2 * 37, 96, 32), (8, 2 * 33, 4064, 32), (2, 2 * 129, 1000, 128), (1, 2 * 5, 1001, 32)] {
+                let seed = fresh_seed();
+                let err = pollster::block_on(check_normed_against_reference(&device, (m, n, k, group), swiglu, seed)).unwrap();
+                assert!(err < INT4_MATVEC_TOL, "{:?} swiglu={swiglu} m={m} n={n} k={k} group={group} seed={seed}: rel L2 {err:e}", device.capabilities());
+            }
+        }
+    }
+}
+
+#[test]
 fn stacked_int4_matrices_equal_their_parts() {
     use burn::tensor::{Tensor, TensorData};
     use fusion::kernels::{Int4Matrix, int4_matvec};
@@ -114,6 +157,7 @@ fn stacked_int4_matrices_equal_their_parts() {
 #[test]
 fn int4_matvec_rejects_mismatched_shapes() {
     use burn::tensor::{Tensor, TensorData};
+    use fusion::kernels::int4_matvec::{MatvecShape, int4_matvec_variant};
     use fusion::kernels::{Int4Matrix, int4_matvec};
     use fusion::quant::Int4Weight;
     let w = Int4Matrix::upload(gpu(), &Int4Weight::quantize("w", &[0.5; 64], 2, 32, 32).unwrap());
@@ -122,6 +166,10 @@ fn int4_matvec_rejects_mismatched_shapes() {
     assert!(e.to_string().contains("31 columns"), "{e}");
     let e = int4_matvec(gpu(), x(9, 32), &w).err().unwrap();
     assert!(e.to_string().contains("9 rows"), "{e}");
+    // 32 KiB of staged x alone: over what every WebGPU device offers a workgroup.
+    let wide = MatvecShape { workgroup: 256, outputs: 4, unroll: 1, stage_x: true };
+    let e = int4_matvec_variant(gpu(), x(1, 32), &w, wide, false).err().unwrap();
+    assert!(e.to_string().contains("workgroup memory"), "{e}");
 }
 
 #[test]

@@ -13,7 +13,8 @@ use crate::generate::{Sampler, SamplingOptions, nucleus, nucleus_by_sorting_all}
 use crate::gpu::{Gpu, now_ms, read_f32};
 use crate::image::Views;
 use crate::kernels::int4_matmul::int4_matmul_precision;
-use crate::kernels::{Int4Matrix, Mask, argmax, int4_matmul, int4_matvec, int4_matvec_swiglu, swiglu};
+use crate::kernels::int4_matvec::Norm;
+use crate::kernels::{Int4Matrix, Mask, argmax, int4_matmul, int4_matvec, int4_matvec_normed, int4_matvec_swiglu, rms_norm, swiglu};
 use crate::model::{Kernels, FusionModel, VisionOptions, WeightFormat};
 use crate::quant::Int4Weight;
 use crate::testing::{RandomModel, RandomWeights, TinySpec};
@@ -347,6 +348,18 @@ fn bench_swiglu_epilogue(gpu: &Gpu, o: &BenchOptions, (n, k): (usize, usize)) ->
     Ok(json!({"shape": [n, k], "epilogue_ms": round(fused), "two_launches_ms": round(separate), "speedup": round(separate / fused)}))
 }
 
+/// A decode step's qkv projection of the normed input: RMSNorm inside the matvec (what the model
+/// runs) against our RMSNorm kernel and then the matvec.
+fn bench_norm_prologue(gpu: &Gpu, o: &BenchOptions, (n, k): (usize, usize), eps: f64) -> Result<Value> {
+    let w = Int4Matrix::upload(gpu, &RandomWeights::new(19, o.group).int4(n, k));
+    let x = random_f32(gpu, [1, k], 1);
+    let weight = random_f32(gpu, [1, k], 2).reshape([k]);
+    let norm = Norm { weight: &weight, eps };
+    let fused = kernel_ms(gpu, o.repeats, || int4_matvec_normed(gpu, x.clone(), &w, norm).map(drop))?;
+    let separate = kernel_ms(gpu, o.repeats, || int4_matvec(gpu, rms_norm(gpu, x.clone(), &weight, eps)?, &w).map(drop))?;
+    Ok(json!({"shape": [n, k], "prologue_ms": round(fused), "two_launches_ms": round(separate), "speedup": round(separate / fused)}))
+}
+
 /// The int4 group size, measured: how well each candidate reconstructs weights (Gaussian, and
 /// heavy-tailed with a few large entries, as trained LLM weights are) and how fast the decode
 /// kernel streams the model's largest decoder matrix with it.
@@ -396,7 +409,7 @@ fn bench_matvec_shapes(gpu: &Gpu, o: &BenchOptions, matrices: &[(usize, usize)],
             for shape in MatvecShape::CANDIDATES {
                 let ms = kernel_ms(gpu, o.repeats, || int4_matvec_variant(gpu, x.clone(), &w, shape, subgroups).map(drop))?;
                 out.push(json!({
-                    "shape": [n, k], "workgroup": shape.workgroup, "outputs": shape.outputs, "unroll": shape.unroll, "subgroups": subgroups,
+                    "shape": [n, k], "workgroup": shape.workgroup, "outputs": shape.outputs, "unroll": shape.unroll, "stage_x": shape.stage_x, "subgroups": subgroups,
                     "default": shape == MatvecShape::DEFAULT && subgroups == gpu.capabilities().subgroups,
                     "ms": round(ms), "gb_s": round(bytes / (ms * 1e6)), "vs_copy": round(bytes / (ms * 1e6) / copy_gbs),
                 }));
@@ -584,6 +597,8 @@ fn bench_model(gpu: &Gpu, host: &Gpu, o: &BenchOptions, shapes: Shapes, copy_gbs
     progress(shapes, "attention", &json!(attention));
     let swiglu_epilogue = bench_swiglu_epilogue(gpu, o, (2 * config.intermediate_size, d))?;
     progress(shapes, "swiglu epilogue", &swiglu_epilogue);
+    let norm_prologue = bench_norm_prologue(gpu, o, ((h + 2 * kv) * hd, d), config.rms_norm_eps)?;
+    progress(shapes, "rms_norm prologue", &norm_prologue);
     let greedy_pick = bench_greedy_pick(gpu, o, config.vocab_size)?;
     progress(shapes, "greedy pick", &greedy_pick);
     let linears = bench_linears(gpu, o, &linears, prompt, copy_gbs)?;
@@ -602,6 +617,7 @@ fn bench_model(gpu: &Gpu, host: &Gpu, o: &BenchOptions, shapes: Shapes, copy_gbs
         "int4_burn_attention": stock_attention,
         "attention": attention,
         "swiglu_epilogue": swiglu_epilogue,
+        "norm_prologue": norm_prologue,
         "greedy_pick": greedy_pick,
         "group_sizes": bench_group_sizes(gpu, o, largest, copy_gbs)?,
         "matvec_shapes": bench_matvec_shapes(gpu, o, &[largest, most_frequent, smallest], copy_gbs)?,

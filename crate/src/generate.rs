@@ -114,7 +114,8 @@ pub(crate) fn nucleus(probs: &mut [(u32, f32)], top_p: f32, total: f32) -> (usiz
 }
 
 /// [`nucleus`] by sorting every token (how the sampler found it before): the reference it is
-/// tested and measured against.
+/// tested and measured against (`fusion bench`, native only).
+#[cfg(any(test, not(target_family = "wasm")))]
 pub(crate) fn nucleus_by_sorting_all(probs: &mut [(u32, f32)], top_p: f32, total: f32) -> usize {
     probs.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     let (mut kept, mut mass) = (0, 0.0);

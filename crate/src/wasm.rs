@@ -120,6 +120,13 @@ impl Engine {
         crate::kernels::int4_matvec::check_swiglu_against_reference(&self.gpu, (m, n, k, group), seed as u64).await.map_err(js_error)
     }
 
+    /// The same check for the int4 matvec with an RMSNorm of its input, with or without SwiGLU.
+    #[wasm_bindgen(js_name = checkInt4MatvecNormed)]
+    #[allow(clippy::too_many_arguments)]
+    pub async fn check_int4_matvec_normed(&self, m: usize, n: usize, k: usize, group: usize, swiglu: bool, seed: u32) -> Result<f64, JsError> {
+        crate::kernels::int4_matvec::check_normed_against_reference(&self.gpu, (m, n, k, group), swiglu, seed as u64).await.map_err(js_error)
+    }
+
     /// Greedy decoding's argmax over `n` random logits and its edge cases (repeated maxima,
     /// NaN, infinities, signed zeros); returns how many cases disagree with the CPU's pick.
     #[wasm_bindgen(js_name = checkArgmax)]

@@ -94,11 +94,14 @@ def model_summary(m, torch):
         [a["case"], f"{a['heads']} ({a['kv_heads']})", f"{a['rows']} × {a['keys']}", a["head_dim"], a["fused_ms"], a["burn_ms"], a["speedup"], a.get("fused_vs_copy")]
         for a in m.get("attention", [])]))
     out.append(table(["matvec split (invocations × outputs × steps)", "shape", "subgroups", "GB/s", "vs copy", "default"], [
-        [f"{s.get('workgroup')}×{s.get('outputs')}×{s.get('unroll', 1)}", f"{s['shape'][0]}×{s['shape'][1]}", s.get("subgroups"), s.get("gb_s"), s.get("vs_copy"), s.get("default")]
+        [f"{s.get('workgroup')}×{s.get('outputs')}×{s.get('unroll', 1)}{' staged' if s.get('stage_x') else ''}", f"{s['shape'][0]}×{s['shape'][1]}", s.get("subgroups"), s.get("gb_s"), s.get("vs_copy"), s.get("default")]
         for s in m.get("matvec_shapes", [])]))
     e = m.get("swiglu_epilogue")
     if e:
         out.append(f"SwiGLU in the matvec epilogue {e['shape']}: {fmt(e['epilogue_ms'])} ms against {fmt(e['two_launches_ms'])} ms in two launches (×{fmt(e['speedup'])}).")
+    e = m.get("norm_prologue")
+    if e:
+        out.append(f"RMSNorm in the matvec prologue {e['shape']}: {fmt(e['prologue_ms'])} ms against {fmt(e['two_launches_ms'])} ms in two launches (×{fmt(e['speedup'])}).")
     g = m.get("greedy_pick")
     if g:
         out.append(f"Greedy pick over {g['vocab']} logits: {fmt(g['gpu_argmax_us'])} µs with the argmax on the GPU, "

@@ -16,6 +16,11 @@ export const KERNELS = {
     [1, 16384, 3072, 32],
     [3, 74, 96, 32],
   ],
+  // m, n, k, group, SwiGLU: the RMSNorm inside the matvec (k = 1000 at group 128: x padded)
+  checkInt4MatvecNormed: [
+    [1, 9216, 3072, 32, false],
+    [3, 74, 1000, 128, true],
+  ],
   checkInt4Matmul: [
     [9, 17, 40, 32],
     [67, 130, 200, 64],

@@ -40,7 +40,7 @@ fn matmul(gpu: &Gpu, x: Tensor<2>, w: &Int4Matrix, f16: bool) -> Result<Tensor<2
         return Err(Error::shape(OP, format!("{m}×{} output does not fit one dispatch", w.rows)));
     }
     let source = Wgsl { name: OP, text: include_str!("../../../shaders/int4_matmul.wgsl"), constants: vec![], flags: if f16 { vec!["f16"] } else { vec![] } };
-    w.launch(gpu, OP, x, w.rows, source, CubeDim::new_2d(8, 8), groups, [0, 0], &[])
+    w.launch(gpu, OP, x, w.rows, source, CubeDim::new_2d(8, 8), groups, &[0, 0], &[])
 }
 
 /// [`int4_matmul`] on fresh random inputs against the CPU reference; returns the relative L2 error.

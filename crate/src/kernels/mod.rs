@@ -14,7 +14,7 @@ pub mod swiglu;
 pub use argmax::argmax;
 pub use attention::{Mask, attention};
 pub use int4_matmul::int4_matmul;
-pub use int4_matvec::{Int4Matrix, int4_matvec, int4_matvec_add, int4_matvec_swiglu};
+pub use int4_matvec::{Int4Matrix, int4_matvec, int4_matvec_add, int4_matvec_normed, int4_matvec_swiglu, int4_matvec_swiglu_normed};
 pub use rms_norm::rms_norm;
 pub use rope::{CacheRows, Projections, rope_into_cache};
 pub use swiglu::swiglu;
@@ -41,14 +41,28 @@ pub(crate) async fn check_int4_kernel(
 /// the reference's `[M, N]` products.
 pub(crate) async fn check_int4_kernel_then(
     gpu: &Gpu,
-    (m, n, k, group): (usize, usize, usize, usize),
+    dims: (usize, usize, usize, usize),
     seed: u64,
     kernel: impl Fn(&Gpu, Tensor<2>, &Int4Matrix) -> Result<Tensor<2>>,
     then: impl Fn(Vec<f32>) -> Vec<f32>,
 ) -> Result<f64> {
+    check_int4_kernel_with(gpu, dims, seed, kernel, |x| x.to_vec(), then).await
+}
+
+/// [`check_int4_kernel_then`] for a kernel that also transforms its input `x [M, K]`: the
+/// reference multiplies `input(x)` instead.
+pub(crate) async fn check_int4_kernel_with(
+    gpu: &Gpu,
+    (m, n, k, group): (usize, usize, usize, usize),
+    seed: u64,
+    kernel: impl Fn(&Gpu, Tensor<2>, &Int4Matrix) -> Result<Tensor<2>>,
+    input: impl Fn(&[f32]) -> Vec<f32>,
+    then: impl Fn(Vec<f32>) -> Vec<f32>,
+) -> Result<f64> {
     let mut rng = crate::rng::SplitMix64::new(seed);
     let w = Int4Weight::quantize("random", &rng.normal_vec(n * k, 1.0), n, k, group)?;
-    let x = rng.normal_vec(m * k, 1.0);
+    let raw_x = rng.normal_vec(m * k, 1.0);
+    let x = input(&raw_x);
     let dequantized = w.dequantize();
     let want = then(matvec_reference(&x, m, &dequantized, n, k));
     // Relative L2 error, but never relative to less than the size these sums have when their
@@ -57,7 +71,7 @@ pub(crate) async fn check_int4_kernel_then(
     // f32 rounding, exact for the kernel, read as 7.7e-5 of that.
     let abs = |v: &[f32]| v.iter().map(|a| a.abs()).collect::<Vec<_>>();
     let uncancelled = l2(matvec_reference(&abs(&x), m, &abs(&dequantized), n, k).into_iter().map(f64::from)) / (k as f64).sqrt();
-    let xt = Tensor::<2>::from_data(TensorData::new(x, [m, k]), gpu.device());
+    let xt = Tensor::<2>::from_data(TensorData::new(raw_x, [m, k]), gpu.device());
     let got = crate::gpu::read_f32(kernel(gpu, xt, &Int4Matrix::upload(gpu, &w))?).await?;
     if got.len() != want.len() {
         return Err(crate::Error::shape("int4 kernel check", format!("{} outputs, the reference has {}", got.len(), want.len())));

@@ -159,11 +159,16 @@ impl Decoder {
         let layer = &self.layers[index];
         let [s, _] = x.dims();
         let (h, kv, hd) = (self.heads, self.kv_heads, self.head_dim);
-        let normed = layer.input_norm.forward(gpu, self.kernels, x.clone())?;
-        // q, k and v side by side (one buffer for the RoPE kernel), and where each starts.
-        let x_qkv = match &layer.qkv {
-            Qkv::Fused(w) => w.forward(gpu, normed)?,
-            Qkv::Split(wq, wk, wv) => Tensor::cat(vec![wq.forward(gpu, normed.clone())?, wk.forward(gpu, normed.clone())?, wv.forward(gpu, normed)?], 1),
+        let normed = |norm: &RmsNorm, x: &Tensor<2>| norm.forward(gpu, self.kernels, x.clone());
+        // q, k and v side by side (one buffer for the RoPE kernel), and where each starts. With
+        // our kernels the norm runs inside a decode step's projection (`forward_normed`).
+        let x_qkv = match (&layer.qkv, self.kernels) {
+            (Qkv::Fused(w), Kernels::Fused) => w.forward_normed(gpu, &layer.input_norm, x.clone())?,
+            (Qkv::Fused(w), Kernels::Stock) => w.forward(gpu, normed(&layer.input_norm, &x)?)?,
+            (Qkv::Split(wq, wk, wv), _) => {
+                let n = normed(&layer.input_norm, &x)?;
+                Tensor::cat(vec![wq.forward(gpu, n.clone())?, wk.forward(gpu, n.clone())?, wv.forward(gpu, n)?], 1)
+            }
         };
         let projections = Projections { x: x_qkv, q: 0, k: h * hd, v: (h + kv) * hd };
         // q `[h, S, hd]` with RoPE applied; k (RoPE applied) and v written to the cache.
@@ -188,12 +193,15 @@ impl Decoder {
         let attn = if s == 1 { attn.reshape([1, h * hd]) } else { attn.swap_dims(0, 1).reshape([s, h * hd]) };
         let x = layer.o.forward_add(gpu, attn, x)?;
 
-        let normed = layer.post_norm.forward(gpu, self.kernels, x.clone())?;
         let i = self.intermediate;
         let activated = match (&layer.gate_up, self.kernels) {
-            (GateUp::Fused(w), Kernels::Fused) => w.forward_swiglu(gpu, normed)?,
-            (GateUp::Split(wg, wu), Kernels::Fused) => swiglu(gpu, Tensor::cat(vec![wg.forward(gpu, normed.clone())?, wu.forward(gpu, normed)?], 1))?,
+            (GateUp::Fused(w), Kernels::Fused) => w.forward_swiglu_normed(gpu, &layer.post_norm, x.clone())?,
+            (GateUp::Split(wg, wu), Kernels::Fused) => {
+                let n = normed(&layer.post_norm, &x)?;
+                swiglu(gpu, Tensor::cat(vec![wg.forward(gpu, n.clone())?, wu.forward(gpu, n)?], 1))?
+            }
             (gate_up, Kernels::Stock) => {
+                let normed = normed(&layer.post_norm, &x)?;
                 let (gate, up) = match gate_up {
                     GateUp::Fused(w) => {
                         let gate_up = w.forward(gpu, normed)?;
@@ -213,8 +221,12 @@ impl Decoder {
     /// `x [S, D] → logits [V]`
     pub fn logits(&self, gpu: &Gpu, x: Tensor<2>) -> Result<Tensor<1>> {
         let [s, d] = x.dims();
-        let last = self.final_norm(gpu, x.slice([s - 1..s, 0..d]))?;
-        Ok(self.lm_head.forward(gpu, last)?.reshape([self.vocab]))
+        let last = x.slice([s - 1..s, 0..d]);
+        let logits = match self.kernels {
+            Kernels::Fused => self.lm_head.forward_normed(gpu, &self.norm, last)?,
+            Kernels::Stock => self.lm_head.forward(gpu, self.final_norm(gpu, last)?)?,
+        };
+        Ok(logits.reshape([self.vocab]))
     }
 
     pub fn final_norm(&self, gpu: &Gpu, x: Tensor<2>) -> Result<Tensor<2>> {

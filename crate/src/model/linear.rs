@@ -5,7 +5,10 @@ use burn::tensor::Tensor;
 
 use crate::error::Result;
 use crate::gpu::Gpu;
-use crate::kernels::{Int4Matrix, int4_matmul, int4_matvec, int4_matvec_add, int4_matvec_swiglu, swiglu};
+use super::attention::Kernels;
+use super::norm::RmsNorm;
+use crate::kernels::int4_matvec::{MAX_ROWS, int4_matvec_normed, int4_matvec_swiglu_normed};
+use crate::kernels::{Int4Matrix, int4_matmul, int4_matvec, int4_matvec_add, swiglu};
 
 pub enum LinearWeight {
     /// `[in, out]`: stored transposed from PyTorch's `[out, in]` so the forward is one matmul.
@@ -33,7 +36,7 @@ impl Linear {
             LinearWeight::F32(wt) => x2.matmul(wt.clone()),
             // Decode-sized inputs stream the weights once (matvec); longer ones share each
             // dequantised weight tile across many rows (tiled GEMM).
-            LinearWeight::Int4(w) if rows <= crate::kernels::int4_matvec::MAX_ROWS => int4_matvec(gpu, x2, w)?,
+            LinearWeight::Int4(w) if rows <= MAX_ROWS => int4_matvec(gpu, x2, w)?,
             LinearWeight::Int4(w) => int4_matmul(gpu, x2, w)?,
         };
         let y = match &self.bias {
@@ -72,20 +75,33 @@ impl Linear {
     /// `x [rows, in]`, `residual [rows, out]` → `[rows, out]`
     pub fn forward_add(&self, gpu: &Gpu, x: Tensor<2>, residual: Tensor<2>) -> Result<Tensor<2>> {
         match &self.weight {
-            LinearWeight::Int4(w) if self.bias.is_none() && x.dims()[0] <= crate::kernels::int4_matvec::MAX_ROWS => int4_matvec_add(gpu, x, w, residual),
+            LinearWeight::Int4(w) if self.bias.is_none() && x.dims()[0] <= MAX_ROWS => int4_matvec_add(gpu, x, w, residual),
             _ => Ok(residual + self.forward(gpu, x)?),
         }
     }
 
-    /// `silu(gate) · up` for a layer whose outputs are `[gate | up]`: one launch for a decode
-    /// step's int4 projection, else the projection and our SwiGLU kernel.
+    /// `forward(norm(x))`: one launch for a decode step's int4 projection, else our RMSNorm
+    /// kernel and the projection.
+    ///
+    /// # Shapes
+    /// `x [rows, in]` → `[rows, out]`
+    pub fn forward_normed(&self, gpu: &Gpu, norm: &RmsNorm, x: Tensor<2>) -> Result<Tensor<2>> {
+        match &self.weight {
+            LinearWeight::Int4(w) if self.bias.is_none() && x.dims()[0] <= MAX_ROWS => int4_matvec_normed(gpu, x, w, norm.as_kernel_input()),
+            _ => self.forward(gpu, norm.forward(gpu, Kernels::Fused, x)?),
+        }
+    }
+
+    /// `silu(gate) · up` of `forward(norm(x))` for a layer whose outputs are `[gate | up]`: one
+    /// launch for a decode step's int4 projection, else our RMSNorm kernel, the projection and
+    /// our SwiGLU kernel.
     ///
     /// # Shapes
     /// `x [rows, in]` → `[rows, out / 2]`
-    pub fn forward_swiglu(&self, gpu: &Gpu, x: Tensor<2>) -> Result<Tensor<2>> {
+    pub fn forward_swiglu_normed(&self, gpu: &Gpu, norm: &RmsNorm, x: Tensor<2>) -> Result<Tensor<2>> {
         match &self.weight {
-            LinearWeight::Int4(w) if self.bias.is_none() && x.dims()[0] <= crate::kernels::int4_matvec::MAX_ROWS => int4_matvec_swiglu(gpu, x, w),
-            _ => swiglu(gpu, self.forward(gpu, x)?),
+            LinearWeight::Int4(w) if self.bias.is_none() && x.dims()[0] <= MAX_ROWS => int4_matvec_swiglu_normed(gpu, x, w, norm.as_kernel_input()),
+            _ => swiglu(gpu, self.forward(gpu, norm.forward(gpu, Kernels::Fused, x)?)?),
         }
     }
 }

@@ -33,6 +33,11 @@ pub struct RmsNorm {
 }
 
 impl RmsNorm {
+    /// This norm for a kernel that applies it to its input (the int4 matvec).
+    pub fn as_kernel_input(&self) -> crate::kernels::int4_matvec::Norm<'_> {
+        crate::kernels::int4_matvec::Norm { weight: &self.weight, eps: self.eps }
+    }
+
     /// # Shapes
     /// `x [rows, dim] → [rows, dim]`
     pub fn forward(&self, gpu: &Gpu, kernels: Kernels, x: Tensor<2>) -> Result<Tensor<2>> {
