@@ -117,8 +117,9 @@ const DESCALE = vec4<f32>(1.0, 0.0625, 0.00390625, 0.000244140625);
 // One step's x: the 8 vec4 of each of the WG loads of the step, DESCALE applied. Invocation i
 // uses the 8 at 8i..8i+7, 128 bytes from its neighbours': read from global memory, each of those
 // 8 load instructions touches a cache line per invocation (32 for a 32-wide workgroup, where a
-// coalesced load touches 4), and the cache's throughput in lines, not DRAM, bounds the kernel.
-// Staged, x is read in coalesced loads, once per workgroup and step. Each invocation's block of
+// coalesced load touches 4), so the cache's throughput in lines may bound the kernel before
+// DRAM does (an estimate, not yet measured: BENCHMARKS.md). Staged, x is read in coalesced
+// loads, once per workgroup and step. Each invocation's block of
 // 8 is rotated by its index, so that the 8 invocations sharing a 16-byte-per-lane access read
 // 8 different bank quadruples: vec4 j of block i sits at slot (j + i) mod 8.
 var<workgroup> staged: array<vec4<f32>, WG * 8u>;

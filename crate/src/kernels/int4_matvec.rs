@@ -41,7 +41,7 @@ impl MatvecShape {
     pub const DEFAULT: Self = Self::staged(32, 4, 1);
 
     /// The splits `fusion bench` compares (and the kernel test checks).
-    pub const CANDIDATES: [Self; 15] = [
+    pub const CANDIDATES: [Self; 16] = [
         Self::new(16, 4, 1),
         Self::new(16, 8, 1),
         Self::new(32, 2, 1),
@@ -56,6 +56,7 @@ impl MatvecShape {
         Self::staged(32, 2, 1),
         Self::DEFAULT,
         Self::staged(32, 4, 2),
+        Self::staged(32, 4, 4),
         Self::staged(64, 4, 1),
     ];
 
