@@ -48,13 +48,15 @@ impl Linear {
         Ok(y.reshape(out))
     }
 
-    /// The layers' outputs side by side in one layer (their weights stacked), or `None` when they
-    /// cannot be (biases, different inputs or formats, unaligned int4 parts).
+    /// The layers' outputs side by side in one layer (their weights and biases stacked), or
+    /// `None` when they cannot be (some with a bias and some without, different inputs or
+    /// formats, unaligned int4 parts).
     pub fn stack(gpu: &Gpu, parts: &[&Linear]) -> Result<Option<Linear>> {
         let Some(first) = parts.first() else { return Ok(None) };
-        if parts.len() < 2 || parts.iter().any(|l| l.bias.is_some() || l.in_features != first.in_features) {
+        if parts.len() < 2 || parts.iter().any(|l| l.bias.is_some() != first.bias.is_some() || l.in_features != first.in_features) {
             return Ok(None);
         }
+        let bias = first.bias.is_some().then(|| Tensor::cat(parts.iter().filter_map(|l| l.bias.clone()).collect(), 0));
         let f32s: Option<Vec<Tensor<2>>> = parts.iter().map(|l| if let LinearWeight::F32(w) = &l.weight { Some(w.clone()) } else { None }).collect();
         let int4s: Option<Vec<&Int4Matrix>> = parts.iter().map(|l| if let LinearWeight::Int4(w) = &l.weight { Some(w) } else { None }).collect();
         let weight = match (f32s, int4s) {
@@ -66,7 +68,7 @@ impl Linear {
             },
             _ => return Ok(None),
         };
-        Ok(Some(Linear { weight, bias: None, in_features: first.in_features, out_features: parts.iter().map(|l| l.out_features).sum() }))
+        Ok(Some(Linear { weight, bias, in_features: first.in_features, out_features: parts.iter().map(|l| l.out_features).sum() }))
     }
 
     /// `residual + forward(x)`; one launch for a decode step's int4 projection.

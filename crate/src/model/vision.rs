@@ -19,13 +19,41 @@ use crate::weights;
 
 struct VisionLayer {
     ln1: LayerNorm,
-    q: Linear,
-    k: Linear,
-    v: Linear,
+    qkv: Qkv,
     out: Linear,
     ln2: LayerNorm,
     fc1: Linear,
     fc2: Linear,
+}
+
+/// q, k and v: stacked into one matrix at load time where the format allows, so each layer runs
+/// one GEMM of 3C outputs instead of three of C (a 729-row view gives a 64×64-tiled GEMM of C =
+/// 1152 outputs only 216 workgroups, too few to fill a large GPU), or three.
+enum Qkv {
+    Stacked(Linear),
+    Split(Linear, Linear, Linear),
+}
+
+impl Qkv {
+    fn new(gpu: &Gpu, q: Linear, k: Linear, v: Linear) -> Result<Self> {
+        Ok(match Linear::stack(gpu, &[&q, &k, &v])? {
+            Some(qkv) => Qkv::Stacked(qkv),
+            None => Qkv::Split(q, k, v),
+        })
+    }
+
+    /// # Shapes
+    /// `x [B, L, C] → 3 × [B, L, C]`
+    fn forward(&self, gpu: &Gpu, x: Tensor<3>) -> Result<[Tensor<3>; 3]> {
+        match self {
+            Qkv::Stacked(w) => {
+                let [b, l, c] = x.dims();
+                let y = w.forward(gpu, x)?;
+                Ok([0, 1, 2].map(|i| y.clone().slice([0..b, 0..l, i * c..(i + 1) * c])))
+            }
+            Qkv::Split(q, k, v) => Ok([q.forward(gpu, x.clone())?, k.forward(gpu, x.clone())?, v.forward(gpu, x)?]),
+        }
+    }
 }
 
 /// The question half of a text-guided encoding.
@@ -89,11 +117,11 @@ impl VisionTower {
         let layers = (0..depth)
             .map(|l| {
                 let name = |part: &str| weights::vision_layer(l, part);
+                let attn = |p: &mut Params, which: &str| p.linear(&name(&format!("self_attn.{which}_proj")), width, width, true);
+                let (q, k, v) = (attn(p, "q")?, attn(p, "k")?, attn(p, "v")?);
                 Ok(VisionLayer {
                     ln1: p.layer_norm(&name("layer_norm1"), width, eps)?,
-                    q: p.linear(&name("self_attn.q_proj"), width, width, true)?,
-                    k: p.linear(&name("self_attn.k_proj"), width, width, true)?,
-                    v: p.linear(&name("self_attn.v_proj"), width, width, true)?,
+                    qkv: Qkv::new(p.gpu, q, k, v)?,
                     out: p.linear(&name("self_attn.out_proj"), width, width, true)?,
                     ln2: p.layer_norm(&name("layer_norm2"), width, eps)?,
                     fc1: p.linear(&name("mlp.fc1"), width, intermediate, true)?,
@@ -193,9 +221,7 @@ impl VisionLayer {
         let hd = c / heads;
         let x = self.ln1.forward(h.clone());
         let split = |t: Tensor<3>| t.reshape([b, l, heads, hd]).swap_dims(1, 2);
-        let q = split(self.q.forward(gpu, x.clone())?);
-        let k = split(self.k.forward(gpu, x.clone())?);
-        let v = split(self.v.forward(gpu, x)?);
+        let [q, k, v] = self.qkv.forward(gpu, x)?.map(split);
         // The quirk rows need no attention: only the first `rows` query rows are computed.
         let rows = quirk_rows.unwrap_or(l);
         let flat = |t: Tensor<4>, len: usize| t.reshape([b * heads, len, hd]);
