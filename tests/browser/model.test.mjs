@@ -150,37 +150,59 @@ test('a lost GPU device fails the answer clearly; the next ask recovers from the
   assert.deepEqual(shardRequests, [], 'recovery re-uploads from the offline copy, without downloading');
 });
 
+/** Load the model and unload it: `{ error }`, or `{ error: null, hashedBytes }`. */
 const load = () =>
   page.evaluate(async (url) => {
     const { Fusion } = await import('/src/index.js');
     try {
-      (await Fusion.load(url)).unload();
-      return null;
+      const model = await Fusion.load(url);
+      model.unload();
+      return { error: null, hashedBytes: model.info.hashedBytes };
     } catch (e) {
-      return e.message;
+      return { error: e.message };
     }
   }, MANIFEST);
+
+/** Overwrite `bytes` at `position` of a file of the model's offline copy in OPFS. */
+const editCached = (name, position, bytes) =>
+  page.evaluate(
+    async ({ url, name, position, bytes }) => {
+      const root = await navigator.storage.getDirectory();
+      const dir = await (await root.getDirectoryHandle('fusion-models')).getDirectoryHandle(encodeURIComponent(new URL(url, location.href).href));
+      const w = await (await dir.getFileHandle(name)).createWritable({ keepExistingData: true });
+      await w.write({ type: 'write', position, data: new Uint8Array(bytes) });
+      await w.close();
+    },
+    { url: MANIFEST, name, position, bytes },
+  );
 
 test('a truncated download is a clear error, and loading again resumes it', async () => {
   await page.evaluate((url) => import('/src/index.js').then((m) => m.Fusion.evict(url)), MANIFEST);
   truncateNext = true;
-  assert.match((await load()) ?? 'loaded', /stopped at \d+ of \d+ bytes.*resumes/);
+  assert.match((await load()).error ?? 'loaded', /stopped at \d+ of \d+ bytes.*resumes/);
   shardRequests.length = 0;
-  assert.equal(await load(), null);
+  assert.equal((await load()).error, null);
   assert.ok(shardRequests.some((r) => /^bytes=[1-9]\d*-$/.test(r.range ?? '')), `no resumed request: ${JSON.stringify(shardRequests)}`);
 });
 
 test('a corrupted cached shard is detected, fetched again and never used', async () => {
-  await page.evaluate(async (url) => {
-    const root = await navigator.storage.getDirectory();
-    const dir = await (await root.getDirectoryHandle('fusion-models')).getDirectoryHandle(encodeURIComponent(new URL(url, location.href).href));
-    const w = await (await dir.getFileHandle('shard-00000.bin')).createWritable({ keepExistingData: true });
-    await w.write({ type: 'write', position: 1000, data: new Uint8Array([0x55, 0xaa, 0x55]) });
-    await w.close();
-  }, MANIFEST);
+  await editCached('shard-00000.bin', 1000, [0x55, 0xaa, 0x55]);
   shardRequests.length = 0;
-  assert.equal(await load(), null);
+  assert.equal((await load()).error, null);
   assert.ok(shardRequests.some((r) => r.url.endsWith('shard-00000.bin') && !r.range), JSON.stringify(shardRequests));
+});
+
+test('a verified offline copy is not hashed again, unless it changed since', async () => {
+  const again = await load();
+  assert.deepEqual(again, { error: null, hashedBytes: 0 }, 'a model loaded again was hashed again');
+  // Its record no longer matching (as after any write into the shard): hashed again, and kept.
+  await editCached('shard-00000.bin.verified', 0, [0x30]);
+  shardRequests.length = 0;
+  const changed = await load();
+  assert.equal(changed.error, null);
+  assert.ok(changed.hashedBytes > 0, JSON.stringify(changed));
+  assert.deepEqual(shardRequests, [], 'a shard that still matches its sha256 is not fetched again');
+  assert.deepEqual(await load(), { error: null, hashedBytes: 0 });
 });
 
 test('after one visit the page and the cached model work offline', async () => {

@@ -89,6 +89,12 @@ export interface Stats {
 
 export interface ModelInfo {
   bytes: number;
+  /**
+   * Bytes this load checked against the manifest's sha256: each shard once when it is
+   * downloaded, and again only if its cached file changed since (0 for a model loaded again).
+   */
+  hashedBytes: number;
+  /** Making the offline copy whole and verified: downloads and sha256 checks. */
   downloadMs: number;
   uploadMs: number;
   /** The engine's wasm memory (its peak: it never shrinks) and the worker's JS heap, if known. */

@@ -41,7 +41,7 @@ async function load({ id, manifestUrl }) {
   const tokenizer = await fetchModelFile(manifestUrl, tokenizerUrl, 'tokenizer.json');
 
   const t0 = performance.now();
-  const dir = await ensureModel(manifestUrl, manifest, {
+  const { dir, hashedBytes } = await ensureModel(manifestUrl, manifest, {
     newHasher: () => new Sha256Stream(),
     onProgress: (p) => post({ type: Msg.progress, id, ...p }),
   });
@@ -56,7 +56,7 @@ async function load({ id, manifestUrl }) {
   const bytes = manifest.shards.reduce((s, sh) => s + sh.bytes, 0);
   // wasm memory only grows, so its size now is its peak.
   const memory = { wasmBytes: (await ready).memory.buffer.byteLength, workerHeapBytes: self.performance.memory?.usedJSHeapSize ?? null };
-  post({ type: Msg.loaded, id, info: { bytes, downloadMs: t1 - t0, uploadMs: performance.now() - t1, memory, config: manifest.config } });
+  post({ type: Msg.loaded, id, info: { bytes, hashedBytes, downloadMs: t1 - t0, uploadMs: performance.now() - t1, memory, config: manifest.config } });
 }
 
 /** Refuse a model the adapter cannot hold before downloading anything. */
