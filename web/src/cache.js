@@ -44,13 +44,21 @@ async function verifiedAsIs(dir, shard) {
   }
 }
 
-/** Hash the cached `shard`; if it matches the manifest, record that. */
+/**
+ * Hash the cached `shard`; if it matches the manifest, record that. The record is best effort:
+ * with no room left to write it (a full quota), the shard is still good, only hashed again at
+ * the next load.
+ */
 async function verify(dir, shard, newHasher) {
   if ((await hashFile(dir, shard.file, newHasher)) !== shard.sha256) return false;
-  const file = await (await dir.getFileHandle(shard.file)).getFile();
-  const w = await (await dir.getFileHandle(shard.file + VERIFIED, { create: true })).createWritable();
-  await w.write(stamp(shard.sha256, file));
-  await w.close();
+  try {
+    const file = await (await dir.getFileHandle(shard.file)).getFile();
+    const w = await (await dir.getFileHandle(shard.file + VERIFIED, { create: true })).createWritable();
+    await w.write(stamp(shard.sha256, file));
+    await w.close();
+  } catch {
+    await dir.removeEntry(shard.file + VERIFIED).catch(() => {});
+  }
   return true;
 }
 
