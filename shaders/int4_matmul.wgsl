@@ -26,6 +26,13 @@ enable f16;
 // zero weights, so odd sizes need no special case in the inner loop. 8.25 KiB of workgroup
 // memory (4.1 in f16): within WebGPU's 16 KiB default.
 //
+// Split along k: a GEMM of few 64×64 blocks (a short follow-up prompt's 32 rows: one block row,
+// 48 workgroups for a 3072-wide output; the vision tower's 1152-wide projections at 729 rows: 216)
+// leaves most of a large GPU idle, each workgroup walking the whole of k (8192 for the 3B's down
+// projection: 512 dependent steps). With `splits` > 1 the grid's y also counts splits: each
+// workgroup sums `steps_per_split` steps of k into its own [M, N] slice of y, and the slices are
+// added after (`int4_matmul.rs`). A split whose k range is empty stores zeros.
+//
 // Precision (the `f16` flag, where the device has `shader-f16`): x and the dequantised weights
 // are staged as f16 and multiplied in f16, which halves workgroup-memory traffic and doubles
 // the multiply rate on GPUs with packed f16; each KSTEP block's 16 products per output are
@@ -45,14 +52,14 @@ struct Params {
     words_per_row: u32,
     groups_per_row: u32,
     words_per_group: u32,
-    _pad0: u32,
-    _pad1: u32,
+    splits: u32,
+    steps_per_split: u32,
 }
 
 @group(0) @binding(0) var<storage, read_write> x: array<f32>;       // [M, K]
 @group(0) @binding(1) var<storage, read_write> w: array<vec2<u32>>; // [N, words_per_row / 2]
 @group(0) @binding(2) var<storage, read_write> scales: array<u32>;  // [N * groups_per_row] f16, paired
-@group(0) @binding(3) var<storage, read_write> y: array<f32>;       // [M, N]
+@group(0) @binding(3) var<storage, read_write> y: array<f32>;       // [splits, M, N]
 @group(0) @binding(4) var<uniform> p: Params;
 
 const TILE: u32 = 64u;   // rows of x and of W per workgroup
@@ -101,16 +108,20 @@ fn load(m0: u32, n0: u32, flat: u32, k0: u32) -> Staged {
 
 @compute @workgroup_size(8, 8)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let m_blocks = (p.m + TILE - 1u) / TILE;
+    let split = wid.y / m_blocks;
     let n0 = wid.x * TILE;
-    let m0 = wid.y * TILE;
+    let m0 = (wid.y % m_blocks) * TILE;
     let flat = lid.y * 8u + lid.x;
     // acc[2r + h]: row r of the invocation's 8 (4ty + r, then 32 + 4ty + r - 4), column half h.
     var acc = array<vec4<f32>, 16>();
-    // The loop holds barriers, so its bound must be uniform: it is, read from a uniform buffer.
-    let k_end = p.words_per_row * 8u;
+    // The loop holds barriers, so its bounds must be uniform: they are, from the uniform buffer
+    // and the workgroup's id.
+    let k_begin = split * p.steps_per_split * KSTEP;
+    let k_end = min(k_begin + p.steps_per_split * KSTEP, p.words_per_row * 8u);
 
-    var next = load(m0, n0, flat, 0u);
-    for (var k0 = 0u; k0 < k_end; k0 += KSTEP) {
+    var next = load(m0, n0, flat, k_begin);
+    for (var k0 = k_begin; k0 < k_end; k0 += KSTEP) {
         // x transposed into the k-major block; row `flat` of W dequantised.
         for (var j = 0u; j < KSTEP; j++) {
             let m = flat / KSTEP + 4u * j;
@@ -152,13 +163,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
         workgroupBarrier();
     }
 
+    let slice = split * p.m * p.n;
     for (var r = 0u; r < 8u; r++) {
         let m = m0 + (r / 4u) * (TILE / 2u) + lid.y * 4u + r % 4u;
         for (var h = 0u; h < 2u; h++) {
             for (var j = 0u; j < 4u; j++) {
                 let n = n0 + h * (TILE / 2u) + lid.x * 4u + j;
                 if m < p.m && n < p.n {
-                    y[m * p.n + n] = acc[2u * r + h][j];
+                    y[slice + m * p.n + n] = acc[2u * r + h][j];
                 }
             }
         }

@@ -152,8 +152,10 @@ fn bench_writes_a_complete_report() {
         positive(&t["stream"], "streamed text, µs per token");
         positive(&t["whole_answer_each_step"], "whole-answer decode, µs per step");
     }
+    assert!(!out.with_extension("json.partial").exists(), "the report is renamed into place, not left half-written");
     let model = &report["models"][0];
     assert_eq!(model["model"], "tiny");
+    assert_eq!(model["finished"], true, "every phase ran: {model}");
     for variant in ["int4_fused", "int4_burn_attention"] {
         for key in ["tiles_ms", "vision_ms", "prefill_ms", "prefill_tok_s", "time_to_first_token_ms", "decode_tok_s"] {
             positive(&model[variant][key], &format!("{variant}.{key}"));
@@ -196,6 +198,12 @@ fn bench_writes_a_complete_report() {
     for g in model["group_sizes"].as_array().unwrap() {
         positive(&g["rel_l2_pct_heavy_tailed"], "group error");
         positive(&g["matvec_gb_s"], "group matvec");
+    }
+    let splits = model["gemm_splits"].as_array().unwrap_or_else(|| panic!("no gemm_splits in {model}"));
+    assert_eq!(splits.iter().filter(|g| g["splits"] == 1).count(), 4, "each case measured unsplit: {splits:?}");
+    assert_eq!(splits.iter().filter(|g| g["default"] == true).count(), 4, "and with its chosen split: {splits:?}");
+    for g in splits {
+        positive(&g["tflop_s"], "split GEMM TFLOP/s");
     }
     for linear in model["linears"].as_array().unwrap() {
         let gbs = positive(&linear["int4_matvec_gb_s"], "matvec GB/s");

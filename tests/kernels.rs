@@ -186,6 +186,28 @@ fn int4_matmul_matches_cpu_reference() {
     }
 }
 
+#[test]
+fn int4_matmul_split_along_k_matches_cpu_reference() {
+    use fusion::kernels::int4_matmul::{check_split_against_reference, splits_for, tolerance};
+    let precisions = if gpu().capabilities().f16 { vec![false, true] } else { vec![false] };
+    for f16 in precisions {
+        // (m, n, k, group, splits): k in steps of 16 that the splits do not divide, a split of
+        // a single step, more splits asked for than there are steps (9 steps of k = 144), odd
+        // sizes off every tile, and the real shapes the automatic split is for.
+        for (m, n, k, group, splits) in [(9, 17, 1000, 32, 3), (33, 70, 333, 32, 7), (5, 129, 144, 32, 9), (70, 65, 144, 32, 40), (32, 96, 3072, 32, 6), (29, 40, 4304, 32, 3)] {
+            let seed = fresh_seed();
+            let err = pollster::block_on(check_split_against_reference(gpu(), (m, n, k, group), f16, splits, seed)).unwrap();
+            assert!(err < tolerance(f16), "f16={f16} m={m} n={n} k={k} splits={splits} seed={seed}: rel L2 {err:e}");
+        }
+    }
+    // The automatic choice: a short prompt's and the vision tower's narrow projections are split,
+    // a prefill's wide ones are not, and no split walks less than 512 of k.
+    assert_eq!(splits_for(32, 3072, 3072), 6);
+    assert_eq!(splits_for(729, 1152, 4320), 3); // fc2 of so400m: 4304 columns, stored as 135 groups of 32
+    assert_eq!(splits_for(895, 9216, 3072), 1);
+    assert_eq!(splits_for(4, 64, 512), 1);
+}
+
 /// f32 online softmax against an f64 reference.
 const ATTENTION_TOL: f64 = 1e-5;
 

@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::generate::{Sampler, SamplingOptions, nucleus, nucleus_by_sorting_all};
 use crate::gpu::{Gpu, now_ms, read_f32};
 use crate::image::Views;
-use crate::kernels::int4_matmul::int4_matmul_precision;
+use crate::kernels::int4_matmul::{int4_matmul_precision, int4_matmul_split, splits_for};
 use crate::kernels::int4_matvec::Norm;
 use crate::kernels::{Int4Matrix, Mask, argmax, int4_matmul, int4_matvec, int4_matvec_normed, int4_matvec_swiglu, rms_norm, swiglu};
 use crate::model::{Kernels, FusionModel, VisionOptions, WeightFormat};
@@ -65,8 +65,11 @@ pub struct BenchOptions {
     pub repeats: usize,
     /// int4 group size.
     pub group: usize,
-    /// Also run each model with f32 weights through burn's matmul (4× the memory of f16).
+    /// Also time burn's f32 matmul on every decoder shape, next to our int4 kernels.
     pub stock_matmul: bool,
+    /// Also run each whole model with f32 weights through burn's matmul and attention (4 bytes
+    /// per parameter of GPU memory, and minutes of a short lease for the 8B: off by default).
+    pub f32_model: bool,
     /// Bytes the copy-bandwidth probe moves each way.
     pub copy_bytes: usize,
 }
@@ -77,29 +80,52 @@ const BACKEND: &str = "wgpu (burn 0.22 / cubecl 0.11, WGSL)";
 /// A question as users ask it; the byte-level test tokenizer makes it ≈ 60 tokens.
 const QUESTION: &str = "What is unusual about this image? Describe it in detail.";
 
-pub fn run(gpu: &Gpu, o: &BenchOptions) -> Result<Value> {
+/// Measure every model of `o` on `gpu`. `save` gets the report so far after each phase of each
+/// model (the CLI writes it out), so a run stopped by a lease's time limit keeps all it measured.
+pub fn run(gpu: &Gpu, o: &BenchOptions, save: &mut dyn FnMut(&Value) -> Result<()>) -> Result<Value> {
     let copy_gbs = copy_bandwidth(gpu, o)?;
-    let launch_us = launch_overhead_us(gpu)?;
-    let text_stream_us = text_stream_us()?;
-    let sampling_us = sampling_us();
-    let host = Gpu::noop()?;
-    let mut models = Vec::new();
-    for &shapes in &o.shapes {
-        models.push(bench_model(gpu, &host, o, shapes, copy_gbs)?);
-    }
-    Ok(json!({
+    let mut report = json!({
         "device": gpu.adapter_name(),
         "shader_f16": gpu.capabilities().f16,
         "subgroups": gpu.capabilities().subgroups,
         "backend": BACKEND,
         "kernel_timing": format!("{:?}", gpu.client().properties().timing_method),
         "copy_bandwidth_gb_s": round(copy_gbs),
-        "launch_us": launch_us,
-        "text_stream_us": text_stream_us,
-        "sampling_us": sampling_us,
+        "launch_us": launch_overhead_us(gpu)?,
+        "text_stream_us": text_stream_us()?,
+        "sampling_us": sampling_us(),
         "group_size": o.group,
-        "models": models,
-    }))
+        "models": [],
+    });
+    save(&report)?;
+    let host = Gpu::noop()?;
+    for &shapes in &o.shapes {
+        let models = report["models"].as_array_mut().ok_or_else(|| Error::Execution("bench: the report lost its models".into()))?;
+        let index = models.len();
+        models.push(Value::Null);
+        let mut model = ModelReport { shapes, figures: json!({"model": shapes.name(), "finished": false}), save: &mut |model: &Value| {
+            report["models"][index] = model.clone();
+            save(&report)
+        } };
+        bench_model(gpu, &host, o, copy_gbs, &mut model)?;
+    }
+    Ok(report)
+}
+
+/// One model's part of the report as it grows: each phase's figures printed on stderr and
+/// saved as soon as they are measured; `finished` turns true after the last.
+struct ModelReport<'a> {
+    shapes: Shapes,
+    figures: Value,
+    save: &'a mut dyn FnMut(&Value) -> Result<()>,
+}
+
+impl ModelReport<'_> {
+    fn add(&mut self, key: &str, figures: Value) -> Result<()> {
+        progress(self.shapes, key, &figures);
+        self.figures[key] = figures;
+        (self.save)(&self.figures)
+    }
 }
 
 /// `run`'s CPU side alone (`fusion bench --cpu-only`): no GPU needed.
@@ -107,7 +133,9 @@ pub fn run_cpu_side(o: &BenchOptions) -> Result<Value> {
     let host = Gpu::noop()?;
     let mut models = Vec::new();
     for &shapes in &o.shapes {
-        models.push(json!({"model": shapes.name(), "cpu_side": bench_cpu_side(&host, o, shapes)?}));
+        let figures = bench_cpu_side(&host, o, shapes)?;
+        progress(shapes, "cpu_side", &figures);
+        models.push(json!({"model": shapes.name(), "cpu_side": figures}));
     }
     Ok(json!({"device": host.adapter_name(), "backend": BACKEND, "group_size": o.group, "models": models}))
 }
@@ -302,6 +330,31 @@ fn bench_linears(gpu: &Gpu, o: &BenchOptions, shapes: &[((usize, usize), usize)]
             entry["int4_matmul_speedup"] = json!(round(stock_mat / matmul_ms));
         }
         out.push(entry);
+    }
+    Ok(out)
+}
+
+/// A GEMM shape the int4 GEMM splits along k: its name, rows of x and `[out, in]`.
+type SplitCase<'a> = (&'a str, usize, (usize, usize));
+
+/// The int4 GEMM split along k ([`splits_for`]'s choice) against unsplit, and against twice
+/// the choice, on the shapes it splits: the data behind its `TARGET_WORKGROUPS`.
+fn bench_gemm_splits(gpu: &Gpu, o: &BenchOptions, cases: &[SplitCase]) -> Result<Vec<Value>> {
+    let mut out = Vec::new();
+    for &(what, m, (n, k)) in cases {
+        let w = Int4Matrix::upload(gpu, &RandomWeights::new(23, o.group).int4(n, k));
+        let x = random_f32(gpu, [m, k], 1);
+        let chosen = splits_for(m, n, w.padded_cols());
+        let f16 = gpu.capabilities().f16;
+        let mut candidates = vec![1, chosen, 2 * chosen];
+        candidates.dedup();
+        for splits in candidates {
+            let ms = kernel_ms(gpu, o.repeats, || int4_matmul_split(gpu, x.clone(), &w, f16, splits).map(drop))?;
+            out.push(json!({
+                "case": what, "rows": m, "shape": [n, k], "splits": splits, "default": splits == chosen, "f16": f16,
+                "ms": round(ms), "tflop_s": round(2.0 * (m * n * k) as f64 / (ms * 1e9)),
+            }));
+        }
     }
     Ok(out)
 }
@@ -536,7 +589,6 @@ fn bench_cpu_side(host: &Gpu, o: &BenchOptions, shapes: Shapes) -> Result<Value>
         "first_decode_step_ms": recorded["first_decode_step_ms"],
         "memory_after_load": memory,
     });
-    progress(shapes, "CPU side (noop device)", &figures);
     Ok(figures)
 }
 
@@ -550,9 +602,11 @@ fn bench_greedy_pick(gpu: &Gpu, o: &BenchOptions, vocab: usize) -> Result<Value>
     Ok(json!({"vocab": vocab, "gpu_argmax_us": round(on_gpu * 1e3), "read_back_and_cpu_argmax_us": round(on_cpu * 1e3), "speedup": round(on_cpu / on_gpu)}))
 }
 
-fn bench_model(gpu: &Gpu, host: &Gpu, o: &BenchOptions, shapes: Shapes, copy_gbs: f64) -> Result<Value> {
-    let spec = shapes.spec();
-    let mut source = RandomModel::new(&spec, o.group)?;
+/// One model's figures, most wanted first (what changed since the last GPU measurement before
+/// what did not), each saved as soon as measured.
+fn bench_model(gpu: &Gpu, host: &Gpu, o: &BenchOptions, copy_gbs: f64, report: &mut ModelReport) -> Result<()> {
+    let shapes = report.shapes;
+    let mut source = RandomModel::new(&shapes.spec(), o.group)?;
     let config = source.config.clone();
     let tokenizer = Tokenizer::from_bytes(source.tokenizer.to_string().as_bytes(), config.model_type)?;
     let views = synthetic_views()?;
@@ -560,76 +614,62 @@ fn bench_model(gpu: &Gpu, host: &Gpu, o: &BenchOptions, shapes: Shapes, copy_gbs
     let largest = linears.iter().map(|l| l.0).max_by_key(|&(n, k)| n * k).unwrap_or((1, 32));
     let most_frequent = linears.iter().max_by_key(|l| (l.1, l.0.0 * l.0.1)).map_or((1, 32), |l| l.0);
     let smallest = linears.iter().map(|l| l.0).min_by_key(|&(n, k)| n * k).unwrap_or((1, 32));
+    let (d, h, kv, hd) = (config.hidden_size, config.num_attention_heads, config.kv_heads(), config.head_dim());
+    report.add("decoder", json!({"hidden": d, "layers": config.num_hidden_layers, "heads": h, "kv_heads": kv, "head_dim": hd, "intermediate": config.intermediate_size, "vocab": config.vocab_size}))?;
 
     let load = now_ms();
     let mut model = FusionModel::from_source(config.clone(), &source.vision.clone(), &mut source, gpu, WeightFormat::Int4 { group: o.group })?;
     pollster::block_on(gpu.sync())?;
-    let load_ms = now_ms() - load;
-    let memory = memory_after_load(gpu);
-    progress(shapes, "loaded", &json!({"load_ms": round(load_ms), "memory": memory}));
+    report.add("load_ms", json!(round(now_ms() - load)))?;
+    report.add("memory_after_load", memory_after_load(gpu))?;
     model.set_decode_graphs(true);
     let fused = bench_question(&model, &tokenizer, &views, o)?;
-    progress(shapes, "int4 + fused attention", &fused);
-    model.set_decode_graphs(false);
-    let launched = bench_question(&model, &tokenizer, &views, o)?;
-    progress(shapes, "int4 + fused attention, every decode kernel launched", &launched);
-    model.set_kernels(Kernels::Stock);
-    let stock_attention = bench_question(&model, &tokenizer, &views, o)?;
-    progress(shapes, "int4 + burn attention", &stock_attention);
-    drop(model);
 
     // The decode roofline: every int4 weight (scales included) and the KV cache read once per token.
     let prompt = fused["prompt_tokens"].as_u64().unwrap_or(0) as usize;
     let context = prompt + o.decode_tokens / 2;
     let weight_bytes: usize = linears.iter().map(|&((n, k), c)| c * int4_bytes(n, k, o.group)).sum();
-    let kv_bytes = config.num_hidden_layers * 2 * config.kv_heads() * config.head_dim() * context * 4;
+    let kv_bytes = config.num_hidden_layers * 2 * kv * hd * context * 4;
     let roofline = copy_gbs * 1e9 / (weight_bytes + kv_bytes) as f64;
     let decode = fused["decode_tok_s"].as_f64().unwrap_or(0.0);
+    report.add("int4_fused", fused)?;
+    report.add("decode_bytes_per_token", json!(weight_bytes + kv_bytes))?;
+    report.add("decode_roofline_tok_s", json!(round(roofline)))?;
+    report.add("decode_vs_roofline", json!(round(decode / roofline)))?;
+    model.set_decode_graphs(false);
+    let launched = bench_question(&model, &tokenizer, &views, o)?;
+    report.add("int4_fused_launched_decode_tok_s", launched["decode_tok_s"].clone())?;
 
-    let (d, h, kv, hd, c) = (config.hidden_size, config.num_attention_heads, config.kv_heads(), config.head_dim(), source.vision.hidden_size);
-    let tower_heads = source.vision.num_attention_heads;
+    let (c, tower_heads) = (source.vision.hidden_size, source.vision.num_attention_heads);
     let tower_rows = (384 / source.vision.patch_size).pow(2);
-    let attention = bench_attention(gpu, o, &[
+    report.add("attention", json!(bench_attention(gpu, o, &[
         ("decode", (h, kv, 1, context, hd), Mask::Causal),
         ("prefill", (h, kv, prompt, prompt, hd), Mask::Causal),
         ("vision", (tower_heads, tower_heads, tower_rows, tower_rows, c / tower_heads), Mask::Full),
-    ], copy_gbs)?;
-    progress(shapes, "attention", &json!(attention));
-    let swiglu_epilogue = bench_swiglu_epilogue(gpu, o, (2 * config.intermediate_size, d))?;
-    progress(shapes, "swiglu epilogue", &swiglu_epilogue);
-    let norm_prologue = bench_norm_prologue(gpu, o, ((h + 2 * kv) * hd, d), config.rms_norm_eps)?;
-    progress(shapes, "rms_norm prologue", &norm_prologue);
-    let greedy_pick = bench_greedy_pick(gpu, o, config.vocab_size)?;
-    progress(shapes, "greedy pick", &greedy_pick);
-    let linears = bench_linears(gpu, o, &linears, prompt, copy_gbs)?;
-    progress(shapes, "linears", &json!(linears));
-    let mut report = json!({
-        "model": shapes.name(),
-        "decoder": {"hidden": d, "layers": config.num_hidden_layers, "heads": h, "kv_heads": kv, "head_dim": hd, "intermediate": config.intermediate_size, "vocab": config.vocab_size},
-        "load_ms": round(load_ms),
-        "memory_after_load": memory,
-        "decode_bytes_per_token": weight_bytes + kv_bytes,
-        "decode_roofline_tok_s": round(roofline),
-        "decode_vs_roofline": round(decode / roofline),
-        "int4_fused": fused,
-        "int4_fused_launched_decode_tok_s": launched["decode_tok_s"],
-        "cpu_side": bench_cpu_side(host, o, shapes)?,
-        "int4_burn_attention": stock_attention,
-        "attention": attention,
-        "swiglu_epilogue": swiglu_epilogue,
-        "norm_prologue": norm_prologue,
-        "greedy_pick": greedy_pick,
-        "group_sizes": bench_group_sizes(gpu, o, largest, copy_gbs)?,
-        "matvec_shapes": bench_matvec_shapes(gpu, o, &[largest, most_frequent, smallest], copy_gbs)?,
-        "linears": linears,
-    });
-    if o.stock_matmul {
-        let mut source = RandomModel::new(&spec, o.group)?;
+    ], copy_gbs)?))?;
+    report.add("matvec_shapes", json!(bench_matvec_shapes(gpu, o, &[largest, most_frequent, smallest], copy_gbs)?))?;
+    report.add("linears", json!(bench_linears(gpu, o, &linears, prompt, copy_gbs)?))?;
+    let tower_mlp = source.shapes.get(&format!("{}.weight", crate::weights::vision_layer(0, "mlp.fc1"))).map_or(4 * c, |s| s[0]);
+    report.add("gemm_splits", json!(bench_gemm_splits(gpu, o, &[
+        ("tower attention output", tower_rows, (c, c)),
+        ("tower fc2", tower_rows, (c, tower_mlp)),
+        ("32-token follow-up, attention output", 32, (d, d)),
+        ("32-token follow-up, down", 32, (d, config.intermediate_size)),
+    ])?))?;
+    report.add("norm_prologue", bench_norm_prologue(gpu, o, ((h + 2 * kv) * hd, d), config.rms_norm_eps)?)?;
+    report.add("swiglu_epilogue", bench_swiglu_epilogue(gpu, o, (2 * config.intermediate_size, d))?)?;
+    report.add("greedy_pick", bench_greedy_pick(gpu, o, config.vocab_size)?)?;
+    model.set_kernels(Kernels::Stock);
+    report.add("int4_burn_attention", bench_question(&model, &tokenizer, &views, o)?)?;
+    drop(model);
+    report.add("cpu_side", bench_cpu_side(host, o, shapes)?)?;
+    report.add("group_sizes", json!(bench_group_sizes(gpu, o, largest, copy_gbs)?))?;
+    if o.f32_model {
+        let mut source = RandomModel::new(&shapes.spec(), o.group)?;
         let mut model = FusionModel::from_source(config, &source.vision.clone(), &mut source, gpu, WeightFormat::F32)
             .map_err(|e| Error::invalid("bench", format!("the f32 model for the stock-matmul comparison: {e}")))?;
         model.set_kernels(Kernels::Stock);
-        report["f32_burn_matmul_and_attention"] = bench_question(&model, &tokenizer, &views, o)?;
-        progress(shapes, "f32 + burn matmul and attention", &report["f32_burn_matmul_and_attention"]);
+        report.add("f32_burn_matmul_and_attention", bench_question(&model, &tokenizer, &views, o)?)?;
     }
-    Ok(report)
+    report.add("finished", json!(true))
 }

@@ -4,7 +4,8 @@
 
 Prints markdown: per model the issue #4 targets, the whole-model figures, each kernel against
 its ceiling (copy bandwidth) and against burn's, and PyTorch's decode and prefill beside ours.
-A figure a report lacks (an older report, a run without `--stock`) prints as "–".
+A figure a report lacks (an older report, a run without `--stock` or `--f32-model`, a run stopped
+early) prints as "–".
 """
 
 import json
@@ -59,10 +60,17 @@ def memory_summary(mem):
 
 def model_summary(m, torch):
     name = m.get("model", "?")
-    if "int4_fused" not in m:  # fusion bench --cpu-only
-        return f"### {name}\n\n" + cpu_summary(m.get("cpu_side", {}))
+    # A run stopped early (a lease's time limit) saved the phases it finished, most wanted first.
+    measured = [k for k in m if k not in ("model", "finished")]
+    stopped = f"**Stopped early**: measured only {', '.join(measured) or 'nothing'}." if m.get("finished") is False else None
+    if "int4_fused" not in m:
+        if stopped:
+            return f"### {name}\n\n{stopped}"
+        return f"### {name}\n\n" + cpu_summary(m.get("cpu_side", {}))  # fusion bench --cpu-only
     fused = m.get("int4_fused", {})
     out = [f"### {name}: {fmt(get(m, 'decoder', 'layers'))} layers, hidden {fmt(get(m, 'decoder', 'hidden'))}"]
+    if stopped:
+        out.append(stopped)
     linears = m.get("linears", [])
     largest = max(linears, key=lambda l: l["shape"][0] * l["shape"][1], default={})
     t = torch.get(name, {})
@@ -96,6 +104,9 @@ def model_summary(m, torch):
     out.append(table(["matvec split (invocations × outputs × steps)", "shape", "subgroups", "GB/s", "vs copy", "default"], [
         [f"{s.get('workgroup')}×{s.get('outputs')}×{s.get('unroll', 1)}{' staged' if s.get('stage_x') else ''}", f"{s['shape'][0]}×{s['shape'][1]}", s.get("subgroups"), s.get("gb_s"), s.get("vs_copy"), s.get("default")]
         for s in m.get("matvec_shapes", [])]))
+    out.append(table(["GEMM split along k", "rows", "shape", "splits", "ms", "TFLOP/s", "default"], [
+        [g["case"], g["rows"], f"{g['shape'][0]}×{g['shape'][1]}", g["splits"], g["ms"], g["tflop_s"], g["default"]]
+        for g in m.get("gemm_splits", [])]))
     e = m.get("swiglu_epilogue")
     if e:
         out.append(f"SwiGLU in the matvec epilogue {e['shape']}: {fmt(e['epilogue_ms'])} ms against {fmt(e['two_launches_ms'])} ms in two launches (×{fmt(e['speedup'])}).")

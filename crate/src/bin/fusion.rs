@@ -102,10 +102,13 @@ enum Command {
         /// int4 group size.
         #[arg(long, default_value_t = 32)]
         group: usize,
-        /// Also run burn's f32 matmul on every shape and an f32-weight model (needs 4 bytes per
-        /// parameter of GPU memory: ≈ 15 GB for 3B, 32 GB for 8B).
+        /// Also time burn's f32 matmul on every decoder shape.
         #[arg(long)]
         stock: bool,
+        /// Also run the whole model with f32 weights through burn's matmul and attention (4
+        /// bytes per parameter of GPU memory, ≈ 15 GB for 3B and 32 GB for 8B, and minutes).
+        #[arg(long)]
+        f32_model: bool,
         /// MiB the copy-bandwidth probe moves each way.
         #[arg(long, default_value_t = 1024)]
         copy_mib: usize,
@@ -113,7 +116,8 @@ enum Command {
         /// runs nothing (no GPU needed; the report's `cpu_side`).
         #[arg(long)]
         cpu_only: bool,
-        /// Where to write the JSON report.
+        /// Where to write the JSON report; rewritten after each phase, so a run stopped early
+        /// leaves what it measured (a model's `finished` says whether it ran to the end).
         #[arg(long, default_value = "bench.json")]
         out: PathBuf,
     },
@@ -232,7 +236,7 @@ fn run(cli: Cli) -> Result<()> {
             println!("wrote {} tensors in {} shards ({:.1} MB) to {}", m.tensors.len(), m.shards.len(), bytes as f64 / 1e6, out.display());
             Ok(())
         }
-        Command::Bench { models, tokens, repeats, group, stock, copy_mib, cpu_only, out } => {
+        Command::Bench { models, tokens, repeats, group, stock, f32_model, copy_mib, cpu_only, out } => {
             use fusion::bench::Shapes;
             let shapes = models
                 .into_iter()
@@ -244,13 +248,20 @@ fn run(cli: Cli) -> Result<()> {
                     BenchShapes::FusionX8b => Shapes::FusionX8b,
                 })
                 .collect();
-            let options = fusion::bench::BenchOptions { shapes, decode_tokens: tokens, repeats, group, stock_matmul: stock, copy_bytes: copy_mib << 20 };
-            let report = match cpu_only {
-                true => fusion::bench::run_cpu_side(&options)?,
-                false => fusion::bench::run(&Gpu::new()?.record_decode_steps(true), &options)?,
+            let options = fusion::bench::BenchOptions { shapes, decode_tokens: tokens, repeats, group, stock_matmul: stock, f32_model, copy_bytes: copy_mib << 20 };
+            // Written whole to a neighbour and renamed over the report: a run killed mid-write
+            // leaves the last complete report, never half of one.
+            let partial = out.with_extension("json.partial");
+            let mut save = |report: &serde_json::Value| -> fusion::Result<()> {
+                let text = serde_json::to_string_pretty(report).map_err(|e| Error::invalid("bench report", e.to_string()))?;
+                std::fs::write(&partial, text + "\n").map_err(|e| Error::io(&partial, e))?;
+                std::fs::rename(&partial, &out).map_err(|e| Error::io(&out, e))
             };
-            let text = serde_json::to_string_pretty(&report).map_err(|e| Error::invalid("bench report", e.to_string()))?;
-            std::fs::write(&out, text + "\n").map_err(|e| Error::io(&out, e))?;
+            match cpu_only {
+                true => save(&fusion::bench::run_cpu_side(&options)?)?,
+                // Saved after each phase, the last one included.
+                false => drop(fusion::bench::run(&Gpu::new()?.record_decode_steps(true), &options, &mut save)?),
+            }
             println!("wrote {}", out.display());
             Ok(())
         }
