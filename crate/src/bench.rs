@@ -340,12 +340,12 @@ type SplitCase<'a> = (&'a str, usize, (usize, usize));
 /// The int4 GEMM split along k ([`splits_for`]'s choice) against unsplit, and against twice
 /// the choice, on the shapes it splits: the data behind its `TARGET_WORKGROUPS`.
 fn bench_gemm_splits(gpu: &Gpu, o: &BenchOptions, cases: &[SplitCase]) -> Result<Vec<Value>> {
+    let f16 = gpu.capabilities().f16;
     let mut out = Vec::new();
     for &(what, m, (n, k)) in cases {
         let w = Int4Matrix::upload(gpu, &RandomWeights::new(23, o.group).int4(n, k));
         let x = random_f32(gpu, [m, k], 1);
         let chosen = splits_for(m, n, w.padded_cols());
-        let f16 = gpu.capabilities().f16;
         let mut candidates = vec![1, chosen, 2 * chosen];
         candidates.dedup();
         for splits in candidates {

@@ -27,8 +27,7 @@ const MIN_STEPS_PER_SPLIT: usize = 32;
 /// `x [M, K] · Wᵀ → [M, N]`, any M; multiplying in f16 where the device has `shader-f16`, split
 /// along k when the product has few blocks ([`splits_for`]).
 pub fn int4_matmul(gpu: &Gpu, x: Tensor<2>, w: &Int4Matrix) -> Result<Tensor<2>> {
-    let splits = splits_for(x.dims()[0], w.rows, w.padded_cols());
-    matmul(gpu, x, w, gpu.capabilities().f16, splits)
+    int4_matmul_precision(gpu, x, w, gpu.capabilities().f16)
 }
 
 /// [`int4_matmul`] multiplying in f16 or in f32 (f16 only where the device has `shader-f16`).
