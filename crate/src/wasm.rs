@@ -18,8 +18,25 @@ fn js_error(e: Error) -> JsError {
     JsError::new(&e.to_string())
 }
 
+unsafe extern "C" {
+    /// Synthesised by wasm-ld: runs the module's static constructors (`inventory`'s
+    /// registrations: pliron's, which cubecl-core depends on).
+    fn __wasm_call_ctors();
+}
+
+/// Runs once, right after instantiation (wasm-bindgen's `__wbindgen_start`).
+///
+/// The explicit call to `__wasm_call_ctors` matters for speed: a module that never calls it is
+/// linked "command-style", and wasm-ld then wraps *every* export (`….command_export`) to run
+/// all the constructors again on each call from JS, down to the externref-table allocation
+/// behind every JS object wasm touches. Loading the 0.4 MB test model took 9–10 s on
+/// SwiftShader, nearly all of it in those constructors (a CPU profile of the page); with this
+/// call it takes 0.5–0.65 s (BENCHMARKS.md, "Browser: loading a model").
 #[wasm_bindgen(start)]
 fn start() {
+    // SAFETY: called once, before any other export runs Rust code that reads what the
+    // constructors register; `inventory`'s constructors are idempotent in any case.
+    unsafe { __wasm_call_ctors() };
     console_error_panic_hook::set_once();
 }
 
