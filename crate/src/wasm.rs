@@ -19,8 +19,8 @@ fn js_error(e: Error) -> JsError {
 }
 
 unsafe extern "C" {
-    /// Synthesised by wasm-ld: runs the module's static constructors (`inventory`'s
-    /// registrations: pliron's, which cubecl-core depends on).
+    /// Synthesised by wasm-ld: runs the module's static constructors, 4 892 `inventory`
+    /// registrations of cubecl's IR (built on pliron), counted in the release build.
     fn __wasm_call_ctors();
 }
 
@@ -31,7 +31,8 @@ unsafe extern "C" {
 /// all the constructors again on each call from JS, down to the externref-table allocation
 /// behind every JS object wasm touches. Loading the 0.4 MB test model took 9–10 s on
 /// SwiftShader, nearly all of it in those constructors (a CPU profile of the page); with this
-/// call it takes 0.5–0.65 s (BENCHMARKS.md, "Browser: loading a model").
+/// call it takes 0.5–0.8 s, and the 1.2 GB test model's upload 18–20 s → 5–7 s (BENCHMARKS.md,
+/// "Browser: loading a model and answering").
 #[wasm_bindgen(start)]
 fn start() {
     // SAFETY: called once, before any other export runs Rust code that reads what the
