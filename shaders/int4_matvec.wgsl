@@ -24,8 +24,8 @@ enable subgroups;
 //   barrier, instead of log2(WG) barriers. The builtins name each subgroup (`subgroup_id`)
 //   rather than assuming invocations map onto subgroups in order.
 // - otherwise a shared-memory tree: it works on every adapter, whatever its subgroup size
-//   (SwiftShader's is 4, lavapipe's 8, NVIDIA's 32). It is the browser's: wgpu 30's WebGPU
-//   backend has no name for the `subgroups` feature, so it never asks Chrome for it.
+//   (SwiftShader's is 4, lavapipe's 8, NVIDIA's 32). wgpu 30's WebGPU backend has no name for
+//   the `subgroups` feature, so in the browser web/src/device.js asks for it.
 // Arithmetic is f32; the f16 scales are read as packed pairs with unpack2x16float, which needs
 // no `shader-f16`. [Decision] No f16-arithmetic variant: its dequantisation (nibbles OR 0x6400
 // as f16 pairs) needs `bitcast<vec2<f16>>(u32)`, which naga 30 (native wgpu) mistypes and

@@ -15,6 +15,7 @@ const SHELL = [
   '/src/worker.js',
   '/src/cache.js',
   '/src/protocol.js',
+  '/src/device.js',
   '/pkg/fusion.js',
   '/pkg/fusion_bg.wasm',
 ];

@@ -46,6 +46,26 @@ pub struct Capabilities {
     pub subgroups: bool,
 }
 
+/// Whether the browser's GPUDevice under wgpu has `subgroups`, and its WGSL the `subgroup_id`
+/// and `num_subgroups` builtins the int4 matvec reads. wgpu 30's WebGPU backend has no name for
+/// the feature, so it never asks for it nor reports it: `web/src/device.js` asks for it where the
+/// adapter offers it, and this reads what the device got.
+#[cfg(target_family = "wasm")]
+fn browser_subgroups(device: &wgpu::Device) -> bool {
+    use wasm_bindgen::{JsCast, JsValue};
+    let get = |object: &JsValue, key: &str| js_sys::Reflect::get(object, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED);
+    // GPUSupportedFeatures and WGSLLanguageFeatures are set-like, not Sets: only `has` is called.
+    let has = |set: JsValue, name: &str| set.is_object() && set.unchecked_into::<js_sys::Set>().has(&JsValue::from_str(name));
+    let Some(device) = device.as_webgpu() else { return false };
+    let wgsl = get(&get(&get(&js_sys::global(), "navigator"), "gpu"), "wgslLanguageFeatures");
+    has(get(device, "features"), "subgroups") && has(wgsl, "subgroup_id")
+}
+
+#[cfg(not(target_family = "wasm"))]
+fn browser_subgroups(_: &wgpu::Device) -> bool {
+    false
+}
+
 // cubecl submits a command buffer every 32 dispatches (its default, `CUBECL_WGPU_MAX_TASKS`).
 // Measured on an H100 with the 3B decoder (BENCHMARKS.md): 8 → 67 tokens/s, 16 → 76, 32 → 82,
 // 64 → 79, 256 → 57, 1024 → 44. Fewer submits cost less CPU, but the GPU waits for each batch
@@ -186,7 +206,8 @@ impl Gpu {
             .map_err(|e| Error::Gpu(format!("the device is not a wgpu device: {e:?}")))?;
         let unused = probe.client.empty(16);
         let offered = setup.device.features();
-        let features = Capabilities { f16: offered.contains(wgpu::Features::SHADER_F16), subgroups: offered.contains(wgpu::Features::SUBGROUP) };
+        let subgroups = offered.contains(wgpu::Features::SUBGROUP) || browser_subgroups(&setup.device);
+        let features = Capabilities { f16: offered.contains(wgpu::Features::SHADER_F16), subgroups };
         let record_decode = cfg!(target_family = "wasm");
         Ok(Self {
             client: probe.client.clone(),

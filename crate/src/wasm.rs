@@ -82,12 +82,7 @@ impl Engine {
 
     /// What the device offers beyond WebGPU's baseline: `{ f16, subgroups }`.
     pub fn capabilities(&self) -> Result<JsValue, JsError> {
-        let c = self.gpu.capabilities();
-        let out = js_sys::Object::new();
-        for (key, value) in [("f16", c.f16), ("subgroups", c.subgroups)] {
-            js_sys::Reflect::set(&out, &key.into(), &value.into()).map_err(|_| JsError::new("cannot build the capabilities object"))?;
-        }
-        Ok(out.into())
+        capabilities_object(self.gpu.capabilities())
     }
 
     /// The same check for the tiled int4 GEMM (prefill, vision tower).
@@ -224,6 +219,15 @@ impl ShardReader for JsShards {
     }
 }
 
+/// `{ f16, subgroups }`: what the kernels use beyond WebGPU's baseline.
+fn capabilities_object(c: crate::gpu::Capabilities) -> Result<JsValue, JsError> {
+    let out = js_sys::Object::new();
+    for (key, value) in [("f16", c.f16), ("subgroups", c.subgroups)] {
+        js_sys::Reflect::set(&out, &key.into(), &value.into()).map_err(|_| JsError::new("cannot build the capabilities object"))?;
+    }
+    Ok(out.into())
+}
+
 /// A loaded model, the photos it has encoded and the current conversation.
 #[wasm_bindgen]
 pub struct Model {
@@ -257,6 +261,11 @@ impl Model {
         let tokenizer = Tokenizer::from_bytes(tokenizer_json.as_bytes(), model.config.model_type).map_err(js_error)?;
         let engine = QaEngine::new(model, tokenizer, generation.as_deref()).map_err(js_error)?;
         Ok(Model { engine, photos: RefCell::new(Vec::new()), conversation: RefCell::new(None) })
+    }
+
+    /// What the model's kernels use beyond WebGPU's baseline: `{ f16, subgroups }`.
+    pub fn capabilities(&self) -> Result<JsValue, JsError> {
+        capabilities_object(self.engine.model.gpu().capabilities())
     }
 
     /// Preprocess RGBA pixels (from `createImageBitmap` + canvas) and encode the photo's tiles;

@@ -5,6 +5,7 @@
 import { create, globals } from 'webgpu';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { hookDeviceRequests } from '../../web/src/device.js';
 
 /** The engine's wasm module (web/pkg) initialised on Dawn: `(await dawnWasm()).Engine.create()`. */
 export async function dawnWasm() {
@@ -19,6 +20,7 @@ export async function dawnWasm() {
   // `WorkerGlobalScope`) constructor: a page's, which Node has neither of.
   Object.defineProperty(globalThis, 'navigator', { value: { gpu: create([]) }, configurable: true });
   globalThis.Window ??= class Window {};
+  hookDeviceRequests();
   const wasm = await import('../../web/pkg/fusion.js');
   await wasm.default({ module_or_path: await readFile(new URL('../../web/pkg/fusion_bg.wasm', import.meta.url)) });
   return wasm;

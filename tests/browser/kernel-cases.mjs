@@ -10,6 +10,10 @@ export const KERNELS = {
     [3, 129, 333, 32, false],
     [8, 257, 1000, 128, false],
     [2, 70, 4096, 64, false],
+    [1, 37, 40, 32, true],
+    [3, 129, 333, 32, true],
+    [8, 257, 1000, 128, true],
+    [1, 3072, 3072, 32, true],
   ],
   // m, n (gate rows, then as many up rows), k, group
   checkInt4MatvecSwiglu: [

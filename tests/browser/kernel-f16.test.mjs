@@ -12,9 +12,9 @@ before(async () => {
   engine = await (await dawnWasm()).Engine.create();
 });
 
-// wgpu 30's WebGPU backend never asks for subgroups (see kernel.test.mjs).
-test('Dawn gives the engine shader-f16', () => {
-  assert.deepEqual(engine.capabilities(), { f16: true, subgroups: false });
+// Subgroups asked for by web/src/device.js (see kernel.test.mjs).
+test('Dawn gives the engine shader-f16 and subgroups', () => {
+  assert.deepEqual(engine.capabilities(), { f16: true, subgroups: true });
 });
 
 for (const [check, cases] of Object.entries(KERNELS)) test(`${check} in wasm on Dawn with shader-f16 matches the CPU reference`, async () => {

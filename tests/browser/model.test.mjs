@@ -46,9 +46,10 @@ after(async () => {
 });
 
 function nativeAnswer(image, question, maxTokens) {
-  // --baseline: the browser's kernels (SwiftShader has no shader-f16, and wgpu asks for no
-  // subgroups there); on a random tiny model (flat logits) f16 rounding or another summation
-  // order is enough to change a greedy token.
+  // --baseline: no f16 arithmetic, as on SwiftShader; on a random tiny model (flat logits) f16
+  // rounding is enough to change a greedy token. The browser's matvecs reduce with subgroups
+  // (of 4) and these with the workgroup-memory tree: the same tokens at the tiny model's widths
+  // (rows of 2 or 3 loads), though another summation order could change one at others.
   const out = execFileSync(fusionCli, ['ask', '--model', join(models, 'tiny'), '--int4', '--baseline', '--image', join(photos, image), question, '--max-tokens', String(maxTokens)]);
   return out.toString().trim();
 }
@@ -60,7 +61,7 @@ async function browserAnswer(image, question, maxTokens) {
       window.fusion ??= await Fusion.load('/models/tiny/manifest.json');
       let text = '';
       for await (const piece of window.fusion.ask({ image, question, maxNewTokens: maxTokens })) text += piece;
-      return { text: text.trim(), stats: window.fusion.stats(), answer: window.fusion.lastAnswer };
+      return { text: text.trim(), stats: window.fusion.stats(), answer: window.fusion.lastAnswer, info: window.fusion.info };
     },
     { image: `/photos/${image}`, question, maxTokens },
   );
@@ -74,6 +75,7 @@ test('the greedy answer in the browser equals the native CLI', async () => {
   const t = got.stats.lastAnswer;
   assert.ok(t.visionMs > 0 && t.prefillMs > 0 && t.firstTokenMs >= t.visionMs + t.prefillMs, JSON.stringify(got.stats));
   assert.equal(t.decodePath, 'recorded', JSON.stringify(got.stats));
+  assert.deepEqual(got.info.gpu, { f16: false, subgroups: true }, 'SwiftShader offers subgroups: web/src/device.js asks for them');
   assert.ok(got.stats.photo.decode >= 0 && got.stats.photo.tiles > 0, JSON.stringify(got.stats));
 });
 

@@ -99,6 +99,12 @@ export interface ModelInfo {
   uploadMs: number;
   /** The engine's wasm memory (its peak: it never shrinks) and the worker's JS heap, if known. */
   memory: { wasmBytes: number; workerHeapBytes: number | null };
+  /**
+   * What the engine's kernels use beyond WebGPU's baseline, where the GPU has it: `shader-f16`
+   * (the int4 GEMM of prefill and the vision tower in f16) and `subgroups` (the reduction of
+   * the int4 matvec of every decode step).
+   */
+  gpu: { f16: boolean; subgroups: boolean };
   config: Record<string, unknown>;
 }
 

@@ -2,28 +2,25 @@
 // so the page thread never blocks. Messages are described in protocol.js.
 import init, { Model, Sha256Stream, checkManifest } from '../pkg/fusion.js';
 import { Msg } from './protocol.js';
+import { hookDeviceRequests } from './device.js';
 import { ensureModel, fetchModelFile, openShards } from './cache.js';
 
 let model = null;
 const aborted = new Set();
 const post = (message) => self.postMessage(message);
 
-// wgpu asks for the GPUDevice inside wasm; keep a handle on it to learn when it is lost (a
-// driver reset, another tab's GPU crash, device.destroy()). After a loss this worker's wasm
-// engine cannot go on: the page starts a new worker and reloads from the verified cache.
+// The engine's GPUDevice, to learn when it is lost (a driver reset, another tab's GPU crash,
+// device.destroy()). After a loss this worker's wasm engine cannot go on: the page starts a new
+// worker and reloads from the verified cache.
 let device = null;
 let lostReason = null;
-const requestDevice = globalThis.GPUAdapter?.prototype.requestDevice;
-if (requestDevice) {
-  GPUAdapter.prototype.requestDevice = async function (...args) {
-    device = await requestDevice.apply(this, args);
-    device.lost.then((info) => {
-      lostReason = info.message || info.reason || 'unknown reason';
-      post({ type: Msg.deviceLost, reason: lostReason });
-    });
-    return device;
-  };
-}
+hookDeviceRequests((requested) => {
+  device = requested;
+  device.lost.then((info) => {
+    lostReason = info.message || info.reason || 'unknown reason';
+    post({ type: Msg.deviceLost, reason: lostReason });
+  });
+});
 const ready = init();
 
 async function load({ id, manifestUrl }) {
@@ -56,7 +53,7 @@ async function load({ id, manifestUrl }) {
   const bytes = manifest.shards.reduce((s, sh) => s + sh.bytes, 0);
   // wasm memory only grows, so its size now is its peak.
   const memory = { wasmBytes: (await ready).memory.buffer.byteLength, workerHeapBytes: self.performance.memory?.usedJSHeapSize ?? null };
-  post({ type: Msg.loaded, id, info: { bytes, hashedBytes, downloadMs: t1 - t0, uploadMs: performance.now() - t1, memory, config: manifest.config } });
+  post({ type: Msg.loaded, id, info: { bytes, hashedBytes, downloadMs: t1 - t0, uploadMs: performance.now() - t1, memory, gpu: model.capabilities(), config: manifest.config } });
 }
 
 /** Refuse a model the adapter cannot hold before downloading anything. */
