@@ -106,6 +106,10 @@ fn bad_answer_options_are_refused() {
     refused(&["--top-p", "NaN"], "top_p: must be between 0 and 1, got NaN");
     refused(&["--temperature=-1"], "temperature: must be 0 (greedy) or more, got -1");
     refused(&["--temperature", "inf"], "temperature: must be 0 (greedy) or more, got inf");
+    refused(&["--repetition-penalty", "0"], "repetition_penalty: must be more than 0 (1 is none), got 0");
+    refused(&["--frequency-penalty", "3"], "frequency_penalty: must be between -2 and 2 (0 is none), got 3");
+    refused(&["--presence-penalty", "-2.5"], "presence_penalty: must be between -2 and 2 (0 is none), got -2.5");
+    refused(&["--stop", "\n", "--stop", ""], "stop: stop sequence 1 is empty");
 }
 
 #[test]

@@ -11,7 +11,7 @@ use common::gpu;
 use fusion::config::Backbone;
 use fusion::engine::{Answer, AskOptions, Conversation, Engine, Photo, StopReason};
 use fusion::generate::SamplingOptions;
-use fusion::model::WeightFormat;
+use fusion::model::{VisionOptions, WeightFormat};
 use fusion::session::Session;
 use fusion::testing::{TinySpec, write_tiny_checkpoint};
 
@@ -48,6 +48,19 @@ fn long_conversations_drop_the_oldest_follow_ups_and_keep_the_photo() {
     ask(&engine, &mut c, &photo, "One more?", &o).unwrap();
 }
 
+/// Questions the tiny model answers in few tokens or in many.
+const QUESTIONS: [&str; 8] = ["What is in this photo?", "Where is this?", "Describe it.", "How many boats?", "What colour is the sky?", "Is it daytime?", "What colour is the water?", "Anything else?"];
+
+/// A question of [`QUESTIONS`] answered in `max` tokens or more (greedy), and that answer's text.
+fn long_answer(engine: &Engine, photo: &Photo, max: usize) -> (&'static str, String, Answer) {
+    QUESTIONS
+        .iter()
+        .map(|q| (*q, streamed(engine, &mut engine.new_conversation(), photo, q, &options(max))))
+        .find(|(_, (_, a))| a.stop == StopReason::Length)
+        .map(|(q, (text, a))| (q, text, a))
+        .unwrap_or_else(|| panic!("no question answered in {max} tokens or more"))
+}
+
 /// The answer to `q` and the context length after it, `on_text` stopping it after `pieces`.
 fn answer(engine: &Engine, c: &mut Conversation, photo: &Photo, q: &str, o: &AskOptions, pieces: usize) -> (Answer, usize) {
     let mut streamed = 0;
@@ -65,14 +78,13 @@ fn greedy_answers_decoded_ahead_leave_what_decoding_after_each_read_leaves() {
     // step back when the token ends the answer. A top-p that keeps only the most likely token
     // is the same argmax taken on the CPU, each step launched once its token is read.
     let greedy = options;
-    let after_read = |max: usize| AskOptions { sampling: SamplingOptions { max_new_tokens: max, temperature: 1.0, top_p: 1e-9, seed: 0 }, ..Default::default() };
+    let after_read = |max: usize| AskOptions { sampling: SamplingOptions { max_new_tokens: max, temperature: 1.0, top_p: 1e-9, ..Default::default() }, ..Default::default() };
     let engine = engine(gpu(), "ahead", 2000);
     let photo = photo(&engine);
     // A question the tiny model answers with a stop token within 8 tokens, one it does not.
     let stops = |q: &&str| answer(&engine, &mut engine.new_conversation(), &photo, q, &greedy(8), usize::MAX).0.stop;
-    let questions = ["What is in this photo?", "Where is this?", "Describe it.", "How many boats?", "What colour is the sky?"];
-    let ends = questions.iter().find(|q| stops(q) == StopReason::EndOfTurn).expect("a question answered within 8 tokens");
-    let runs_on = questions.iter().find(|q| stops(q) == StopReason::Length).expect("a question answered in more than 8 tokens");
+    let ends = QUESTIONS.iter().find(|q| stops(q) == StopReason::EndOfTurn).expect("a question answered within 8 tokens");
+    let runs_on = QUESTIONS.iter().find(|q| stops(q) == StopReason::Length).expect("a question answered in more than 8 tokens");
     let cases = [(runs_on, 1, usize::MAX, StopReason::Length), (runs_on, 8, usize::MAX, StopReason::Length), (runs_on, 8, 3, StopReason::Cancelled), (ends, 8, usize::MAX, StopReason::EndOfTurn)];
     for (question, max, pieces, reason) in cases {
         let (mut ahead, mut read) = (engine.new_conversation(), engine.new_conversation());
@@ -86,6 +98,81 @@ fn greedy_answers_decoded_ahead_leave_what_decoding_after_each_read_leaves() {
         let ((a, a_len), (b, b_len)) = (follow_up(&mut ahead), follow_up(&mut read));
         assert_eq!((a.tokens, a_len), (b.tokens, b_len), "{case}: the follow-up");
     }
+}
+
+/// The text streamed for `q` and the answer.
+fn streamed(engine: &Engine, c: &mut Conversation, photo: &Photo, q: &str, o: &AskOptions) -> (String, Answer) {
+    let mut text = String::new();
+    let a = pollster::block_on(engine.ask(c, photo, q, o, |piece| {
+        text += piece;
+        true
+    }))
+    .unwrap();
+    (text, a)
+}
+
+#[test]
+fn a_stop_sequence_ends_the_answer_before_it_and_the_conversation_goes_on_as_rebuilt() {
+    let engine = engine(gpu(), "stop", 2000);
+    let photo = photo(&engine);
+    let (q, full, whole) = long_answer(&engine, &photo, 24);
+    // A stop sequence of two characters found first in the second half of that answer, so
+    // the tokens before it are decoded one step ahead and then taken back.
+    let at: Vec<usize> = full.char_indices().map(|(i, _)| i).chain([full.len()]).collect();
+    let (cut_at, stop) = (at.len() / 2..at.len() - 2)
+        .map(|k| (at[k], &full[at[k]..at[k + 2]]))
+        .find(|&(i, s)| full.find(s) == Some(i) && !s.trim().is_empty())
+        .unwrap_or_else(|| panic!("no two characters found first in the second half of {full:?}"));
+    let with_stop = |max: usize| AskOptions { sampling: SamplingOptions { stop: vec!["never said".into(), stop.into()], ..options(max).sampling }, ..Default::default() };
+    let mut c = engine.new_conversation();
+    let (shown, cut) = streamed(&engine, &mut c, &photo, q, &with_stop(24));
+    assert_eq!((cut.stop, shown.as_str(), cut.text.as_str()), (StopReason::StopSequence, &full[..cut_at], full[..cut_at].trim()), "stop {stop:?}");
+    assert!(cut.tokens.len() < whole.tokens.len() && whole.tokens.starts_with(&cut.tokens));
+    // The follow-up reads a cache that holds the answer as its text reads, stop sequence left
+    // out: the cache of the conversation rebuilt from its turns.
+    let mut rebuilt = engine.resume(&photo, &[(q.to_owned(), cut.text.clone())], &with_stop(24)).unwrap();
+    let follow_up = |c: &mut Conversation| {
+        let a = streamed(&engine, c, &photo, "And the colours?", &options(8)).1;
+        (a.tokens, c.context_len())
+    };
+    assert_eq!(follow_up(&mut c), follow_up(&mut rebuilt));
+    // A stop sequence the answer never reaches changes nothing.
+    let (text, a) = streamed(&engine, &mut engine.new_conversation(), &photo, q, &AskOptions { sampling: SamplingOptions { stop: vec!["never said".into()], ..options(24).sampling }, ..Default::default() });
+    assert_eq!((text, a.tokens, a.stop), (full, whole.tokens, StopReason::Length));
+}
+
+#[test]
+fn penalised_answers_are_the_greedy_picks_of_the_penalised_logits() {
+    let engine = engine(gpu(), "penalties", 2000);
+    let photo = photo(&engine);
+    let (max, repetition, frequency, presence) = (16, 1.8, 0.6, 0.3);
+    let (q, _, plain) = long_answer(&engine, &photo, max);
+    let sampling = SamplingOptions { max_new_tokens: max, repetition_penalty: repetition, frequency_penalty: frequency, presence_penalty: presence, ..Default::default() };
+    let got = streamed(&engine, &mut engine.new_conversation(), &photo, q, &AskOptions { sampling, ..Default::default() }).1;
+
+    // The same greedy loop written out, each step's logits read back and lowered here.
+    let model = &engine.model;
+    let mut cache = model.new_cache();
+    let vision = VisionOptions { latents: model.config.default_latents(), reduced_side: None };
+    let prompt = engine.tokenizer.image_prompt(q).unwrap();
+    let read = |logits| pollster::block_on(fusion::gpu::read_f32(logits)).unwrap();
+    let mut logits = read(model.prefill(&prompt, Some((&photo.views, &photo.context)), vision, &mut cache, None).unwrap());
+    let mut tokens: Vec<u32> = Vec::new();
+    while tokens.len() < max {
+        for token in tokens.iter().copied().collect::<std::collections::BTreeSet<u32>>() {
+            let count = tokens.iter().filter(|&&t| t == token).count() as f32;
+            let logit = &mut logits[token as usize];
+            *logit = if *logit > 0.0 { *logit / repetition } else { *logit * repetition } - frequency * count - presence;
+        }
+        let token = fusion::generate::argmax(&logits);
+        if engine.stop_ids().contains(&token) {
+            break;
+        }
+        tokens.push(token);
+        logits = read(model.decode(token, &mut cache).unwrap());
+    }
+    assert_eq!(got.tokens, tokens);
+    assert_ne!(plain.tokens, got.tokens, "the penalties changed nothing: a weak test");
 }
 
 /// Every file of a directory with its bytes, to show that a recovery wrote nothing there.

@@ -3,7 +3,7 @@
 
 use crate::config::OneOrMany;
 use crate::error::Result;
-use crate::generate::{Sampler, SamplingOptions};
+use crate::generate::{Sampler, SamplingOptions, StopText};
 use crate::gpu::{now_ms, read_f32};
 use crate::image::Views;
 use crate::kernels::argmax::{self, Pick};
@@ -37,6 +37,8 @@ impl AskOptions {
 pub enum StopReason {
     /// A stop token was generated.
     EndOfTurn,
+    /// The answer reached one of [`SamplingOptions::stop`].
+    StopSequence,
     /// `max_new_tokens` or the context was reached.
     Length,
     /// The caller asked to stop.
@@ -117,7 +119,7 @@ impl Engine {
     }
 
     pub fn new_conversation(&self) -> Conversation {
-        Conversation { cache: self.model.new_cache(), photo_prompt: 0, pending: None, asked: Vec::new(), kept: Vec::new(), dropped: 0, stale: false }
+        Conversation { cache: self.model.new_cache(), photo_prompt: 0, pending: Vec::new(), asked: Vec::new(), kept: Vec::new(), dropped: 0, stale: false }
     }
 
     /// A conversation rebuilt from earlier `(question, answer)` turns about `photo`, as if they
@@ -269,26 +271,33 @@ impl Engine {
         if conversation.kept.is_empty() {
             return Ok(false);
         }
-        let follow_up = 1 + self.tokenizer.follow_up(question)?.len() + ANSWER_ROOM.min(options.sampling.max_new_tokens);
+        let follow_up = conversation.pending.len() + self.tokenizer.follow_up(question)?.len() + ANSWER_ROOM.min(options.sampling.max_new_tokens);
         Ok(conversation.cache.len() + follow_up > self.model.config.max_context())
     }
 
-    /// Sample until a stop token, the token budget or the context ends, or `on_text` says stop.
-    /// Returns the answer, the last sampled token if it never entered the cache, and the time
-    /// until the first token was picked.
+    /// Sample until a stop token, a stop sequence, the token budget or the context ends, or
+    /// `on_text` says stop. Returns the answer, its tokens that are not in the cache (the next
+    /// turn's prompt starts with them), and the time until the first token was picked.
     ///
     /// Greedy answers decode one step ahead of the CPU: the step for a token picked on the GPU
     /// is queued before that token is read back, so the GPU decodes while the CPU waits for the
     /// read, checks the token and streams its text. A step so made for a token that ends the
     /// answer is taken back out of the cache (one step of GPU work per answer is wasted).
-    async fn generate(&self, cache: &mut KvCache, logits: Tensor<1>, options: &AskOptions, mut on_text: impl FnMut(&str) -> bool) -> Result<(Answer, Option<u32>, f64)> {
+    ///
+    /// An answer cut at a stop sequence leaves the cache as it was before the answer, and its
+    /// text (the stop sequence left out, most often in the middle of a token) to be encoded at
+    /// the start of the next turn: the cache then holds what a conversation rebuilt from its
+    /// turns would hold.
+    async fn generate(&self, cache: &mut KvCache, logits: Tensor<1>, options: &AskOptions, mut on_text: impl FnMut(&str) -> bool) -> Result<(Answer, Vec<u32>, f64)> {
         let start = now_ms();
         let max_new = options.sampling.max_new_tokens;
+        let before = cache.len();
         let mut sampler = Sampler::new(options.sampling.clone());
         let mut next = self.pick(&mut sampler, logits).await?;
         let mut first_ms = None;
         let mut tokens = Vec::new();
         let mut stream = self.tokenizer.text_stream();
+        let mut text = StopText::new(&options.sampling.stop);
         let mut pending = None;
         let stop = loop {
             if tokens.len() >= max_new || cache.len() + 1 >= self.model.config.max_context() {
@@ -308,12 +317,21 @@ impl Engine {
                 break StopReason::EndOfTurn;
             }
             tokens.push(token);
+            sampler.accept(token);
             pending = Some(token);
-            if let Some(piece) = stream.next(&tokens)?
-                && !on_text(&piece)
-            {
-                take_back();
-                break StopReason::Cancelled;
+            if let Some(piece) = stream.next(&tokens)? {
+                let (shown, ended) = text.push(&piece);
+                if ended {
+                    cache.truncate(before);
+                    if !shown.is_empty() {
+                        on_text(&shown);
+                    }
+                    break StopReason::StopSequence;
+                }
+                if !shown.is_empty() && !on_text(&shown) {
+                    take_back();
+                    break StopReason::Cancelled;
+                }
             }
             if tokens.len() >= max_new {
                 break StopReason::Length;
@@ -324,17 +342,34 @@ impl Engine {
             };
             pending = None;
         };
-        let text = self.tokenizer.decode(&tokens)?.trim().to_owned();
-        Ok((Answer { text, tokens, prompt_tokens: 0, stop, timings: Timings::default() }, pending, first_ms.unwrap_or(now_ms() - start)))
+        let (answer, pending) = match stop {
+            StopReason::StopSequence => {
+                let answer = text.shown().trim().to_owned();
+                let pending = self.tokenizer.encode(&answer, false)?;
+                (answer, pending)
+            }
+            _ => {
+                // Text held back as a possible stop sequence's start is the answer's after all.
+                let rest = text.finish();
+                if stop != StopReason::Cancelled && !rest.is_empty() {
+                    on_text(&rest);
+                }
+                (self.tokenizer.decode(&tokens)?.trim().to_owned(), pending.into_iter().collect())
+            }
+        };
+        Ok((Answer { text: answer, tokens, prompt_tokens: 0, stop, timings: Timings::default() }, pending, first_ms.unwrap_or(now_ms() - start)))
     }
 
     /// The next token: greedy on the GPU, left there for the next step and read back 8 bytes
-    /// (`kernels::argmax`); sampled on the CPU from the whole vocabulary's logits otherwise.
+    /// (`kernels::argmax`); otherwise picked on the CPU from the whole vocabulary's logits, after
+    /// the penalties for the tokens picked so far.
     async fn pick(&self, sampler: &mut Sampler, logits: Tensor<1>) -> Result<Next> {
-        match sampler.is_greedy() {
-            true => Ok(Next::OnGpu(argmax::pick(self.model.gpu(), logits)?)),
-            false => Ok(Next::Sampled(sampler.pick(&read_f32(logits).await?))),
+        if sampler.is_greedy() {
+            return Ok(Next::OnGpu(argmax::pick(self.model.gpu(), logits)?));
         }
+        let mut logits = read_f32(logits).await?;
+        sampler.penalize(&mut logits);
+        Ok(Next::Sampled(sampler.pick(&logits)))
     }
 }
 
@@ -363,8 +398,9 @@ pub struct Conversation {
     /// Positions of the first turn's prompt (photo and question) at the start of the cache; 0
     /// before the first question.
     photo_prompt: usize,
-    /// The last answer's final token, sampled but not yet in the cache.
-    pending: Option<u32>,
+    /// The last answer's tokens not yet in the cache: its final token, sampled after the last
+    /// step, or, for an answer cut at a stop sequence, its whole text.
+    pending: Vec<u32>,
     /// Every question asked, in order (to recognise the conversation a caller continues).
     asked: Vec<String>,
     /// The `(question, answer)` turns in the cache: the first, then the newest that fit.

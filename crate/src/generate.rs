@@ -1,4 +1,7 @@
-//! Sampling and stop rules: greedy, or temperature + top-p with a seed (spec §8).
+//! Sampling and stop rules: greedy, or temperature + top-p with a seed (spec §8); the
+//! repetition penalties and stop sequences of the APIs people call models through.
+
+use std::collections::HashMap;
 
 use crate::error::{Error, Result};
 use crate::rng::SplitMix64;
@@ -10,11 +13,23 @@ pub struct SamplingOptions {
     pub temperature: f32,
     pub top_p: f32,
     pub seed: u64,
+    /// Hugging Face's `repetition_penalty` (1 is none): the logit of a token the answer already
+    /// holds is divided by it where positive, multiplied by it where negative.
+    pub repetition_penalty: f32,
+    /// OpenAI's `frequency_penalty` (−2 to 2; 0 is none): subtracted from a token's logit once
+    /// for every time the answer holds it.
+    pub frequency_penalty: f32,
+    /// OpenAI's `presence_penalty` (−2 to 2; 0 is none): subtracted once from the logit of
+    /// every token the answer holds.
+    pub presence_penalty: f32,
+    /// Stop sequences (OpenAI's `stop`): the answer ends before the first of them in its text,
+    /// which is not part of the answer.
+    pub stop: Vec<String>,
 }
 
 impl Default for SamplingOptions {
     fn default() -> Self {
-        Self { max_new_tokens: 512, temperature: 0.0, top_p: 1.0, seed: 0 }
+        Self { max_new_tokens: 512, temperature: 0.0, top_p: 1.0, seed: 0, repetition_penalty: 1.0, frequency_penalty: 0.0, presence_penalty: 0.0, stop: Vec::new() }
     }
 }
 
@@ -28,30 +43,71 @@ impl SamplingOptions {
         if !(0.0..=1.0).contains(&self.top_p) {
             return Err(Error::invalid("top_p", format!("must be between 0 and 1, got {}", self.top_p)));
         }
+        if !(self.repetition_penalty.is_finite() && self.repetition_penalty > 0.0) {
+            return Err(Error::invalid("repetition_penalty", format!("must be more than 0 (1 is none), got {}", self.repetition_penalty)));
+        }
+        for (name, value) in [("frequency_penalty", self.frequency_penalty), ("presence_penalty", self.presence_penalty)] {
+            if !(-2.0..=2.0).contains(&value) {
+                return Err(Error::invalid(name, format!("must be between -2 and 2 (0 is none), got {value}")));
+            }
+        }
+        if let Some(i) = self.stop.iter().position(String::is_empty) {
+            return Err(Error::invalid("stop", format!("stop sequence {i} is empty: it would end every answer before it starts")));
+        }
         Ok(())
+    }
+
+    fn penalises(&self) -> bool {
+        self.repetition_penalty != 1.0 || self.frequency_penalty != 0.0 || self.presence_penalty != 0.0
     }
 }
 
 pub struct Sampler {
     options: SamplingOptions,
     rng: SplitMix64,
+    /// How often each token occurs in the answer so far (kept only when a penalty needs it).
+    counts: HashMap<u32, u32>,
 }
 
 impl Sampler {
     pub fn new(options: SamplingOptions) -> Self {
         let rng = SplitMix64::new(options.seed);
-        Self { options, rng }
+        Self { options, rng, counts: HashMap::new() }
     }
 
-    /// Whether [`Sampler::pick`] is [`argmax`], which the GPU can do instead
-    /// (`kernels::argmax`) without the logits being read back.
+    /// Whether a pick is [`argmax`] of the logits as the model gave them, which the GPU can do
+    /// instead (`kernels::argmax`) without the logits being read back.
     pub fn is_greedy(&self) -> bool {
-        self.options.temperature <= 0.0
+        self.options.temperature <= 0.0 && !self.options.penalises()
+    }
+
+    /// `token` is now part of the answer.
+    pub fn accept(&mut self, token: u32) {
+        if self.options.penalises() {
+            *self.counts.entry(token).or_default() += 1;
+        }
+    }
+
+    /// The penalties for the tokens the answer holds, applied to a step's logits before
+    /// [`Sampler::pick`].
+    ///
+    /// [OPEN, decided here] Which tokens are penalised: the answer's own, not the prompt's (as
+    /// OpenAI's penalties and WebLLM's; Hugging Face's `repetition_penalty` counts the prompt
+    /// too). FUSION's prompt is the photo's placeholder tokens, the latents and the question:
+    /// penalising the question's words would push the answer away from naming what it was
+    /// asked about.
+    pub fn penalize(&self, logits: &mut [f32]) {
+        let o = &self.options;
+        for (&token, &count) in &self.counts {
+            let Some(logit) = logits.get_mut(token as usize) else { continue };
+            *logit = if *logit > 0.0 { *logit / o.repetition_penalty } else { *logit * o.repetition_penalty };
+            *logit -= o.frequency_penalty * count as f32 + o.presence_penalty;
+        }
     }
 
     /// The next token from a step's logits. NaN logits never win.
     pub fn pick(&mut self, logits: &[f32]) -> u32 {
-        if self.is_greedy() {
+        if self.options.temperature <= 0.0 {
             return argmax(logits);
         }
         let t = self.options.temperature;
@@ -126,6 +182,52 @@ pub(crate) fn nucleus_by_sorting_all(probs: &mut [(u32, f32)], top_p: f32, total
     kept
 }
 
+/// An answer's text as it streams, cut before its first stop sequence. Text that may be the
+/// start of one is held back until the next pieces show whether it is: shown text is never
+/// taken back.
+pub struct StopText<'a> {
+    stops: &'a [String],
+    /// Shown so far.
+    shown: String,
+    /// Not shown yet: the end of the text, a beginning of some stop sequence.
+    held: String,
+}
+
+impl<'a> StopText<'a> {
+    pub fn new(stops: &'a [String]) -> Self {
+        Self { stops, shown: String::new(), held: String::new() }
+    }
+
+    /// `piece` added to the answer: the text that can be shown now, and whether a stop sequence
+    /// ended the answer (the text before it is then all shown).
+    pub fn push(&mut self, piece: &str) -> (String, bool) {
+        self.held.push_str(piece);
+        // The earliest stop sequence wins; shown text holds none, nor the start of one.
+        if let Some(at) = self.stops.iter().filter_map(|stop| self.held.find(stop.as_str())).min() {
+            self.held.truncate(at);
+            return (self.release(self.held.len()), true);
+        }
+        let keep = self.held.char_indices().map(|(i, _)| i).find(|&i| self.stops.iter().any(|stop| stop.starts_with(&self.held[i..])));
+        (self.release(keep.unwrap_or(self.held.len())), false)
+    }
+
+    /// The text held back, for an answer that ended otherwise.
+    pub fn finish(&mut self) -> String {
+        self.release(self.held.len())
+    }
+
+    /// All the text shown.
+    pub fn shown(&self) -> &str {
+        &self.shown
+    }
+
+    fn release(&mut self, len: usize) -> String {
+        let out: String = self.held.drain(..len).collect();
+        self.shown.push_str(&out);
+        out
+    }
+}
+
 /// The first index of the largest logit; NaN and -inf never win, and 0 when nothing else is left.
 pub fn argmax(logits: &[f32]) -> u32 {
     logits.iter().enumerate().fold((0usize, f32::NEG_INFINITY), |best, (i, &v)| if v > best.1 { (i, v) } else { best }).0 as u32
@@ -172,6 +274,87 @@ mod tests {
                 assert_eq!(all, probs, "every token, in id order");
             }
         }
+    }
+
+    /// Every split of `text` into pieces shows the same: the text before the earliest stop
+    /// sequence, nothing of it or after it, and no shown text taken back.
+    #[test]
+    fn stop_sequences_cut_the_streamed_text_wherever_the_pieces_break() {
+        let stops = |s: &[&str]| s.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let cases = [
+            ("A boat. Question: why?", stops(&["Question:"]), "A boat. ", true),
+            ("aab", stops(&["ab"]), "a", true),
+            ("one, two. three", stops(&[".", ","]), "one", true),
+            ("café ü 日本 end", stops(&["日本"]), "café ü ", true),
+            ("Que? Quest", stops(&["Question"]), "Que? Quest", false),
+            ("no stop here", stops(&[]), "no stop here", false),
+            ("stop at once", stops(&["stop"]), "", true),
+        ];
+        for (text, stops, want, ends) in cases {
+            let chars: Vec<(usize, char)> = text.char_indices().collect();
+            // Every piece length from 1 to 4 characters, and the whole text at once.
+            for size in [1, 2, 3, 4, chars.len()] {
+                let mut stream = StopText::new(&stops);
+                let (mut shown, mut ended) = (String::new(), false);
+                for piece in chars.chunks(size) {
+                    let (start, end) = (piece[0].0, piece.last().map(|(i, c)| i + c.len_utf8()).unwrap_or(0));
+                    let (out, stop) = stream.push(&text[start..end]);
+                    shown += &out;
+                    if stop {
+                        ended = true;
+                        break;
+                    }
+                }
+                if !ended {
+                    shown += &stream.finish();
+                }
+                assert_eq!((shown.as_str(), ended), (want, ends), "{text:?} in pieces of {size}");
+                assert_eq!(stream.shown(), want);
+            }
+        }
+    }
+
+    #[test]
+    fn text_that_may_start_a_stop_sequence_waits() {
+        let stops = vec!["\nUser:".to_owned()];
+        let mut stream = StopText::new(&stops);
+        assert_eq!(stream.push("Two boats\nUs"), ("Two boats".to_owned(), false));
+        assert_eq!(stream.push("ually"), ("\nUsually".to_owned(), false));
+        assert_eq!(stream.push("\n"), (String::new(), false));
+        assert_eq!(stream.finish(), "\n");
+    }
+
+    #[test]
+    fn penalties_lower_the_tokens_the_answer_holds() {
+        let options = SamplingOptions { repetition_penalty: 2.0, frequency_penalty: 0.5, presence_penalty: 0.25, ..Default::default() };
+        let mut s = Sampler::new(options);
+        assert!(!s.is_greedy(), "penalties need the logits on the CPU");
+        for token in [1, 2, 2, 9] {
+            s.accept(token); // 9 is past this vocabulary: ignored
+        }
+        let mut logits = [4.0, 4.0, -1.0, 3.0];
+        s.penalize(&mut logits);
+        // Token 1: 4 / 2 − 0.5 − 0.25; token 2: −1 · 2 − 2 · 0.5 − 0.25.
+        assert_eq!(logits, [4.0, 1.25, -3.25, 3.0]);
+        assert_eq!(s.pick(&logits), 0, "greedy among the penalised logits");
+        // Without penalties, nothing is counted and the GPU may pick.
+        let mut plain = Sampler::new(SamplingOptions::default());
+        plain.accept(0);
+        let mut logits = [1.0, 0.0];
+        plain.penalize(&mut logits);
+        assert!(plain.is_greedy() && logits == [1.0, 0.0]);
+    }
+
+    #[test]
+    fn options_no_sampler_can_follow_are_refused() {
+        let refused = |o: SamplingOptions| o.check().unwrap_err().to_string();
+        let d = SamplingOptions::default;
+        assert!(refused(SamplingOptions { repetition_penalty: 0.0, ..d() }).contains("repetition_penalty: must be more than 0"));
+        assert!(refused(SamplingOptions { repetition_penalty: f32::NAN, ..d() }).contains("repetition_penalty"));
+        assert!(refused(SamplingOptions { frequency_penalty: 2.5, ..d() }).contains("frequency_penalty: must be between -2 and 2"));
+        assert!(refused(SamplingOptions { presence_penalty: f32::NAN, ..d() }).contains("presence_penalty"));
+        assert!(refused(SamplingOptions { stop: vec!["x".into(), String::new()], ..d() }).contains("stop: stop sequence 1 is empty"));
+        assert!(SamplingOptions { repetition_penalty: 1.3, frequency_penalty: -2.0, presence_penalty: 2.0, stop: vec!["\n".into()], ..d() }.check().is_ok());
     }
 
     #[test]

@@ -237,15 +237,39 @@ pub struct Model {
     conversation: RefCell<Option<(u32, Conversation)>>,
 }
 
-#[derive(serde::Deserialize, Default)]
-#[serde(default)]
+/// [`Model::ask`]'s options, as `web/src/index.js` names them; a name it does not know is an
+/// error, not an option silently ignored.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 struct JsAskOptions {
     max_new_tokens: Option<usize>,
-    temperature: f32,
+    temperature: Option<f32>,
     top_p: Option<f32>,
-    seed: u64,
+    seed: Option<u64>,
+    repetition_penalty: Option<f32>,
+    frequency_penalty: Option<f32>,
+    presence_penalty: Option<f32>,
+    stop: Option<Vec<String>>,
     latents: Option<usize>,
     reduced_side: Option<usize>,
+}
+
+impl JsAskOptions {
+    /// Each option not given takes [`SamplingOptions::default`]'s value.
+    fn into_ask_options(self) -> AskOptions {
+        let d = SamplingOptions::default();
+        let sampling = SamplingOptions {
+            max_new_tokens: self.max_new_tokens.unwrap_or(d.max_new_tokens),
+            temperature: self.temperature.unwrap_or(d.temperature),
+            top_p: self.top_p.unwrap_or(d.top_p),
+            seed: self.seed.unwrap_or(d.seed),
+            repetition_penalty: self.repetition_penalty.unwrap_or(d.repetition_penalty),
+            frequency_penalty: self.frequency_penalty.unwrap_or(d.frequency_penalty),
+            presence_penalty: self.presence_penalty.unwrap_or(d.presence_penalty),
+            stop: self.stop.unwrap_or(d.stop),
+        };
+        AskOptions { sampling, latents: self.latents, reduced_side: self.reduced_side }
+    }
 }
 
 #[wasm_bindgen]
@@ -299,11 +323,7 @@ impl Model {
     pub async fn ask(&self, id: u32, history_json: String, question: String, options_json: String, on_text: js_sys::Function) -> Result<String, JsError> {
         let history: Vec<(String, String)> = serde_json::from_str(&history_json).map_err(|e| js_error(Error::invalid("history", e.to_string())))?;
         let o: JsAskOptions = serde_json::from_str(&options_json).map_err(|e| js_error(Error::invalid("options", e.to_string())))?;
-        let options = AskOptions {
-            sampling: SamplingOptions { max_new_tokens: o.max_new_tokens.unwrap_or(512), temperature: o.temperature, top_p: o.top_p.unwrap_or(1.0), seed: o.seed },
-            latents: o.latents,
-            reduced_side: o.reduced_side,
-        };
+        let options = o.into_ask_options();
         // The photo is taken out while answering so no RefCell borrow lives across an await.
         let photo = self.photos.borrow_mut().get_mut(id as usize).and_then(Option::take).ok_or_else(|| js_error(Error::invalid("photo", format!("no photo {id}"))))?;
         let asked: Vec<String> = history.iter().map(|(q, _)| q.trim().to_owned()).collect();
@@ -330,6 +350,7 @@ impl Model {
         let answer = result.map_err(js_error)?;
         let stop = match answer.stop {
             StopReason::EndOfTurn => "end_of_turn",
+            StopReason::StopSequence => "stop_sequence",
             StopReason::Length => "length",
             StopReason::Cancelled => "cancelled",
         };

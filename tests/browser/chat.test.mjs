@@ -3,7 +3,7 @@
 // names the problem. Never another kind of error, never a malformed result.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { toTurns } from '../../web/src/chat.js';
+import { checkRequest, toTurns } from '../../web/src/chat.js';
 
 const CASES = Number(process.env.FUSION_FUZZ_ITERS ?? 5000);
 
@@ -78,6 +78,28 @@ test(`${CASES} random chat histories: a well-formed request or a clear TypeError
     }
   }
   assert.ok(accepted > 0, 'some histories are valid');
+});
+
+test('request fields FUSION cannot follow are refused, not ignored', () => {
+  for (const ok of [{}, { n: 1, logprobs: false, top_logprobs: 0, logit_bias: {}, tools: [], tool_choice: 'none', response_format: { type: 'text' }, stop: null }, { stop: 'x' }, { stop: ['x', '\n'] }, { model: 'any', user: 'u' }]) {
+    assert.doesNotThrow(() => checkRequest(ok), JSON.stringify(ok));
+  }
+  for (const [bad, message] of [
+    [{ n: 3 }, /^n is not supported \(got number\)/],
+    [{ logit_bias: { 42: -100 } }, /^logit_bias is not supported/],
+    [{ logprobs: true }, /^logprobs is not supported/],
+    [{ top_logprobs: 2 }, /^top_logprobs/],
+    [{ tools: [{ type: 'function' }] }, /^tools/],
+    [{ tool_choice: 'auto' }, /^tool_choice/],
+    [{ functions: [{}] }, /^functions/],
+    [{ function_call: 'auto' }, /^function_call/],
+    [{ response_format: { type: 'json_object' } }, /^response_format/],
+    [{ stop: 5 }, /^stop must be a string or an array of strings, got number/],
+    [{ stop: ['a', 7] }, /^stop must be/],
+    [null, /^the request must be an object/],
+  ]) {
+    assert.throws(() => checkRequest(bad), (e) => e instanceof TypeError && message.test(e.message), JSON.stringify(bad));
+  }
 });
 
 test('well-formed conversations keep their turns', () => {

@@ -45,12 +45,12 @@ after(async () => {
   await server?.close();
 });
 
-function nativeAnswer(image, question, maxTokens) {
+function nativeAnswer(image, question, maxTokens, options = []) {
   // --baseline: no f16 arithmetic, as on SwiftShader; on a random tiny model (flat logits) f16
   // rounding is enough to change a greedy token. The browser's matvecs reduce with subgroups
   // (of 4) and these with the workgroup-memory tree: the same tokens at the tiny model's widths
   // (rows of 2 or 3 loads), though another summation order could change one at others.
-  const out = execFileSync(fusionCli, ['ask', '--model', join(models, 'tiny'), '--int4', '--baseline', '--image', join(photos, image), question, '--max-tokens', String(maxTokens)]);
+  const out = execFileSync(fusionCli, ['ask', '--model', join(models, 'tiny'), '--int4', '--baseline', '--image', join(photos, image), question, '--max-tokens', String(maxTokens), ...options]);
   return out.toString().trim();
 }
 
@@ -124,6 +124,62 @@ test('abort stops the answer; an OpenAI-style follow-up continues the KV cache',
   // The follow-up continues the KV cache: only its own turn is prefilled, no image tokens.
   assert.ok(r.chunks.at(-1).usage.prompt_tokens < 100, JSON.stringify(r.chunks.at(-1).usage));
   assert.equal(r.photos, 1, 'the follow-up must reuse the photo\'s tile features');
+});
+
+test('stop sequences and repetition penalties: the browser equals the native CLI', async () => {
+  // A question the tiny model answers at length, and two characters first found in the second
+  // half of that answer.
+  const question = ['Describe it.', 'What is in this photo?', 'Where is this?', 'What colour is the sky?'].find((q) => [...nativeAnswer('waterview.jpg', q, 16)].length >= 6);
+  assert.ok(question, 'no question answered in 6 characters or more');
+  const full = nativeAnswer('waterview.jpg', question, 16);
+  const chars = [...full];
+  const stop = chars
+    .map((_, k) => [chars.slice(0, k).join('').length, chars.slice(k, k + 2).join('')])
+    .slice(chars.length >> 1, -1)
+    .find(([at, s]) => full.indexOf(s) === at && s.trim() !== '')?.[1];
+  assert.ok(stop, `no stop sequence in ${JSON.stringify(full)}`);
+  const wantCut = nativeAnswer('waterview.jpg', question, 16, ['--stop', stop]);
+  assert.equal(wantCut, full.slice(0, full.indexOf(stop)).trim());
+  const penalties = { repetitionPenalty: 1.8, frequencyPenalty: 0.6, presencePenalty: 0.3 };
+  const wantPenalised = nativeAnswer('waterview.jpg', question, 16, ['--repetition-penalty', '1.8', '--frequency-penalty', '0.6', '--presence-penalty', '0.3']);
+  assert.notEqual(wantPenalised, full, 'the penalties changed nothing: a weak test');
+
+  const r = await page.evaluate(
+    async ({ question, stop, penalties }) => {
+      const { Fusion } = await import('/src/index.js');
+      window.fusion ??= await Fusion.load('/models/tiny/manifest.json');
+      const image = '/photos/waterview.jpg';
+      const messages = [{ role: 'user', content: [{ type: 'image_url', image_url: { url: image } }, { type: 'text', text: question }] }];
+      const cut = await window.fusion.chat.completions.create({ messages, max_completion_tokens: 16, stop: ['never said', stop] });
+      const cutStop = window.fusion.lastAnswer.stop;
+      let streamed = '';
+      for await (const chunk of window.fusion.chat.completions.create({ messages, max_tokens: 16, stop, stream: true })) streamed += chunk.choices[0].delta.content ?? '';
+      let penalised = '';
+      for await (const piece of window.fusion.ask({ image, question, maxNewTokens: 16, ...penalties })) penalised += piece;
+      const failure = async (request) => {
+        try {
+          await request();
+          return null;
+        } catch (e) {
+          return `${e.name}: ${e.message}`;
+        }
+      };
+      const refused = [];
+      for (const extra of [{ n: 2 }, { logprobs: true }, { tools: [{ type: 'function' }] }, { response_format: { type: 'json_object' } }, { stop: 5 }, { presence_penalty: 3 }]) {
+        refused.push(await failure(() => window.fusion.chat.completions.create({ messages, max_tokens: 2, ...extra })));
+      }
+      refused.push(await failure(async () => {
+        for await (const _ of window.fusion.ask({ image, question, maxNewTokens: 2, repetitionPenalty: 0 }));
+      }));
+      return { cut: cut.choices[0], cutStop, streamed, penalised: penalised.trim(), refused };
+    },
+    { question, stop, penalties },
+  );
+  assert.deepEqual([r.cut.message.content, r.cut.finish_reason, r.cutStop], [wantCut, 'stop', 'stop_sequence']);
+  assert.equal(r.streamed.trim(), wantCut, 'the stop sequence was streamed, or text before it was not');
+  assert.equal(r.penalised, wantPenalised);
+  const expected = [/^TypeError: n is not supported/, /^TypeError: logprobs is not supported/, /^TypeError: tools is not supported/, /^TypeError: response_format is not supported/, /^TypeError: stop must be a string or an array of strings, got number/, /presence_penalty: must be between -2 and 2/, /repetition_penalty: must be more than 0/];
+  expected.forEach((pattern, i) => assert.match(r.refused[i] ?? 'accepted', pattern));
 });
 
 test('a lost GPU device fails the answer clearly; the next ask recovers from the verified cache', async () => {

@@ -29,6 +29,35 @@ function imageOf(content, at) {
   return image;
 }
 
+/**
+ * OpenAI request fields that would change the answer and that this engine cannot honour, each
+ * with the values that ask for nothing (anything else is refused, not ignored).
+ */
+const UNSUPPORTED = {
+  n: (v) => v === 1,
+  logit_bias: (v) => typeof v === 'object' && Object.keys(v).length === 0,
+  logprobs: (v) => v === false,
+  top_logprobs: (v) => v === 0,
+  tools: (v) => Array.isArray(v) && v.length === 0,
+  tool_choice: (v) => v === 'none',
+  functions: (v) => Array.isArray(v) && v.length === 0,
+  function_call: (v) => v === 'none',
+  response_format: (v) => v?.type === 'text',
+};
+
+/** A TypeError for a request field FUSION cannot follow. */
+export function checkRequest(request) {
+  if (request === null || typeof request !== 'object') throw new TypeError(`the request must be an object, got ${kind(request)}`);
+  for (const [field, asksNothing] of Object.entries(UNSUPPORTED)) {
+    const value = request[field];
+    if (value != null && !asksNothing(value)) throw new TypeError(`${field} is not supported (got ${kind(value)}): FUSION answers one message of text`);
+  }
+  const { stop } = request;
+  if (stop != null && typeof stop !== 'string' && !(Array.isArray(stop) && stop.every((s) => typeof s === 'string'))) {
+    throw new TypeError(`stop must be a string or an array of strings, got ${kind(stop)}`);
+  }
+}
+
 const kind = (v) => (v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v === 'string' ? JSON.stringify(v.slice(0, 40)) : typeof v);
 
 /**

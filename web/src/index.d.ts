@@ -38,6 +38,18 @@ export interface AskRequest {
    *  probability, 0 to 1 (default 1: every token). Outside that range the answer fails. */
   topP?: number;
   seed?: number;
+  /** End the answer before the first of these texts; it is not part of the answer. */
+  stop?: string | string[];
+  /**
+   * Penalties for tokens the answer already holds (its own tokens, not the prompt's). Each
+   * turns greedy decoding into a pick on the CPU from the read-back logits.
+   * `repetitionPenalty` (Hugging Face's, more than 0; 1 is none) divides a positive logit and
+   * multiplies a negative one; `frequencyPenalty` (OpenAI's, −2 to 2) is subtracted once per
+   * occurrence; `presencePenalty` (−2 to 2) once per token that occurs.
+   */
+  repetitionPenalty?: number;
+  frequencyPenalty?: number;
+  presencePenalty?: number;
   /** Latent tokens (a perfect square: 4, 16, 36, 64, 144). */
   latents?: number;
 }
@@ -72,7 +84,7 @@ export interface Answer {
   text: string;
   tokens: number[];
   promptTokens: number;
-  stop: 'end_of_turn' | 'length' | 'cancelled';
+  stop: 'end_of_turn' | 'stop_sequence' | 'length' | 'cancelled';
   stats: AnswerStats;
 }
 
@@ -115,13 +127,25 @@ export interface ChatMessage {
   content: string | ChatContentPart[];
 }
 
+/**
+ * OpenAI's request. `n` (other than 1), `logit_bias`, `logprobs`, `top_logprobs`, `tools`,
+ * `tool_choice`, `functions`, `function_call` and a `response_format` other than text are
+ * refused with a TypeError: FUSION answers with one message of text.
+ */
 export interface ChatRequest {
   messages: ChatMessage[];
   stream?: boolean;
   max_tokens?: number;
+  /** The newer name of `max_tokens`; wins over it. */
+  max_completion_tokens?: number;
   temperature?: number;
   top_p?: number;
   seed?: number;
+  stop?: string | string[] | null;
+  frequency_penalty?: number;
+  presence_penalty?: number;
+  /** Not OpenAI's: Hugging Face's, as WebLLM also takes it ({@link AskRequest.repetitionPenalty}). */
+  repetition_penalty?: number;
   signal?: AbortSignal;
 }
 

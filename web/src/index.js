@@ -2,7 +2,7 @@
 // passes messages, so the page thread never blocks.
 import { Msg } from './protocol.js';
 import { cachedModels, evictModel } from './cache.js';
-import { toTurns } from './chat.js';
+import { checkRequest, toTurns } from './chat.js';
 
 let nextId = 1;
 const UNLOADED = () => new Error('the model was unloaded: load it again with Fusion.load');
@@ -125,9 +125,9 @@ export class Fusion {
 
   /**
    * Ask about a photo; yields the answer as it is generated.
-   * @param {{ image: Blob|File|ImageBitmap|HTMLImageElement|HTMLCanvasElement|OffscreenCanvas|string|URL, question: string, history?: [string, string][], signal?: AbortSignal, maxNewTokens?: number, temperature?: number, topP?: number, seed?: number, latents?: number }} request
+   * @param {{ image: Blob|File|ImageBitmap|HTMLImageElement|HTMLCanvasElement|OffscreenCanvas|string|URL, question: string, history?: [string, string][], signal?: AbortSignal, maxNewTokens?: number, temperature?: number, topP?: number, seed?: number, stop?: string|string[], repetitionPenalty?: number, frequencyPenalty?: number, presencePenalty?: number, latents?: number }} request
    */
-  async *ask({ image, question, history = [], signal, maxNewTokens, temperature, topP, seed, latents }) {
+  async *ask({ image, question, history = [], signal, maxNewTokens, temperature, topP, seed, stop, repetitionPenalty, frequencyPenalty, presencePenalty, latents }) {
     signal?.throwIfAborted();
     if (this.#unloaded) throw UNLOADED();
     await this.#recover();
@@ -137,7 +137,17 @@ export class Fusion {
     let finished = false;
     let failure = null;
     const id = nextId++;
-    const options = { max_new_tokens: maxNewTokens, temperature, top_p: topP, seed, latents };
+    const options = {
+      max_new_tokens: maxNewTokens,
+      temperature,
+      top_p: topP,
+      seed,
+      stop: typeof stop === 'string' ? [stop] : stop,
+      repetition_penalty: repetitionPenalty,
+      frequency_penalty: frequencyPenalty,
+      presence_penalty: presencePenalty,
+      latents,
+    };
     const onAbort = () => this.#worker.postMessage({ type: Msg.abort, id });
     signal?.addEventListener('abort', onAbort, { once: true });
     const done = this.#request({ type: Msg.ask, photo, history, question, options }, {
@@ -188,12 +198,27 @@ export class Fusion {
     return { completions: { create: (request) => this.#complete(request) } };
   }
 
-  #complete({ messages, stream = false, max_tokens, temperature, top_p, seed, signal } = {}) {
+  #complete(request = {}) {
+    checkRequest(request);
+    const { messages, stream = false, max_tokens, max_completion_tokens, temperature, top_p, seed, stop, frequency_penalty, presence_penalty, repetition_penalty, signal } = request;
     const { image, question, history } = toTurns(messages);
     const id = `chatcmpl-${nextId++}`;
     const created = Math.floor(Date.now() / 1000);
-    const pieces = this.ask({ image, question, history, signal, maxNewTokens: max_tokens, temperature, topP: top_p, seed });
-    const finish = () => (this.lastAnswer?.stop === 'end_of_turn' ? 'stop' : 'length');
+    const pieces = this.ask({
+      image,
+      question,
+      history,
+      signal,
+      maxNewTokens: max_completion_tokens ?? max_tokens,
+      temperature,
+      topP: top_p,
+      seed,
+      stop: stop ?? undefined,
+      frequencyPenalty: frequency_penalty,
+      presencePenalty: presence_penalty,
+      repetitionPenalty: repetition_penalty,
+    });
+    const finish = () => (['end_of_turn', 'stop_sequence'].includes(this.lastAnswer?.stop) ? 'stop' : 'length');
     if (stream) {
       const model = this;
       return (async function* () {

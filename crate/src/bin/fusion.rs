@@ -44,6 +44,20 @@ enum Command {
         top_p: f32,
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// End the answer before this text (repeat the flag for several); it is not printed.
+        #[arg(long = "stop", value_name = "TEXT")]
+        stop: Vec<String>,
+        /// Divide the logits of tokens already in the answer by this where positive, multiply
+        /// where negative (Hugging Face's; 1 is none).
+        #[arg(long, default_value_t = 1.0)]
+        repetition_penalty: f32,
+        /// Subtract this per occurrence from the logits of tokens already in the answer
+        /// (OpenAI's; -2 to 2).
+        #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+        frequency_penalty: f32,
+        /// Subtract this once from the logits of tokens already in the answer (OpenAI's; -2 to 2).
+        #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+        presence_penalty: f32,
         /// Latent tokens Q (4, 16, 36, 64, 144, …); default: the config's, else 64.
         #[arg(long)]
         latents: Option<usize>,
@@ -156,10 +170,13 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Ask { model, image, question, follow_ups, max_tokens, temperature, top_p, seed, latents, reduced, int4, baseline } => {
+        Command::Ask { model, image, question, follow_ups, max_tokens, temperature, top_p, seed, stop, repetition_penalty, frequency_penalty, presence_penalty, latents, reduced, int4, baseline } => {
             if let Some(q) = latents {
                 fusion::config::FusionConfig::latent_side(q)?;
             }
+            let sampling = SamplingOptions { max_new_tokens: max_tokens, temperature, top_p, seed, repetition_penalty, frequency_penalty, presence_penalty, stop };
+            sampling.check()?;
+            let options = AskOptions { sampling, latents, reduced_side: reduced };
             let bytes = std::fs::read(&image).map_err(|e| Error::io(&image, e))?;
             let (rgb, w, h) = fusion::image::decode(&bytes).map_err(|e| Error::invalid(image.display().to_string(), e.to_string()))?;
             let views = Views::from_rgb(&rgb, w, h)?;
@@ -168,7 +185,6 @@ fn run(cli: Cli) -> Result<()> {
             let gpu = Gpu::new()?.record_decode_steps(true);
             let gpu = if baseline { gpu.baseline() } else { gpu };
             let mut session = Session::open(&gpu, &model, format, views)?;
-            let options = AskOptions { sampling: SamplingOptions { max_new_tokens: max_tokens, temperature, top_p, seed }, latents, reduced_side: reduced };
             let mut lost = 0;
             for (i, q) in std::iter::once(question).chain(follow_ups).enumerate() {
                 if i > 0 {
@@ -190,6 +206,7 @@ fn run(cli: Cli) -> Result<()> {
                 };
                 let stop = match answer.stop {
                     StopReason::EndOfTurn => "end of turn",
+                    StopReason::StopSequence => "a stop sequence",
                     StopReason::Length => "token limit",
                     StopReason::Cancelled => "cancelled",
                 };
