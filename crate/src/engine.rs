@@ -368,7 +368,7 @@ impl Engine {
             return Ok(Next::OnGpu(argmax::pick(self.model.gpu(), logits)?));
         }
         let mut logits = read_f32(logits).await?;
-        sampler.penalize(&mut logits);
+        sampler.penalise(&mut logits);
         Ok(Next::Sampled(sampler.pick(&logits)))
     }
 }

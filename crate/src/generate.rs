@@ -91,12 +91,12 @@ impl Sampler {
     /// The penalties for the tokens the answer holds, applied to a step's logits before
     /// [`Sampler::pick`].
     ///
-    /// [OPEN, decided here] Which tokens are penalised: the answer's own, not the prompt's (as
-    /// OpenAI's penalties and WebLLM's; Hugging Face's `repetition_penalty` counts the prompt
-    /// too). FUSION's prompt is the photo's placeholder tokens, the latents and the question:
-    /// penalising the question's words would push the answer away from naming what it was
-    /// asked about.
-    pub fn penalize(&self, logits: &mut [f32]) {
+    /// Decided here (the reference's scripts set no penalty, spec §8): the answer's own tokens
+    /// are penalised, not the prompt's, as OpenAI's penalties and WebLLM's are (Hugging Face's
+    /// `repetition_penalty` counts the prompt too). FUSION's prompt is the photo's placeholder
+    /// tokens, the latents and the question: penalising the question's words would push the
+    /// answer away from naming what it was asked about.
+    pub fn penalise(&self, logits: &mut [f32]) {
         let o = &self.options;
         for (&token, &count) in &self.counts {
             let Some(logit) = logits.get_mut(token as usize) else { continue };
@@ -333,7 +333,7 @@ mod tests {
             s.accept(token); // 9 is past this vocabulary: ignored
         }
         let mut logits = [4.0, 4.0, -1.0, 3.0];
-        s.penalize(&mut logits);
+        s.penalise(&mut logits);
         // Token 1: 4 / 2 − 0.5 − 0.25; token 2: −1 · 2 − 2 · 0.5 − 0.25.
         assert_eq!(logits, [4.0, 1.25, -3.25, 3.0]);
         assert_eq!(s.pick(&logits), 0, "greedy among the penalised logits");
@@ -341,7 +341,7 @@ mod tests {
         let mut plain = Sampler::new(SamplingOptions::default());
         plain.accept(0);
         let mut logits = [1.0, 0.0];
-        plain.penalize(&mut logits);
+        plain.penalise(&mut logits);
         assert!(plain.is_greedy() && logits == [1.0, 0.0]);
     }
 
