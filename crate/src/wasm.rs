@@ -324,6 +324,8 @@ impl Model {
         let history: Vec<(String, String)> = serde_json::from_str(&history_json).map_err(|e| js_error(Error::invalid("history", e.to_string())))?;
         let o: JsAskOptions = serde_json::from_str(&options_json).map_err(|e| js_error(Error::invalid("options", e.to_string())))?;
         let options = o.into_ask_options();
+        // Before a history is replayed into a new conversation (GPU work), not only in `ask`.
+        options.sampling.check().map_err(js_error)?;
         // The photo is taken out while answering so no RefCell borrow lives across an await.
         let photo = self.photos.borrow_mut().get_mut(id as usize).and_then(Option::take).ok_or_else(|| js_error(Error::invalid("photo", format!("no photo {id}"))))?;
         let asked: Vec<String> = history.iter().map(|(q, _)| q.trim().to_owned()).collect();

@@ -41,14 +41,14 @@ export interface AskRequest {
   /** End the answer before the first of these texts; it is not part of the answer. */
   stop?: string | string[];
   /**
-   * Penalties for tokens the answer already holds (its own tokens, not the prompt's). Each
-   * turns greedy decoding into a pick on the CPU from the read-back logits.
-   * `repetitionPenalty` (Hugging Face's, more than 0; 1 is none) divides a positive logit and
-   * multiplies a negative one; `frequencyPenalty` (OpenAI's, −2 to 2) is subtracted once per
-   * occurrence; `presencePenalty` (−2 to 2) once per token that occurs.
+   * Hugging Face's penalty for tokens the answer already holds (its own, not the prompt's):
+   * more than 0, 1 (default) is none; divides a positive logit, multiplies a negative one.
+   * Any penalty makes greedy decoding pick on the CPU from the read-back logits.
    */
   repetitionPenalty?: number;
+  /** OpenAI's: −2 to 2 (default 0), subtracted from a token's logit per time the answer holds it. */
   frequencyPenalty?: number;
+  /** OpenAI's: −2 to 2 (default 0), subtracted once from the logit of each token the answer holds. */
   presencePenalty?: number;
   /** Latent tokens (a perfect square: 4, 16, 36, 64, 144). */
   latents?: number;
