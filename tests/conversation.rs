@@ -132,8 +132,8 @@ fn a_stop_sequence_ends_the_answer_before_it_and_the_conversation_goes_on_as_reb
     // out: the cache of the conversation rebuilt from its turns.
     let mut rebuilt = engine.resume(&photo, &[(q.to_owned(), cut.text.clone())], &with_stop(24)).unwrap();
     let follow_up = |c: &mut Conversation| {
-        let a = streamed(&engine, c, &photo, "And the colours?", &options(8)).1;
-        (a.tokens, c.context_len())
+        let (a, len) = answer(&engine, c, &photo, "And the colours?", &options(8), usize::MAX);
+        (a.tokens, len)
     };
     assert_eq!(follow_up(&mut c), follow_up(&mut rebuilt));
     // A stop sequence the answer never reaches changes nothing.
