@@ -21,14 +21,28 @@ fn checkpoint(name: &str, spec: TinySpec) -> PathBuf {
 }
 
 fn ask(model: &Path, image: &Path, extra: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_fusion"))
-        .args(["ask", "--model"])
-        .arg(model)
-        .arg("--image")
-        .arg(image)
-        .args(extra)
-        .output()
-        .unwrap()
+    fusion_ask(model, Some(image), extra)
+}
+
+fn fusion_ask(model: &Path, image: Option<&Path>, extra: &[&str]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_fusion"));
+    command.args(["ask", "--model"]).arg(model);
+    if let Some(image) = image {
+        command.arg("--image").arg(image);
+    }
+    command.args(extra).output().unwrap()
+}
+
+/// `(prompt tokens, new tokens)` of each answer's report on stderr.
+fn reports(stderr: &str) -> Vec<(usize, usize)> {
+    stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix('['))
+        .map(|l| {
+            let n: Vec<usize> = l.split(|c: char| !c.is_ascii_digit()).filter_map(|w| w.parse().ok()).collect();
+            (n[0], n[1])
+        })
+        .collect()
 }
 
 fn assert_clear_failure(out: &Output, needle: &str) {
@@ -36,6 +50,26 @@ fn assert_clear_failure(out: &Output, needle: &str) {
     assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
     assert!(stderr.starts_with("error: ") && stderr.contains(needle), "expected an error naming `{needle}`, got: {stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn ask_without_a_photo_is_a_text_only_conversation() {
+    let model = checkpoint("text", TinySpec::new(Backbone::Phi));
+    let out = fusion_ask(&model, None, &["Who are you?", "--max-tokens", "3", "--then", "And then?", "--logprobs", "2"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    // --logprobs: a JSON line after each answer, one entry per token with 2 alternatives.
+    let logprobs: Vec<serde_json::Value> = stderr.lines().filter(|l| l.starts_with("{\"logprobs\"")).map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(logprobs.len(), 2, "{stderr}");
+    for l in &logprobs {
+        let tokens = l["logprobs"].as_array().unwrap();
+        assert!(!tokens.is_empty() && tokens.iter().all(|t| t["top_logprobs"].as_array().unwrap().len() == 2 && t["logprob"].as_f64().unwrap() <= 0.0), "{l}");
+    }
+    // The first prompt is the chat template's text alone: no image tokens or latents.
+    let text_prompt = fusion::tokenizer::Tokenizer::load(&model, Backbone::Phi).unwrap().text_prompt("Who are you?").unwrap();
+    let reports = reports(&stderr);
+    assert_eq!(reports.len(), 2, "{stderr}");
+    assert_eq!(reports[0].0, text_prompt.ids.len(), "{stderr}");
 }
 
 #[test]
@@ -47,14 +81,7 @@ fn ask_streams_an_answer_with_a_follow_up() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("> Where is it?"));
     // One report per answer: FUSION-L's 144 image tokens + latents in the first prompt; the
     // follow-up continues the KV cache, so only its own turn is prefilled.
-    let reports: Vec<(usize, usize)> = stderr
-        .lines()
-        .filter_map(|l| l.strip_prefix('['))
-        .map(|l| {
-            let n: Vec<usize> = l.split(|c: char| !c.is_ascii_digit()).filter_map(|w| w.parse().ok()).collect();
-            (n[0], n[1])
-        })
-        .collect();
+    let reports = reports(&stderr);
     assert_eq!(reports.len(), 2, "{stderr}");
     assert!(reports[0].0 > 144 && reports[1].0 < 60, "{reports:?}");
     assert!(reports.iter().all(|r| r.1 == 3), "{reports:?}");
@@ -110,6 +137,7 @@ fn bad_answer_options_are_refused() {
     refused(&["--frequency-penalty", "3"], "frequency_penalty: must be between -2 and 2 (0 is none), got 3");
     refused(&["--presence-penalty", "-2.5"], "presence_penalty: must be between -2 and 2 (0 is none), got -2.5");
     refused(&["--stop", "\n", "--stop", ""], "stop: stop sequence 1 is empty");
+    refused(&["--logprobs", "21"], "top_logprobs: at most 20 alternatives per token, got 21");
 }
 
 #[test]

@@ -39,7 +39,7 @@ fn long_conversations_drop_the_oldest_follow_ups_and_keep_the_photo() {
     assert!(c.dropped_turns() > 0, "12 follow-ups of ≈ 45 positions cannot all fit");
     // The same history replayed (a page reload, an edited chat) applies the same policy.
     let history: Vec<(String, String)> = (0..13).map(|i| (format!("question {i}"), "an answer".to_owned())).collect();
-    let resumed = engine.resume(&photo, &history, &o).unwrap();
+    let resumed = engine.resume(Some(&photo), &history, &o).unwrap();
     assert!(resumed.dropped_turns() > 0 && resumed.context_len() <= context);
     // A question that could never fit next to the photo is refused, naming the sizes.
     let e = ask(&engine, &mut c, &photo, &"why ".repeat(120), &o).unwrap_err().to_string();
@@ -64,7 +64,7 @@ fn long_answer(engine: &Engine, photo: &Photo, max: usize) -> (&'static str, Str
 /// The answer to `q` and the context length after it, `on_text` stopping it after `pieces`.
 fn answer(engine: &Engine, c: &mut Conversation, photo: &Photo, q: &str, o: &AskOptions, pieces: usize) -> (Answer, usize) {
     let mut streamed = 0;
-    let a = pollster::block_on(engine.ask(c, photo, q, o, |_| {
+    let a = pollster::block_on(engine.ask(c, Some(photo), q, o, |_| {
         streamed += 1;
         streamed < pieces
     }))
@@ -103,7 +103,7 @@ fn greedy_answers_decoded_ahead_leave_what_decoding_after_each_read_leaves() {
 /// The text streamed for `q` and the answer.
 fn streamed(engine: &Engine, c: &mut Conversation, photo: &Photo, q: &str, o: &AskOptions) -> (String, Answer) {
     let mut text = String::new();
-    let a = pollster::block_on(engine.ask(c, photo, q, o, |piece| {
+    let a = pollster::block_on(engine.ask(c, Some(photo), q, o, |piece| {
         text += piece;
         true
     }))
@@ -130,12 +130,31 @@ fn a_stop_sequence_ends_the_answer_before_it_and_the_conversation_goes_on_as_reb
     assert!(cut.tokens.len() < whole.tokens.len() && whole.tokens.starts_with(&cut.tokens));
     // The follow-up reads a cache that holds the answer as its text reads, stop sequence left
     // out: the cache of the conversation rebuilt from its turns.
-    let mut rebuilt = engine.resume(&photo, &[(q.to_owned(), cut.text.clone())], &with_stop(24)).unwrap();
+    let mut rebuilt = engine.resume(Some(&photo), &[(q.to_owned(), cut.text.clone())], &with_stop(24)).unwrap();
     let follow_up = |c: &mut Conversation| {
         let (a, len) = answer(&engine, c, &photo, "And the colours?", &options(8), usize::MAX);
         (a.tokens, len)
     };
     assert_eq!(follow_up(&mut c), follow_up(&mut rebuilt));
+
+    // Cancelled while text that may start a stop sequence is held back: the answer is the text
+    // shown. Two stop sequences that start with the answer's characters k and k + 1 and never
+    // occur whole: the piece k + 1 releases character k and is held itself, and the caller
+    // stops there.
+    let k = at.len() / 2;
+    let stops = vec![format!("{}\0never", &full[at[k]..at[k + 1]]), format!("{}\0never", &full[at[k + 1]..at[k + 2]])];
+    let o = AskOptions { sampling: SamplingOptions { stop: stops, ..options(24).sampling }, ..Default::default() };
+    let (mut c, mut shown) = (engine.new_conversation(), String::new());
+    let cancelled = pollster::block_on(engine.ask(&mut c, Some(&photo), q, &o, |piece| {
+        shown += piece;
+        shown.len() <= at[k]
+    }))
+    .unwrap();
+    assert_eq!((cancelled.stop, shown.as_str(), cancelled.text.as_str()), (StopReason::Cancelled, &full[..at[k + 1]], full[..at[k + 1]].trim()));
+    assert_ne!(engine.tokenizer.decode(&cancelled.tokens).unwrap(), shown, "nothing was held back: a weak test");
+    let mut rebuilt = engine.resume(Some(&photo), &[(q.to_owned(), cancelled.text.clone())], &o).unwrap();
+    assert_eq!(follow_up(&mut c), follow_up(&mut rebuilt), "the follow-up after the cancelled answer");
+
     // A stop sequence the answer never reaches changes nothing.
     let (text, a) = streamed(&engine, &mut engine.new_conversation(), &photo, q, &AskOptions { sampling: SamplingOptions { stop: vec!["never said".into()], ..options(24).sampling }, ..Default::default() });
     assert_eq!((text, a.tokens, a.stop), (full, whole.tokens, StopReason::Length));
@@ -175,6 +194,91 @@ fn penalised_answers_are_the_greedy_picks_of_the_penalised_logits() {
     assert_ne!(plain.tokens, got.tokens, "the penalties changed nothing: a weak test");
 }
 
+#[test]
+fn a_conversation_without_a_photo_is_the_plain_llm() {
+    // WebGPU's baseline kernels: f32 prefill GEMMs, as the decode steps' matvecs are.
+    let engine = engine(&gpu().clone().baseline(), "text", 2000);
+    let model = &engine.model;
+    let read = |logits| pollster::block_on(fusion::gpu::read_f32(logits)).unwrap();
+    let q = "Who are you?";
+    let prompt = engine.tokenizer.text_prompt(q).unwrap();
+    // A causal LM with no latents: its prompt prefilled at once or one token at a time gives
+    // the same logits (an image prompt would not: its latents read the last token's states).
+    let vision = VisionOptions { latents: model.config.default_latents(), reduced_side: None };
+    let whole = read(model.prefill(&prompt, None, vision, &mut model.new_cache(), None).unwrap());
+    let mut cache = model.new_cache();
+    let ids: Vec<u32> = prompt.ids.iter().map(|&id| id as u32).collect();
+    model.prefill(&fusion::model::Prompt { ids: vec![prompt.ids[0]], instructs: Vec::new() }, None, vision, &mut cache, None).unwrap();
+    let stepped = ids[1..].iter().fold(None, |_, &id| Some(read(model.decode(id, &mut cache).unwrap()))).unwrap();
+    assert!(fusion::quant::rel_l2(&stepped, &whole) < 1e-4, "{}", fusion::quant::rel_l2(&stepped, &whole));
+
+    // The engine's answers are the greedy loop over those logits, the first prompt the
+    // template's text, a follow-up's its own turn after the answer in the cache.
+    let greedy = |cache: &mut fusion::model::KvCache, prompt: &fusion::model::Prompt, max: usize| {
+        let mut logits = read(model.prefill(prompt, None, vision, cache, None).unwrap());
+        let mut tokens = Vec::new();
+        while tokens.len() < max {
+            let token = fusion::generate::argmax(&logits);
+            if engine.stop_ids().contains(&token) {
+                break;
+            }
+            tokens.push(token);
+            logits = read(model.decode(token, cache).unwrap());
+        }
+        tokens
+    };
+    let mut c = engine.new_conversation();
+    let mut ask = |q: &str, max: usize| pollster::block_on(engine.ask(&mut c, None, q, &options(max), |_| true)).unwrap();
+    let (first, then) = (ask(q, 12), ask("And then?", 8));
+    assert_eq!(first.prompt_tokens, prompt.ids.len());
+    let mut cache = model.new_cache();
+    assert_eq!(first.tokens, greedy(&mut cache, &prompt, 12));
+    let follow_up = engine.tokenizer.follow_up("And then?").unwrap().into_iter().map(i64::from).collect();
+    assert_eq!(then.tokens, greedy(&mut cache, &fusion::model::Prompt { ids: follow_up, instructs: Vec::new() }, 8));
+    assert_eq!(c.context_len(), cache.len() - 1, "the follow-up's last token is not in the cache yet");
+
+    // A text-only history replayed: the template's first turn, then the answers' text.
+    let answer = "I am a model.";
+    let resumed = engine.resume(None, &[(q.to_owned(), answer.to_owned())], &options(8)).unwrap();
+    assert_eq!(resumed.context_len(), prompt.ids.len() + engine.tokenizer.encode(answer, false).unwrap().len());
+}
+
+#[test]
+fn log_probabilities_are_the_log_softmax_of_each_steps_logits() {
+    let engine = engine(gpu(), "logprobs", 2000);
+    let photo = photo(&engine);
+    let (q, _, plain) = long_answer(&engine, &photo, 10);
+    let sampling = SamplingOptions { max_new_tokens: 10, logprobs: Some(3), ..Default::default() };
+    let got = streamed(&engine, &mut engine.new_conversation(), &photo, q, &AskOptions { sampling, ..Default::default() }).1;
+    // Greedy answers with log-probabilities pick on the CPU what the GPU picks without.
+    assert_eq!(got.tokens, plain.tokens);
+    assert!(plain.logprobs.is_empty(), "not asked for");
+
+    // Each step's logits read back here, their log-softmax in f64.
+    let model = &engine.model;
+    let mut cache = model.new_cache();
+    let vision = VisionOptions { latents: model.config.default_latents(), reduced_side: None };
+    let read = |logits| pollster::block_on(fusion::gpu::read_f32(logits)).unwrap();
+    let mut logits = read(model.prefill(&engine.tokenizer.image_prompt(q).unwrap(), Some((&photo.views, &photo.context)), vision, &mut cache, None).unwrap());
+    assert_eq!(got.logprobs.len(), got.tokens.len());
+    for (step, (&token, lp)) in got.tokens.iter().zip(&got.logprobs).enumerate() {
+        let log_total = logits.iter().map(|&v| (v as f64).exp()).sum::<f64>().ln();
+        let want = |t: u32| logits[t as usize] as f64 - log_total;
+        assert_eq!(lp.token, token);
+        assert!((lp.logprob as f64 - want(token)).abs() < 1e-4, "step {step}: {} against {}", lp.logprob, want(token));
+        let mut ranked: Vec<u32> = (0..logits.len() as u32).collect();
+        ranked.sort_by(|&a, &b| logits[b as usize].total_cmp(&logits[a as usize]).then(a.cmp(&b)));
+        assert_eq!(lp.top.iter().map(|t| t.0).collect::<Vec<_>>(), ranked[..3], "step {step}");
+        assert!(lp.top.iter().all(|&(t, l)| (l as f64 - want(t)).abs() < 1e-4), "step {step}");
+        logits = read(model.decode(token, &mut cache).unwrap());
+    }
+    // OpenAI's `logprobs.content`: the tokens' bytes are the answer's.
+    let json = engine.logprobs_json(&got);
+    let bytes: Vec<u8> = json.as_array().unwrap().iter().flat_map(|e| e["bytes"].as_array().unwrap().iter().map(|b| b.as_u64().unwrap() as u8)).collect();
+    assert_eq!(String::from_utf8_lossy(&bytes).trim(), got.text);
+    assert_eq!(json[0]["top_logprobs"].as_array().unwrap().len(), 3);
+}
+
 /// Every file of a directory with its bytes, to show that a recovery wrote nothing there.
 fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     let mut files: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).map(|p| (p.clone(), std::fs::read(p).unwrap())).collect();
@@ -201,7 +305,7 @@ fn a_lost_device_fails_its_answer_clearly_and_the_next_question_recovers() {
     let files = snapshot(&dir);
 
     // A device of its own, so that losing it leaves the other tests' device alone.
-    let mut session = Session::open(&pollster::block_on(gpu().renew()).unwrap(), &dir, format, views()).unwrap();
+    let mut session = Session::open(&pollster::block_on(gpu().renew()).unwrap(), &dir, format, Some(views())).unwrap();
     let answer = |session: &mut Session, q: &str, lose_at_piece: Option<usize>| {
         let device = session.gpu().clone();
         let mut pieces = 0;

@@ -3,7 +3,7 @@
 
 use crate::config::OneOrMany;
 use crate::error::Result;
-use crate::generate::{Sampler, SamplingOptions, StopText};
+use crate::generate::{Sampler, SamplingOptions, StopText, TokenLogprob};
 use crate::gpu::{now_ms, read_f32};
 use crate::image::Views;
 use crate::kernels::argmax::{self, Pick};
@@ -16,6 +16,13 @@ use crate::tokenizer::Tokenizer;
 pub struct Photo {
     pub views: Views,
     pub context: ImageContext,
+}
+
+impl Photo {
+    /// What the model's prefill takes of it.
+    fn image(&self) -> (&Views, &ImageContext) {
+        (&self.views, &self.context)
+    }
 }
 
 #[derive(Clone, Debug, Default)]
@@ -60,6 +67,8 @@ pub struct Timings {
 pub struct Answer {
     pub text: String,
     pub tokens: Vec<u32>,
+    /// One per token, when [`SamplingOptions::logprobs`] asked for them.
+    pub logprobs: Vec<TokenLogprob>,
     pub prompt_tokens: usize,
     pub stop: StopReason,
     pub timings: Timings,
@@ -122,17 +131,17 @@ impl Engine {
         Conversation { cache: self.model.new_cache(), photo_prompt: 0, pending: Vec::new(), asked: Vec::new(), kept: Vec::new(), dropped: 0, stale: false }
     }
 
-    /// A conversation rebuilt from earlier `(question, answer)` turns about `photo`, as if they
-    /// had been asked here: the first turn's full prefill, then the later turns appended —
-    /// as many of the newest as fit with room for one more question and answer
+    /// A conversation rebuilt from earlier `(question, answer)` turns about `photo` (or about
+    /// none), as if they had been asked here: the first turn's full prefill, then the later
+    /// turns appended — as many of the newest as fit with room for one more question and answer
     /// ([`Engine::fit`]).
-    pub fn resume(&self, photo: &Photo, history: &[(String, String)], options: &AskOptions) -> Result<Conversation> {
+    pub fn resume(&self, photo: Option<&Photo>, history: &[(String, String)], options: &AskOptions) -> Result<Conversation> {
         self.rebuild(photo, history, "", options, None)
     }
 
     /// `conversation` (from another engine: the same model on a device that was lost) rebuilt
     /// here from the turns it holds, remembering every question it was asked.
-    pub fn replay(&self, photo: &Photo, conversation: &Conversation, options: &AskOptions) -> Result<Conversation> {
+    pub fn replay(&self, photo: Option<&Photo>, conversation: &Conversation, options: &AskOptions) -> Result<Conversation> {
         let mut replayed = self.resume(photo, &conversation.kept, options)?;
         replayed.asked = conversation.asked.clone();
         replayed.dropped += conversation.dropped;
@@ -146,19 +155,19 @@ impl Engine {
     /// rows are kept rather than computed again: dropping follow-ups leaves them a prefix of the
     /// context, and their prefill (the question-guided vision tower included) was most of a
     /// rebuild's cost: the browser soak's rebuilds went from 22.8 to 7.1 s (RELIABILITY.md).
-    fn rebuild(&self, photo: &Photo, history: &[(String, String)], next: &str, options: &AskOptions, photo_prompt: Option<(KvCache, usize)>) -> Result<Conversation> {
+    fn rebuild(&self, photo: Option<&Photo>, history: &[(String, String)], next: &str, options: &AskOptions, photo_prompt: Option<(KvCache, usize)>) -> Result<Conversation> {
         let mut conversation = self.new_conversation();
         let Some(((first, _), later)) = history.split_first() else { return Ok(conversation) };
-        let dropped = self.fit(history, next, options)?;
+        let dropped = self.fit(photo, history, next, options)?;
         let vision = options.vision(&self.model.config);
-        let prompt = self.tokenizer.image_prompt(first)?;
+        let prompt = self.first_prompt(photo, first)?;
         match photo_prompt {
             // Only with the vision options it was made with (they set its length).
             Some((mut cache, len)) if len == self.model.sequence_len(&prompt, vision)? => {
                 cache.truncate(len);
                 conversation.cache = cache;
             }
-            _ => self.model.prefill(&prompt, Some((&photo.views, &photo.context)), vision, &mut conversation.cache, None).map(drop)?,
+            _ => self.model.prefill(&prompt, photo.map(Photo::image), vision, &mut conversation.cache, None).map(drop)?,
         }
         conversation.photo_prompt = conversation.cache.len();
         let mut ids = self.tokenizer.encode(&history[0].1, false)?;
@@ -185,17 +194,17 @@ impl Engine {
     /// turn and the new question alone do not fit, this is an error naming the sizes. The room
     /// kept for the answer is [`ANSWER_ROOM`] tokens (or `max_new_tokens`, if smaller); an
     /// answer that still reaches the end of the context stops there with [`StopReason::Length`].
-    pub fn fit(&self, history: &[(String, String)], question: &str, options: &AskOptions) -> Result<usize> {
+    pub fn fit(&self, photo: Option<&Photo>, history: &[(String, String)], question: &str, options: &AskOptions) -> Result<usize> {
         let Some(((first_q, first_a), later)) = history.split_first() else { return Ok(0) };
         let max = self.model.config.max_context();
-        let first = self.model.sequence_len(&self.tokenizer.image_prompt(first_q)?, options.vision(&self.model.config))? + self.tokenizer.encode(first_a, false)?.len();
+        let first = self.model.sequence_len(&self.first_prompt(photo, first_q)?, options.vision(&self.model.config))? + self.tokenizer.encode(first_a, false)?.len();
         let turn = |q: &str, a: &str| -> Result<usize> { Ok(self.tokenizer.follow_up(q)?.len() + self.tokenizer.encode(a, false)?.len()) };
         let ask = if question.is_empty() { 0 } else { turn(question, "")? } + ANSWER_ROOM.min(options.sampling.max_new_tokens);
         let later = later.iter().map(|(q, a)| turn(q, a)).collect::<Result<Vec<_>>>()?;
         if first + ask > max {
             return Err(crate::Error::invalid(
                 "conversation",
-                format!("the photo's first turn ({first} positions) and the new question with room for its answer ({ask}) exceed the model's context of {max}"),
+                format!("the {}first turn ({first} positions) and the new question with room for its answer ({ask}) exceed the model's context of {max}", if photo.is_some() { "photo's " } else { "" }),
             ));
         }
         let mut total = first + ask + later.iter().sum::<usize>();
@@ -213,10 +222,11 @@ impl Engine {
         Ok(dropped)
     }
 
-    /// Answer `question` about `photo` in `conversation`. The first question runs FUSION's
-    /// whole prefill (question-guided vision, latents, interaction layers); a follow-up appends
-    /// only its own turn to the KV cache and runs no vision work. `on_text` receives each new
-    /// piece of text and returns `false` to stop.
+    /// Answer `question` about `photo` in `conversation` (the same photo at every question of
+    /// a conversation; `None` for one without a photo, answered by the plain LLM). The first
+    /// question about a photo runs FUSION's whole prefill (question-guided vision, latents,
+    /// interaction layers); a follow-up appends only its own turn to the KV cache and runs no
+    /// vision work. `on_text` receives each new piece of text and returns `false` to stop.
     ///
     /// [§10.11] The reference re-sends the whole conversation each turn, re-encoding the photo
     /// with all questions joined. Reusing the KV cache answers follow-ups without re-reading the
@@ -226,7 +236,7 @@ impl Engine {
     /// A question that fails is not a turn: the next one rebuilds the cache from the turns
     /// kept (one prefill), since the failure may have left part of this one in the cache, or,
     /// after a GPU failure, a cache that can no longer be read.
-    pub async fn ask(&self, conversation: &mut Conversation, photo: &Photo, question: &str, options: &AskOptions, on_text: impl FnMut(&str) -> bool) -> Result<Answer> {
+    pub async fn ask(&self, conversation: &mut Conversation, photo: Option<&Photo>, question: &str, options: &AskOptions, on_text: impl FnMut(&str) -> bool) -> Result<Answer> {
         options.sampling.check()?;
         if conversation.stale || self.out_of_room(conversation, question, options)? {
             // Rebuild the cache from the newest turns that fit (one prefill), on the photo's
@@ -241,8 +251,8 @@ impl Engine {
         let before = cache.len();
         let start = now_ms();
         let embedded = if conversation.kept.is_empty() {
-            let prompt = self.tokenizer.image_prompt(question)?;
-            let embedded = self.model.embed_prompt(&prompt, Some((&photo.views, &photo.context)), options.vision(&self.model.config), cache, None)?;
+            let prompt = self.first_prompt(photo, question)?;
+            let embedded = self.model.embed_prompt(&prompt, photo.map(Photo::image), options.vision(&self.model.config), cache, None)?;
             self.model.gpu().sync().await?;
             embedded
         } else {
@@ -266,6 +276,15 @@ impl Engine {
         Ok(Answer { prompt_tokens, timings, ..answer })
     }
 
+    /// The prompt of a conversation's first question: about `photo`, or, without one, the plain
+    /// LLM's (`Tokenizer::text_prompt`, [OPEN §10.10]).
+    fn first_prompt(&self, photo: Option<&Photo>, question: &str) -> Result<Prompt> {
+        match photo {
+            Some(_) => self.tokenizer.image_prompt(question),
+            None => self.tokenizer.text_prompt(question),
+        }
+    }
+
     /// Whether a follow-up `question` and room for its answer no longer fit after the cached turns.
     fn out_of_room(&self, conversation: &Conversation, question: &str, options: &AskOptions) -> Result<bool> {
         if conversation.kept.is_empty() {
@@ -284,10 +303,10 @@ impl Engine {
     /// read, checks the token and streams its text. A step so made for a token that ends the
     /// answer is taken back out of the cache (one step of GPU work per answer is wasted).
     ///
-    /// An answer cut at a stop sequence leaves the cache as it was before the answer, and its
-    /// text (the stop sequence left out, most often in the middle of a token) to be encoded at
-    /// the start of the next turn: the cache then holds what a conversation rebuilt from its
-    /// turns would hold.
+    /// An answer cut at a stop sequence (or cancelled while text that may start one is held
+    /// back) leaves the cache as it was before the answer, and its text (most often cut in the
+    /// middle of a token) to be encoded at the start of the next turn: the cache then holds what
+    /// a conversation rebuilt from its turns would hold.
     async fn generate(&self, cache: &mut KvCache, logits: Tensor<1>, options: &AskOptions, mut on_text: impl FnMut(&str) -> bool) -> Result<(Answer, Vec<u32>, f64)> {
         let start = now_ms();
         let max_new = options.sampling.max_new_tokens;
@@ -295,7 +314,7 @@ impl Engine {
         let mut sampler = Sampler::new(options.sampling.clone());
         let mut next = self.pick(&mut sampler, logits).await?;
         let mut first_ms = None;
-        let mut tokens = Vec::new();
+        let (mut tokens, mut logprobs) = (Vec::new(), Vec::new());
         let mut stream = self.tokenizer.text_stream();
         let mut text = StopText::new(&options.sampling.stop);
         let mut pending = None;
@@ -309,7 +328,7 @@ impl Engine {
                 Next::OnGpu(pick) if tokens.len() + 1 < max_new => Some(argmax::pick(self.model.gpu(), self.model.decode_pick(pick, cache)?)?),
                 _ => None,
             };
-            let token = next.token().await?;
+            let (token, logprob) = next.token().await?;
             first_ms.get_or_insert(now_ms() - start);
             let mut take_back = || if ahead.is_some() { cache.truncate(cache.len() - 1) };
             if self.stop_ids.contains(&token) {
@@ -317,12 +336,12 @@ impl Engine {
                 break StopReason::EndOfTurn;
             }
             tokens.push(token);
+            logprobs.extend(logprob);
             sampler.accept(token);
             pending = Some(token);
             if let Some(piece) = stream.next(&tokens)? {
                 let (shown, ended) = text.push(&piece);
                 if ended {
-                    cache.truncate(before);
                     if !shown.is_empty() {
                         on_text(&shown);
                     }
@@ -342,34 +361,54 @@ impl Engine {
             };
             pending = None;
         };
-        let (answer, pending) = match stop {
-            StopReason::StopSequence => {
-                let answer = text.shown().trim().to_owned();
-                let pending = self.tokenizer.encode(&answer, false)?;
-                (answer, pending)
+        // The answer is the text shown. A cancelled answer holding text back (a possible stop
+        // sequence's start) is cut there, as at a stop sequence: the caller never saw that text.
+        let (answer, pending) = if stop == StopReason::StopSequence || (stop == StopReason::Cancelled && text.holds_back()) {
+            cache.truncate(before);
+            let answer = text.shown().trim().to_owned();
+            let pending = self.tokenizer.encode(&answer, false)?;
+            (answer, pending)
+        } else {
+            // Text held back as a possible stop sequence's start is the answer's after all.
+            let rest = text.finish();
+            if !rest.is_empty() {
+                on_text(&rest);
             }
-            _ => {
-                // Text held back as a possible stop sequence's start is the answer's after all.
-                let rest = text.finish();
-                if stop != StopReason::Cancelled && !rest.is_empty() {
-                    on_text(&rest);
-                }
-                (self.tokenizer.decode(&tokens)?.trim().to_owned(), pending.into_iter().collect())
-            }
+            (self.tokenizer.decode(&tokens)?.trim().to_owned(), pending.into_iter().collect())
         };
-        Ok((Answer { text: answer, tokens, prompt_tokens: 0, stop, timings: Timings::default() }, pending, first_ms.unwrap_or(now_ms() - start)))
+        Ok((Answer { text: answer, tokens, logprobs, prompt_tokens: 0, stop, timings: Timings::default() }, pending, first_ms.unwrap_or(now_ms() - start)))
     }
 
     /// The next token: greedy on the GPU, left there for the next step and read back 8 bytes
     /// (`kernels::argmax`); otherwise picked on the CPU from the whole vocabulary's logits, after
-    /// the penalties for the tokens picked so far.
+    /// the penalties for the tokens picked so far (with its log-probability, if asked for).
     async fn pick(&self, sampler: &mut Sampler, logits: Tensor<1>) -> Result<Next> {
         if sampler.is_greedy() {
             return Ok(Next::OnGpu(argmax::pick(self.model.gpu(), logits)?));
         }
         let mut logits = read_f32(logits).await?;
         sampler.penalise(&mut logits);
-        Ok(Next::Sampled(sampler.pick(&logits)))
+        let token = sampler.pick(&logits);
+        Ok(Next::Sampled(token, sampler.logprob(&logits, token)))
+    }
+
+    /// An answer's [`Answer::logprobs`] as OpenAI's `logprobs.content`: for each token its text,
+    /// UTF-8 bytes (a token may hold part of a character), log-probability and `top_logprobs`.
+    pub fn logprobs_json(&self, answer: &Answer) -> serde_json::Value {
+        let entry = |token: u32, logprob: f32| {
+            let bytes = self.tokenizer.token_bytes(token);
+            // JSON has no -inf: as OpenAI, -9999 for a token the model gives (almost) no probability.
+            serde_json::json!({ "token": String::from_utf8_lossy(&bytes), "logprob": logprob.max(-9999.0), "bytes": bytes })
+        };
+        answer
+            .logprobs
+            .iter()
+            .map(|t| {
+                let mut e = entry(t.token, t.logprob);
+                e["top_logprobs"] = t.top.iter().map(|&(token, logprob)| entry(token, logprob)).collect();
+                e
+            })
+            .collect()
     }
 }
 
@@ -377,14 +416,14 @@ impl Engine {
 enum Next {
     /// Picked on the GPU, its read back under way.
     OnGpu(Pick),
-    Sampled(u32),
+    Sampled(u32, Option<TokenLogprob>),
 }
 
 impl Next {
-    async fn token(self) -> Result<u32> {
+    async fn token(self) -> Result<(u32, Option<TokenLogprob>)> {
         match self {
-            Next::OnGpu(pick) => pick.token().await,
-            Next::Sampled(token) => Ok(token),
+            Next::OnGpu(pick) => Ok((pick.token().await?, None)),
+            Next::Sampled(token, logprob) => Ok((token, logprob)),
         }
     }
 }
@@ -392,7 +431,7 @@ impl Next {
 /// Tokens kept free for an answer when deciding whether a question still fits the context.
 pub const ANSWER_ROOM: usize = 64;
 
-/// A conversation about one photo: the KV cache of every turn it still holds.
+/// A conversation about one photo (or none): the KV cache of every turn it still holds.
 pub struct Conversation {
     cache: KvCache,
     /// Positions of the first turn's prompt (photo and question) at the start of the cache; 0

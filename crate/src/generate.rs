@@ -25,11 +25,26 @@ pub struct SamplingOptions {
     /// Stop sequences (OpenAI's `stop`): the answer ends before the first of them in its text,
     /// which is not part of the answer.
     pub stop: Vec<String>,
+    /// Report each answer token's log-probability and the `n` most likely tokens at its step
+    /// (OpenAI's `logprobs` with `top_logprobs: n`, 0 to [`MAX_TOP_LOGPROBS`]).
+    pub logprobs: Option<usize>,
+}
+
+/// The most alternatives a token's [`TokenLogprob`] lists (OpenAI's limit).
+pub const MAX_TOP_LOGPROBS: usize = 20;
+
+/// An answer token's log-probability, and the most likely tokens at its step.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TokenLogprob {
+    pub token: u32,
+    pub logprob: f32,
+    /// `(token, log-probability)`, most likely first (the lower id first among equals).
+    pub top: Vec<(u32, f32)>,
 }
 
 impl Default for SamplingOptions {
     fn default() -> Self {
-        Self { max_new_tokens: 512, temperature: 0.0, top_p: 1.0, seed: 0, repetition_penalty: 1.0, frequency_penalty: 0.0, presence_penalty: 0.0, stop: Vec::new() }
+        Self { max_new_tokens: 512, temperature: 0.0, top_p: 1.0, seed: 0, repetition_penalty: 1.0, frequency_penalty: 0.0, presence_penalty: 0.0, stop: Vec::new(), logprobs: None }
     }
 }
 
@@ -53,6 +68,9 @@ impl SamplingOptions {
         }
         if let Some(i) = self.stop.iter().position(String::is_empty) {
             return Err(Error::invalid("stop", format!("stop sequence {i} is empty: it would end every answer before it starts")));
+        }
+        if let Some(n) = self.logprobs.filter(|&n| n > MAX_TOP_LOGPROBS) {
+            return Err(Error::invalid("top_logprobs", format!("at most {MAX_TOP_LOGPROBS} alternatives per token, got {n}")));
         }
         Ok(())
     }
@@ -78,7 +96,31 @@ impl Sampler {
     /// Whether a pick is [`argmax`] of the logits as the model gave them, which the GPU can do
     /// instead (`kernels::argmax`) without the logits being read back.
     pub fn is_greedy(&self) -> bool {
-        self.options.temperature <= 0.0 && !self.options.penalises()
+        self.options.temperature <= 0.0 && !self.options.penalises() && self.options.logprobs.is_none()
+    }
+
+    /// The log-probability of `token`, picked from `logits` (penalised), with the alternatives
+    /// asked for; `None` unless [`SamplingOptions::logprobs`] asks.
+    ///
+    /// Decided here: the probabilities are those of the distribution greedy decoding picks
+    /// from, the softmax of the logits after the penalties and before temperature and top-p.
+    /// They are the model's (as OpenAI's are), the same whatever the sampling settings, and
+    /// the most likely token is the one greedy decoding answers with.
+    pub fn logprob(&self, logits: &[f32], token: u32) -> Option<TokenLogprob> {
+        let n = self.options.logprobs?;
+        let finite = || logits.iter().copied().filter(|v| v.is_finite());
+        let max = finite().fold(f32::NEG_INFINITY, f32::max);
+        let log_total = max + finite().map(|v| (v - max).exp()).sum::<f32>().ln();
+        let logprob = |v: f32| if v.is_finite() { v - log_total } else { f32::NEG_INFINITY };
+        let mut ranked: Vec<(u32, f32)> = logits.iter().enumerate().map(|(i, &v)| (i as u32, logprob(v))).collect();
+        let more_likely = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+        let n = n.min(ranked.len());
+        if n > 0 && n < ranked.len() {
+            ranked.select_nth_unstable_by(n - 1, more_likely);
+        }
+        ranked.truncate(n);
+        ranked.sort_unstable_by(more_likely);
+        Some(TokenLogprob { token, logprob: logits.get(token as usize).map_or(f32::NEG_INFINITY, |&v| logprob(v)), top: ranked })
     }
 
     /// `token` is now part of the answer.
@@ -216,6 +258,11 @@ impl<'a> StopText<'a> {
         self.release(self.held.len())
     }
 
+    /// Whether text is held back, not shown yet.
+    pub fn holds_back(&self) -> bool {
+        !self.held.is_empty()
+    }
+
     /// All the text shown.
     pub fn shown(&self) -> &str {
         &self.shown
@@ -346,6 +393,26 @@ mod tests {
     }
 
     #[test]
+    fn logprobs_are_the_log_softmax_of_the_penalised_logits() {
+        let logits = [1.0, 3.0, f32::NAN, 3.0, -2.0, f32::NEG_INFINITY];
+        let none = Sampler::new(SamplingOptions::default());
+        assert!(none.is_greedy() && none.logprob(&logits, 1).is_none());
+        let s = Sampler::new(SamplingOptions { logprobs: Some(3), ..Default::default() });
+        assert!(!s.is_greedy(), "log-probabilities need the logits on the CPU");
+        let total: f64 = [1.0f64, 3.0, 3.0, -2.0].iter().map(|v| v.exp()).sum();
+        let want = |v: f64| (v - total.ln()) as f32;
+        let got = s.logprob(&logits, 4).unwrap();
+        assert!((got.logprob - want(-2.0)).abs() < 1e-6, "{got:?}");
+        // The most likely first, the lower id first among equals; NaN never listed above a number.
+        assert_eq!(got.top.iter().map(|t| t.0).collect::<Vec<_>>(), [1, 3, 0]);
+        assert!(got.top.iter().zip([3.0, 3.0, 1.0]).all(|(t, v)| (t.1 - want(v)).abs() < 1e-6), "{got:?}");
+        assert_eq!(s.logprob(&logits, 2).unwrap().logprob, f32::NEG_INFINITY, "a NaN logit has no probability");
+        let all = Sampler::new(SamplingOptions { logprobs: Some(20), ..Default::default() }).logprob(&logits, 1).unwrap();
+        assert_eq!(all.top.len(), logits.len(), "no more alternatives than the vocabulary");
+        assert!(Sampler::new(SamplingOptions { logprobs: Some(0), ..Default::default() }).logprob(&logits, 1).unwrap().top.is_empty());
+    }
+
+    #[test]
     fn options_no_sampler_can_follow_are_refused() {
         let refused = |o: SamplingOptions| o.check().unwrap_err().to_string();
         let d = SamplingOptions::default;
@@ -354,6 +421,7 @@ mod tests {
         assert!(refused(SamplingOptions { frequency_penalty: 2.5, ..d() }).contains("frequency_penalty: must be between -2 and 2"));
         assert!(refused(SamplingOptions { presence_penalty: f32::NAN, ..d() }).contains("presence_penalty"));
         assert!(refused(SamplingOptions { stop: vec!["x".into(), String::new()], ..d() }).contains("stop: stop sequence 1 is empty"));
+        assert!(refused(SamplingOptions { logprobs: Some(21), ..d() }).contains("top_logprobs: at most 20 alternatives per token, got 21"));
         assert!(SamplingOptions { repetition_penalty: 1.3, frequency_penalty: -2.0, presence_penalty: 2.0, stop: vec!["\n".into()], ..d() }.check().is_ok());
     }
 

@@ -1,9 +1,9 @@
-//! Questions about one photo that outlive the GPU device they run on.
+//! Questions about one photo (or none) that outlive the GPU device they run on.
 //!
 //! A lost device (a driver reset, a GPU that went away, [`Gpu::lose_device`]) fails the answer
 //! in progress with [`Error::DeviceLost`]. The next [`Session::ask`] opens a new device on the
 //! same adapter, loads the model again from its directory (a converted model's shards are
-//! checked against their sha256 on the way in), encodes the photo again and replays the
+//! checked against their sha256 on the way in), encodes the photo (if any) again and replays the
 //! conversation's turns, then answers. Nothing on disk is written. The browser recovers the
 //! same way with a new worker (`web/src/index.js`).
 
@@ -18,18 +18,23 @@ pub struct Session {
     dir: PathBuf,
     format: WeightFormat,
     engine: Engine,
-    photo: Photo,
+    photo: Option<Photo>,
     conversation: Conversation,
     recoveries: usize,
 }
 
 impl Session {
-    /// Load the model in `dir` onto `gpu` and encode the photo.
-    pub fn open(gpu: &Gpu, dir: &Path, format: WeightFormat, views: Views) -> Result<Self> {
+    /// Load the model in `dir` onto `gpu` and encode the photo, if there is one.
+    pub fn open(gpu: &Gpu, dir: &Path, format: WeightFormat, views: Option<Views>) -> Result<Self> {
         let engine = Engine::load(dir, gpu, format)?;
-        let photo = engine.encode_photo(views)?;
+        let photo = views.map(|v| engine.encode_photo(v)).transpose()?;
         let conversation = engine.new_conversation();
         Ok(Self { dir: dir.to_owned(), format, engine, photo, conversation, recoveries: 0 })
+    }
+
+    /// The engine on the device the model is on now.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
     }
 
     /// The device the model is on now.
@@ -52,7 +57,7 @@ impl Session {
         if matches!(self.gpu().sync().await, Err(Error::DeviceLost(_))) {
             self.recover(options).await?;
         }
-        self.engine.ask(&mut self.conversation, &self.photo, question, options, on_text).await
+        self.engine.ask(&mut self.conversation, self.photo.as_ref(), question, options, on_text).await
     }
 
     /// Everything back on a new device. A failure (the model directory changed, the device is
@@ -60,8 +65,8 @@ impl Session {
     async fn recover(&mut self, options: &AskOptions) -> Result<()> {
         let gpu = self.gpu().renew().await?;
         let engine = Engine::load(&self.dir, &gpu, self.format)?;
-        let photo = engine.encode_photo(self.photo.views.clone())?;
-        let conversation = engine.replay(&photo, &self.conversation, options)?;
+        let photo = self.photo.as_ref().map(|p| engine.encode_photo(p.views.clone())).transpose()?;
+        let conversation = engine.replay(photo.as_ref(), &self.conversation, options)?;
         (self.engine, self.photo, self.conversation) = (engine, photo, conversation);
         self.recoveries += 1;
         Ok(())

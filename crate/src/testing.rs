@@ -84,23 +84,6 @@ impl TinySpec {
     }
 }
 
-fn bytes_to_unicode() -> Vec<char> {
-    let mut printable: Vec<u32> = (b'!' as u32..=b'~' as u32).chain(0xA1..=0xAC).chain(0xAE..=0xFF).collect();
-    let mut map = vec!['\0'; 256];
-    for &b in &printable {
-        map[b as usize] = char::from_u32(b).unwrap_or('?');
-    }
-    let mut extra = 0;
-    for b in 0..256u32 {
-        if !printable.contains(&b) {
-            map[b as usize] = char::from_u32(256 + extra).unwrap_or('?');
-            extra += 1;
-        }
-    }
-    printable.clear();
-    map
-}
-
 /// Special tokens of each backbone, after the 256 byte tokens.
 fn specials(backbone: Backbone) -> Vec<&'static str> {
     let mut s = match backbone {
@@ -112,7 +95,7 @@ fn specials(backbone: Backbone) -> Vec<&'static str> {
 }
 
 pub(crate) fn tokenizer_json(backbone: Backbone) -> serde_json::Value {
-    let map = bytes_to_unicode();
+    let map = crate::tokenizer::byte_level_chars();
     let vocab: serde_json::Map<String, serde_json::Value> = map.iter().enumerate().map(|(i, c)| (c.to_string(), json!(i))).collect();
     let added: Vec<_> = specials(backbone)
         .iter()

@@ -6,6 +6,7 @@ use std::path::Path;
 use crate::config::Backbone;
 use crate::error::{Error, Result};
 use crate::model::{IMAGE_TOKEN_INDEX, LATENT_IMAGE_TOKEN_INDEX, Prompt};
+use tokenizers::DecoderWrapper;
 
 const IMAGE: &str = "<image>";
 const LATENT: &str = "<latent_image>";
@@ -13,6 +14,9 @@ const LATENT: &str = "<latent_image>";
 pub struct Tokenizer {
     inner: tokenizers::Tokenizer,
     backbone: Backbone,
+    /// Whether the vocabulary spells bytes as GPT-2's byte-level characters (LLaMA 3's), not
+    /// as SentencePiece pieces (Phi-3.5's).
+    byte_level: bool,
 }
 
 const LLAMA_SYSTEM: &str = "You are a helpful, highly intelligent language and vision assistant. You are able to understand the visual content that the user provides, and assist the user with a variety of tasks using natural language. Whenever an image is present in the conversation, very carefully examine it and consider its content when formulating your response.";
@@ -20,7 +24,13 @@ const LLAMA_SYSTEM: &str = "You are a helpful, highly intelligent language and v
 impl Tokenizer {
     pub fn from_bytes(json: &[u8], backbone: Backbone) -> Result<Self> {
         let inner = tokenizers::Tokenizer::from_bytes(json).map_err(|e| Error::invalid("tokenizer.json", e.to_string()))?;
-        Ok(Self { inner, backbone })
+        let byte_level = |d: &DecoderWrapper| matches!(d, DecoderWrapper::ByteLevel(_));
+        let byte_level = match inner.get_decoder() {
+            Some(DecoderWrapper::Sequence(s)) => s.get_decoders().iter().any(byte_level),
+            Some(d) => byte_level(d),
+            None => false,
+        };
+        Ok(Self { inner, backbone, byte_level })
     }
 
     pub fn load(dir: &Path, backbone: Backbone) -> Result<Self> {
@@ -46,9 +56,30 @@ impl Tokenizer {
         self.inner.token_to_id(token)
     }
 
+    /// The bytes token `id` puts in the text (OpenAI's `logprobs[].bytes`; a token may hold
+    /// part of a character): a byte-level vocabulary's characters mapped back to their bytes,
+    /// a SentencePiece piece's `▁` as a space and `<0xNN>` as byte NN, a special token's text.
+    /// Empty for an id outside the vocabulary.
+    pub fn token_bytes(&self, id: u32) -> Vec<u8> {
+        let Some(piece) = self.inner.id_to_token(id) else { return Vec::new() };
+        if self.byte_level {
+            let chars = byte_level_chars();
+            // A special token spelled outside the byte alphabet stands for its own text.
+            return piece.chars().map(|c| chars.iter().position(|&b| b == c).map(|b| b as u8)).collect::<Option<Vec<u8>>>().unwrap_or_else(|| piece.into_bytes());
+        }
+        match piece.strip_prefix("<0x").and_then(|hex| hex.strip_suffix('>')).filter(|hex| hex.len() == 2).and_then(|hex| u8::from_str_radix(hex, 16).ok()) {
+            Some(byte) => vec![byte],
+            None => piece.replace('▁', " ").into_bytes(),
+        }
+    }
+
     /// The chat-template text of an image question.
     pub fn chat_text(&self, question: &str) -> String {
-        let user = format!("<vision_start>{LATENT}<vision_end><vision_start>{IMAGE}<vision_end>\n{question}");
+        self.first_turn(&format!("<vision_start>{LATENT}<vision_end><vision_start>{IMAGE}<vision_end>\n{question}"))
+    }
+
+    /// The template's system prompt, a user turn holding `user` and the assistant's header.
+    fn first_turn(&self, user: &str) -> String {
         match self.backbone {
             Backbone::Phi => format!("<|system|>\nYou are a helpful AI assistant.<|end|>\n<|user|>\n{user}<|end|>\n<|assistant|>\n"),
             Backbone::Llama => format!(
@@ -111,11 +142,35 @@ impl Tokenizer {
         Ok(Prompt { ids, instructs: self.encode(question, true)? })
     }
 
+    /// [OPEN §10.10] A question without a photo, which the reference cannot answer (our
+    /// extension): the chat template with the question alone in the user turn (the system
+    /// prompt kept as it is), tokenised whole, with no placeholders and no question ids for
+    /// the tower. The model runs it as the plain LLM: no vision tower, latents or interaction
+    /// layers ([`crate::model::FusionModel::prefill`]).
+    pub fn text_prompt(&self, question: &str) -> Result<Prompt> {
+        let ids = self.encode(&self.first_turn(&clean_question(question)?), true)?;
+        Ok(Prompt { ids: ids.into_iter().map(i64::from).collect(), instructs: Vec::new() })
+    }
+
     /// The token the tokenizer's post-processor puts first (BOS), if any.
     fn bos_id(&self) -> Option<u32> {
         let probe = self.inner.encode("", true).ok()?;
         probe.get_ids().first().copied()
     }
+}
+
+/// GPT-2's `bytes_to_unicode`: the character a byte-level vocabulary spells each byte with
+/// (printable Latin-1 as itself, the other bytes as the characters from U+0100 on, in order).
+pub(crate) fn byte_level_chars() -> [char; 256] {
+    let printable = |b: u32| (0x21..=0x7E).contains(&b) || (0xA1..=0xAC).contains(&b) || (0xAE..=0xFF).contains(&b);
+    let mut chars = ['\0'; 256];
+    let mut extra = 0;
+    for b in 0..256u32 {
+        let code = if printable(b) { b } else { 256 + extra };
+        extra += u32::from(!printable(b));
+        chars[b as usize] = char::from_u32(code).unwrap_or('?');
+    }
+    chars
 }
 
 /// A question as it enters a prompt: trimmed, and never placing an image (the placeholders and
@@ -203,6 +258,22 @@ mod tests {
     }
 
     #[test]
+    fn a_text_prompt_is_the_image_prompt_without_the_photo() {
+        for backbone in [Backbone::Phi, Backbone::Llama] {
+            let t = tiny(backbone);
+            let (text, image) = (t.text_prompt("  What is this?\n").unwrap(), t.image_prompt("What is this?").unwrap());
+            assert!(text.ids.iter().all(|&id| id >= 0) && text.instructs.is_empty());
+            // The image prompt's ids, BOS included, without its vision markers, sentinels and
+            // the newline after them (one byte token here).
+            let at = |id: i64| image.ids.iter().position(|&x| x == id).unwrap();
+            let mut without = image.ids.clone();
+            without.drain(at(LATENT_IMAGE_TOKEN_INDEX) - 1..=at(IMAGE_TOKEN_INDEX) + 2);
+            assert_eq!(text.ids, without, "{backbone:?}");
+            assert!(t.text_prompt(" <image> ").is_err());
+        }
+    }
+
+    #[test]
     fn streamed_text_is_the_whole_decode_in_pieces() {
         for backbone in [Backbone::Phi, Backbone::Llama] {
             let t = tiny(backbone);
@@ -240,8 +311,22 @@ mod tests {
         let mut stream = t.text_stream();
         let pieces: Vec<String> = (1..=ids.len()).filter_map(|n| stream.next(&ids[..n]).unwrap()).collect();
         assert_eq!(pieces.concat(), "Un café in Zürich, the 日\n");
+        let bytes: Vec<u8> = ids.iter().flat_map(|&id| t.token_bytes(id)).collect();
+        assert_eq!(String::from_utf8(bytes).unwrap(), " Un café in Zürich,</s> the 日\n", "each token's own bytes, the first space kept");
         assert_eq!(pieces.concat(), t.decode(&ids).unwrap());
         assert!(pieces.contains(&" the".to_owned()) && pieces.contains(&"日".to_owned()), "{pieces:?}");
+    }
+
+    #[test]
+    fn a_byte_level_token_is_the_bytes_it_spells() {
+        let t = tiny(Backbone::Llama);
+        let text = "Un café à Zürich, 日本語 🙂";
+        let ids = t.encode(text, false).unwrap();
+        let bytes: Vec<Vec<u8>> = ids.iter().map(|&id| t.token_bytes(id)).collect();
+        assert_eq!(bytes.concat(), text.as_bytes());
+        assert!(bytes.iter().any(|b| std::str::from_utf8(b).is_err()), "a token holding part of a character: a weak test");
+        assert_eq!(t.token_bytes(t.end_of_turn().unwrap()), b"<|eot_id|>");
+        assert!(t.token_bytes(u32::MAX).is_empty());
     }
 
     #[test]

@@ -233,8 +233,9 @@ fn capabilities_object(c: crate::gpu::Capabilities) -> Result<JsValue, JsError> 
 pub struct Model {
     engine: QaEngine,
     photos: RefCell<Vec<Option<Photo>>>,
-    /// The conversation a follow-up continues: its photo id and KV cache.
-    conversation: RefCell<Option<(u32, Conversation)>>,
+    /// The conversation a follow-up continues: its photo id (none for a text-only one) and KV
+    /// cache.
+    conversation: RefCell<Option<(Option<u32>, Conversation)>>,
 }
 
 /// [`Model::ask`]'s options, as `web/src/index.js` names them; a name it does not know is an
@@ -250,6 +251,8 @@ struct JsAskOptions {
     frequency_penalty: Option<f32>,
     presence_penalty: Option<f32>,
     stop: Option<Vec<String>>,
+    /// The alternatives listed per token; given at all, each token's log-probability is reported.
+    logprobs: Option<usize>,
     latents: Option<usize>,
     reduced_side: Option<usize>,
 }
@@ -267,6 +270,7 @@ impl JsAskOptions {
             frequency_penalty: self.frequency_penalty.unwrap_or(d.frequency_penalty),
             presence_penalty: self.presence_penalty.unwrap_or(d.presence_penalty),
             stop: self.stop.unwrap_or(d.stop),
+            logprobs: self.logprobs,
         };
         AskOptions { sampling, latents: self.latents, reduced_side: self.reduced_side }
     }
@@ -315,36 +319,43 @@ impl Model {
         }
     }
 
-    /// Answer `question` about photo `id` after `history_json` (`[[question, answer], …]`).
+    /// Answer `question` about photo `id` (`undefined`: a text-only conversation, answered by
+    /// the plain LLM) after `history_json` (`[[question, answer], …]`).
     /// When the history is the current conversation's (same photo, same questions), the
     /// follow-up continues its KV cache; otherwise the history is replayed into a new one. `on_text(piece)`
     /// gets each new piece of text and returns `false` to stop. Resolves to
-    /// `{ text, tokens, promptTokens, droppedTurns, stop, timings, gpuBytesInUse, decodePath }` as JSON.
-    pub async fn ask(&self, id: u32, history_json: String, question: String, options_json: String, on_text: js_sys::Function) -> Result<String, JsError> {
+    /// `{ text, tokens, logprobs, promptTokens, droppedTurns, stop, timings, gpuBytesInUse, decodePath }`
+    /// as JSON (`logprobs`: OpenAI's `logprobs.content`, or null when not asked for).
+    pub async fn ask(&self, id: Option<u32>, history_json: String, question: String, options_json: String, on_text: js_sys::Function) -> Result<String, JsError> {
         let history: Vec<(String, String)> = serde_json::from_str(&history_json).map_err(|e| js_error(Error::invalid("history", e.to_string())))?;
         let o: JsAskOptions = serde_json::from_str(&options_json).map_err(|e| js_error(Error::invalid("options", e.to_string())))?;
         let options = o.into_ask_options();
         // Before a history is replayed into a new conversation (GPU work), not only in `ask`.
         options.sampling.check().map_err(js_error)?;
         // The photo is taken out while answering so no RefCell borrow lives across an await.
-        let photo = self.photos.borrow_mut().get_mut(id as usize).and_then(Option::take).ok_or_else(|| js_error(Error::invalid("photo", format!("no photo {id}"))))?;
+        let photo = id.map(|id| self.photos.borrow_mut().get_mut(id as usize).and_then(Option::take).ok_or_else(|| js_error(Error::invalid("photo", format!("no photo {id}"))))).transpose()?;
+        let give_back = |photo: Option<Photo>| {
+            if let (Some(id), Some(photo)) = (id, photo) {
+                self.photos.borrow_mut()[id as usize] = Some(photo);
+            }
+        };
         let asked: Vec<String> = history.iter().map(|(q, _)| q.trim().to_owned()).collect();
         let mut conversation = match self.conversation.borrow_mut().take() {
             Some((photo_id, c)) if photo_id == id && c.questions() == asked => c,
             // Another photo or an edited history: rebuild its cache (the same photo is reused).
-            _ => match self.engine.resume(&photo, &history, &options) {
+            _ => match self.engine.resume(photo.as_ref(), &history, &options) {
                 Ok(c) => c,
                 Err(e) => {
-                    self.photos.borrow_mut()[id as usize] = Some(photo);
+                    give_back(photo);
                     return Err(js_error(e));
                 }
             },
         };
         let result = self
             .engine
-            .ask(&mut conversation, &photo, &question, &options, |piece| on_text.call1(&JsValue::NULL, &JsValue::from_str(piece)).map(|v| v.as_bool() != Some(false)).unwrap_or(false))
+            .ask(&mut conversation, photo.as_ref(), &question, &options, |piece| on_text.call1(&JsValue::NULL, &JsValue::from_str(piece)).map(|v| v.as_bool() != Some(false)).unwrap_or(false))
             .await;
-        self.photos.borrow_mut()[id as usize] = Some(photo);
+        give_back(photo);
         let (decode_path, dropped_turns) = (conversation.decode_path().to_owned(), conversation.dropped_turns());
         // Kept even after a failure: a failed question is not a turn, and the next one rebuilds
         // the cache from the turns before it (`Engine::ask`).
@@ -359,6 +370,7 @@ impl Model {
         let t = answer.timings;
         let timings = serde_json::json!({ "visionMs": t.vision_ms, "prefillMs": t.prefill_ms, "decodeMs": t.decode_ms });
         let (gpu_bytes, _) = self.engine.model.gpu().memory();
-        Ok(serde_json::json!({ "text": answer.text, "tokens": answer.tokens, "promptTokens": answer.prompt_tokens, "droppedTurns": dropped_turns, "stop": stop, "timings": timings, "gpuBytesInUse": gpu_bytes, "decodePath": decode_path }).to_string())
+        let logprobs = options.sampling.logprobs.map(|_| self.engine.logprobs_json(&answer));
+        Ok(serde_json::json!({ "text": answer.text, "tokens": answer.tokens, "logprobs": logprobs, "promptTokens": answer.prompt_tokens, "droppedTurns": dropped_turns, "stop": stop, "timings": timings, "gpuBytesInUse": gpu_bytes, "decodePath": decode_path }).to_string())
     }
 }

@@ -69,8 +69,8 @@ test(`${CASES} random chat histories: a well-formed request or a clear TypeError
       continue;
     }
     accepted++;
-    assert.equal(typeof out.image, 'string', `seed ${seed} case ${i}`);
-    assert.ok(out.image.length > 0);
+    // A photo, or none (a text-only chat).
+    assert.ok(out.image === null || (typeof out.image === 'string' && out.image.length > 0), `seed ${seed} case ${i}: ${JSON.stringify(out.image)}`);
     assert.equal(typeof out.question, 'string');
     assert.ok(out.question.trim().length > 0);
     for (const turn of out.history) {
@@ -81,14 +81,16 @@ test(`${CASES} random chat histories: a well-formed request or a clear TypeError
 });
 
 test('request fields FUSION cannot follow are refused, not ignored', () => {
-  for (const ok of [{}, { n: 1, logprobs: false, top_logprobs: 0, logit_bias: {}, tools: [], tool_choice: 'none', response_format: { type: 'text' }, stop: null }, { stop: 'x' }, { stop: ['x', '\n'] }, { model: 'any', user: 'u' }]) {
+  for (const ok of [{}, { n: 1, logprobs: false, logit_bias: {}, tools: [], tool_choice: 'none', response_format: { type: 'text' }, stop: null }, { stop: 'x' }, { stop: ['x', '\n'] }, { model: 'any', user: 'u' }, { stream: true, stream_options: { include_usage: true } }, { stream: false, stream_options: null }, { logprobs: true }, { logprobs: true, top_logprobs: 20 }]) {
     assert.doesNotThrow(() => checkRequest(ok), JSON.stringify(ok));
   }
   for (const [bad, message] of [
     [{ n: 3 }, /^n is not supported \(got number\)/],
     [{ logit_bias: { 42: -100 } }, /^logit_bias is not supported/],
-    [{ logprobs: true }, /^logprobs is not supported/],
-    [{ top_logprobs: 2 }, /^top_logprobs/],
+    [{ logprobs: 'yes' }, /^logprobs must be a boolean/],
+    [{ top_logprobs: 2 }, /^top_logprobs needs logprobs: true/],
+    [{ logprobs: true, top_logprobs: 21 }, /^top_logprobs must be an integer from 0 to 20, got number/],
+    [{ logprobs: true, top_logprobs: 1.5 }, /^top_logprobs must be an integer/],
     [{ tools: [{ type: 'function' }] }, /^tools/],
     [{ tool_choice: 'auto' }, /^tool_choice/],
     [{ functions: [{}] }, /^functions/],
@@ -96,6 +98,9 @@ test('request fields FUSION cannot follow are refused, not ignored', () => {
     [{ response_format: { type: 'json_object' } }, /^response_format/],
     [{ stop: 5 }, /^stop must be a string or an array of strings, got number/],
     [{ stop: ['a', 7] }, /^stop must be/],
+    [{ stream_options: { include_usage: true } }, /^stream_options is only allowed with stream: true/],
+    [{ stream: true, stream_options: 'usage' }, /^stream_options must be an object/],
+    [{ stream: true, stream_options: { include_usage: 1 } }, /^stream_options.include_usage must be a boolean/],
     [null, /^the request must be an object/],
   ]) {
     assert.throws(() => checkRequest(bad), (e) => e instanceof TypeError && message.test(e.message), JSON.stringify(bad));
@@ -114,5 +119,10 @@ test('well-formed conversations keep their turns', () => {
   assert.deepEqual(out, { image: '/photos/waterview.jpg', question: 'Any boats?\nAnd people?', history: [['What is this?', 'A lake.']] });
   assert.throws(() => toTurns([{ role: 'tool', content: 'x' }]), /messages\[0\]: role must be/);
   assert.throws(() => toTurns([{ role: 'user', content: [img] }]), /no text/);
-  assert.throws(() => toTurns([{ role: 'user', content: 'hi' }]), /photo/);
+  // Without a photo anywhere: a text-only chat.
+  assert.deepEqual(toTurns([{ role: 'user', content: 'hi' }, { role: 'assistant', content: 'hello' }, { role: 'user', content: 'who are you?' }]), {
+    image: null,
+    question: 'who are you?',
+    history: [['hi', 'hello']],
+  });
 });

@@ -3,7 +3,7 @@
 // the native CLI's for the same model, photo and question.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -50,8 +50,17 @@ function nativeAnswer(image, question, maxTokens, options = []) {
   // rounding is enough to change a greedy token. The browser's matvecs reduce with subgroups
   // (of 4) and these with the workgroup-memory tree: the same tokens at the tiny model's widths
   // (rows of 2 or 3 loads), though another summation order could change one at others.
-  const out = execFileSync(fusionCli, ['ask', '--model', join(models, 'tiny'), '--int4', '--baseline', '--image', join(photos, image), question, '--max-tokens', String(maxTokens), ...options]);
+  const photo = image === null ? [] : ['--image', join(photos, image)];
+  const out = execFileSync(fusionCli, ['ask', '--model', join(models, 'tiny'), '--int4', '--baseline', ...photo, question, '--max-tokens', String(maxTokens), ...options]);
   return out.toString().trim();
+}
+
+/** The native CLI's `--logprobs` report (OpenAI's `logprobs.content`) of its answer. */
+function nativeLogprobs(image, question, maxTokens, top) {
+  const args = ['ask', '--model', join(models, 'tiny'), '--int4', '--baseline', '--image', join(photos, image), question, '--max-tokens', String(maxTokens), '--logprobs', String(top)];
+  const { status, stderr } = spawnSync(fusionCli, args, { encoding: 'utf8' });
+  assert.equal(status, 0, stderr);
+  return JSON.parse(stderr.split('\n').find((l) => l.startsWith('{"logprobs"'))).logprobs;
 }
 
 async function browserAnswer(image, question, maxTokens) {
@@ -77,6 +86,31 @@ test('the greedy answer in the browser equals the native CLI', async () => {
   assert.equal(t.decodePath, 'recorded', JSON.stringify(got.stats));
   assert.deepEqual(got.info.gpu, { f16: false, subgroups: true }, 'SwiftShader offers subgroups: web/src/device.js asks for them');
   assert.ok(got.stats.photo.decode >= 0 && got.stats.photo.tiles > 0, JSON.stringify(got.stats));
+});
+
+test('without a photo the plain LLM answers, as the native CLI does, follow-up included', async () => {
+  const [question, followUp] = ['Who are you?', 'And then?'];
+  const [want, wantFollowUp] = nativeAnswer(null, question, 8, ['--then', followUp]).split(`\n> ${followUp}\n`).map((s) => s.trim());
+  const r = await page.evaluate(
+    async ({ question, followUp }) => {
+      const { Fusion } = await import('/src/index.js');
+      window.fusion ??= await Fusion.load('/models/tiny/manifest.json');
+      const photosBefore = window.fusion.stats().photosEncoded ?? 0;
+      let text = '';
+      for await (const piece of window.fusion.ask({ question, maxNewTokens: 8 })) text += piece;
+      const messages = [
+        { role: 'user', content: question },
+        { role: 'assistant', content: text },
+        { role: 'user', content: [{ type: 'text', text: followUp }] },
+      ];
+      const reply = await window.fusion.chat.completions.create({ messages, max_tokens: 8 });
+      return { text: text.trim(), reply: reply.choices[0].message.content, photos: (window.fusion.stats().photosEncoded ?? 0) - photosBefore };
+    },
+    { question, followUp },
+  );
+  assert.ok(want.length > 0, 'the native CLI gave no answer');
+  assert.deepEqual([r.text, r.reply], [want, wantFollowUp]);
+  assert.equal(r.photos, 0, 'no photo was encoded');
 });
 
 test('abort stops the answer; an OpenAI-style follow-up continues the KV cache', async () => {
@@ -110,19 +144,25 @@ test('abort stops the answer; an OpenAI-style follow-up continues the KV cache',
       { role: 'assistant', content: 'a lake' },
       { role: 'user', content: 'And the sky?' },
     ];
-    for await (const chunk of window.fusion.chat.completions.create({ messages, stream: true, max_tokens: 2 })) chunks.push(chunk);
+    for await (const chunk of window.fusion.chat.completions.create({ messages, stream: true, stream_options: { include_usage: true }, max_tokens: 2 })) chunks.push(chunk);
     return { pieces, error, abortedStop: aborted.stop, abortedTokens: aborted.tokens.length, badRole, chunks, photos: window.fusion.stats().photosEncoded - photosBefore };
   });
   assert.equal(r.error, 'AbortError');
   assert.equal(r.abortedStop, 'cancelled');
   assert.ok(r.abortedTokens < 64 && r.pieces <= 2, JSON.stringify(r));
   assert.match(r.badRole ?? '', /role must be/);
-  const text = r.chunks.map((c) => c.choices[0].delta.content ?? '').join('');
+  // As OpenAI streams with `stream_options.include_usage`: text chunks, the finishing chunk,
+  // then the usage in a chunk with no choices (`usage: null` in all others).
+  const usageChunk = r.chunks.at(-1);
+  const [finishing, ...texts] = r.chunks.slice(0, -1).reverse();
+  const text = texts.map((c) => c.choices[0].delta.content).join('');
   assert.ok(text.length > 0, JSON.stringify(r.chunks));
-  assert.equal(r.chunks.at(-1).choices[0].finish_reason, 'length');
-  assert.equal(r.chunks.at(-1).usage.completion_tokens, 2);
+  assert.equal(finishing.choices[0].finish_reason, 'length');
+  assert.ok([finishing, ...texts].every((c) => c.usage === null), JSON.stringify(r.chunks));
+  assert.deepEqual(usageChunk.choices, []);
+  assert.equal(usageChunk.usage.completion_tokens, 2);
   // The follow-up continues the KV cache: only its own turn is prefilled, no image tokens.
-  assert.ok(r.chunks.at(-1).usage.prompt_tokens < 100, JSON.stringify(r.chunks.at(-1).usage));
+  assert.ok(usageChunk.usage.prompt_tokens < 100, JSON.stringify(usageChunk.usage));
   assert.equal(r.photos, 1, 'the follow-up must reuse the photo\'s tile features');
 });
 
@@ -171,7 +211,7 @@ test('stop sequences and repetition penalties: the browser equals the native CLI
         }
       };
       const refused = [];
-      for (const extra of [{ n: 2 }, { logprobs: true }, { tools: [{ type: 'function' }] }, { response_format: { type: 'json_object' } }, { stop: 5 }, { presence_penalty: 3 }]) {
+      for (const extra of [{ n: 2 }, { top_logprobs: 2 }, { tools: [{ type: 'function' }] }, { response_format: { type: 'json_object' } }, { stop: 5 }, { presence_penalty: 3 }]) {
         refused.push(await failure(() => window.fusion.chat.completions.create({ messages, max_tokens: 2, ...extra })));
       }
       refused.push(await failure(async () => {
@@ -184,8 +224,34 @@ test('stop sequences and repetition penalties: the browser equals the native CLI
   assert.deepEqual([r.cut.message.content, r.cut.finish_reason, r.cutStop], [wantCut, 'stop', 'stop_sequence']);
   assert.equal(r.streamed.trim(), wantCut, 'the stop sequence was streamed, or text before it was not');
   assert.equal(r.penalised, wantPenalised);
-  const expected = [/^TypeError: n is not supported/, /^TypeError: logprobs is not supported/, /^TypeError: tools is not supported/, /^TypeError: response_format is not supported/, /^TypeError: stop must be a string or an array of strings, got number/, /presence_penalty: must be between -2 and 2/, /repetition_penalty: must be more than 0/];
+  const expected = [/^TypeError: n is not supported/, /^TypeError: top_logprobs needs logprobs: true/, /^TypeError: tools is not supported/, /^TypeError: response_format is not supported/, /^TypeError: stop must be a string or an array of strings, got number/, /presence_penalty: must be between -2 and 2/, /repetition_penalty: must be more than 0/];
   expected.forEach((pattern, i) => assert.match(r.refused[i] ?? 'accepted', pattern));
+});
+
+test('log-probabilities in the browser equal the native CLI\'s, streamed or not', async () => {
+  const want = nativeLogprobs('waterview.jpg', QUESTION, 8, 2);
+  const r = await page.evaluate(async (question) => {
+    const { Fusion } = await import('/src/index.js');
+    window.fusion ??= await Fusion.load('/models/tiny/manifest.json');
+    const messages = [{ role: 'user', content: [{ type: 'image_url', image_url: { url: '/photos/waterview.jpg' } }, { type: 'text', text: question }] }];
+    const request = { messages, max_tokens: 8, logprobs: true, top_logprobs: 2 };
+    const whole = await window.fusion.chat.completions.create(request);
+    const text = window.fusion.lastAnswer.text;
+    const chunks = [];
+    for await (const chunk of window.fusion.chat.completions.create({ ...request, stream: true })) chunks.push(chunk.choices[0].logprobs);
+    return { whole: whole.choices[0], text, tokens: whole.usage.completion_tokens, chunks };
+  }, QUESTION);
+  const got = r.whole.logprobs.content;
+  assert.equal(got.length, r.tokens);
+  assert.deepEqual(got.map((t) => [t.bytes, t.top_logprobs.map((a) => a.bytes)]), want.map((t) => [t.bytes, t.top_logprobs.map((a) => a.bytes)]));
+  // SwiftShader's subgroup reductions and lavapipe's workgroup-memory tree sum in other orders.
+  const close = (a, b) => Math.abs(a.logprob - b.logprob) < 1e-3;
+  got.forEach((t, i) => assert.ok(close(t, want[i]) && t.top_logprobs.every((a, j) => close(a, want[i].top_logprobs[j])), JSON.stringify([t, want[i]])));
+  // The tokens' bytes are the answer's (whose text keeps a last, partial character as U+FFFD).
+  assert.equal(r.text, new TextDecoder().decode(new Uint8Array(got.flatMap((t) => t.bytes))).trim());
+  // A stream: null in the text chunks, the whole answer's in the finishing chunk.
+  assert.deepEqual(r.chunks.at(-1), r.whole.logprobs);
+  assert.ok(r.chunks.slice(0, -1).every((l) => l === null), JSON.stringify(r.chunks));
 });
 
 test('a lost GPU device fails the answer clearly; the next ask recovers from the verified cache', async () => {
@@ -276,12 +342,19 @@ test('after one visit the page and the cached model work offline', async () => {
     await page.reload();
     await page.waitForSelector('body[data-state=model], body[data-state=error]', { timeout: 120_000 });
     assert.equal(await page.getAttribute('body', 'data-state'), 'model', `${await page.textContent('#status')}\n${log.join('\n')}`);
+    // A question before any photo (the plain LLM), then one about a photo; each stopped once
+    // its answer shows.
+    const askAndStop = async (question) => {
+      await page.fill('#question', question);
+      await page.click('#go');
+      await page.waitForFunction(() => document.querySelector('#chat .a:last-child')?.textContent.length > 0, null, { timeout: 600_000 });
+      // A click, unless the answer has ended already (the button is then disabled).
+      await page.evaluate(() => document.getElementById('stop').click());
+      await page.waitForSelector('body[data-state=model]', { timeout: 120_000 });
+    };
+    await askAndStop('Who are you?');
     await page.setInputFiles('#file', join(photos, 'extreme_ironing.jpg'));
-    await page.fill('#question', 'What is the man doing?');
-    await page.click('#go');
-    await page.waitForFunction(() => document.querySelector('#chat .a')?.textContent.length > 0, null, { timeout: 600_000 });
-    await page.click('#stop');
-    await page.waitForSelector('body[data-state=model]', { timeout: 120_000 });
+    await askAndStop('What is the man doing?');
   } finally {
     await browser.setOffline(false);
   }

@@ -35,5 +35,5 @@ pub fn options(max_new_tokens: usize) -> AskOptions {
 }
 
 pub fn ask(engine: &Engine, c: &mut Conversation, photo: &Photo, q: &str, o: &AskOptions) -> fusion::Result<String> {
-    pollster::block_on(engine.ask(c, photo, q, o, |_| true)).map(|a| a.text)
+    pollster::block_on(engine.ask(c, Some(photo), q, o, |_| true)).map(|a| a.text)
 }

@@ -1,4 +1,5 @@
-// The demo page: load the default model (or ?model=URL), ask about a photo, stream the answer.
+// The demo page: load the default model (or ?model=URL), ask about a photo (or without one),
+// stream the answer.
 import { Fusion } from '../src/index.js';
 
 const $ = (id) => document.getElementById(id);
@@ -74,10 +75,6 @@ $('stop').addEventListener('click', () => controller?.abort());
 
 $('ask').addEventListener('submit', async (e) => {
   e.preventDefault();
-  if (!photo) {
-    show('model', 'Choose a photo first.');
-    return;
-  }
   const question = $('question').value.trim();
   if (!question) return;
   const q = Object.assign(document.createElement('p'), { className: 'q', textContent: question });
@@ -89,11 +86,12 @@ $('ask').addEventListener('submit', async (e) => {
   $('stop').disabled = false;
   show('answering', 'Answering…');
   try {
-    for await (const piece of model.ask({ image: photo, question, history, signal: controller.signal, maxNewTokens: 256 })) {
+    // Without a photo the plain language model answers; choosing one starts a new conversation.
+    for await (const piece of model.ask({ image: photo ?? undefined, question, history, signal: controller.signal, maxNewTokens: 256 })) {
       a.textContent += piece;
     }
     history.push([question, a.textContent.trim()]);
-    show('model', 'Ask a follow-up, or choose another photo.');
+    show('model', photo ? 'Ask a follow-up, or choose another photo.' : 'Ask a follow-up, or choose a photo to ask about.');
   } catch (err) {
     // A stopped answer stays in the conversation, as the engine keeps it.
     if (err.name === 'AbortError') history.push([question, a.textContent.trim()]);

@@ -1,5 +1,6 @@
-// OpenAI-style chat messages → what the engine asks: the photo, the newest question and the
-// earlier (question, answer) turns. Anything else is a TypeError naming the message at fault.
+// OpenAI-style chat messages → what the engine asks: the photo (if any), the newest question
+// and the earlier (question, answer) turns. Anything else is a TypeError naming the message at
+// fault.
 
 /** The text of a message's `content`: a string, or the `text` parts of a parts array. */
 function textOf(content, at) {
@@ -36,8 +37,6 @@ function imageOf(content, at) {
 const UNSUPPORTED = {
   n: (v) => v === 1,
   logit_bias: (v) => typeof v === 'object' && Object.keys(v).length === 0,
-  logprobs: (v) => v === false,
-  top_logprobs: (v) => v === 0,
   tools: (v) => Array.isArray(v) && v.length === 0,
   tool_choice: (v) => v === 'none',
   functions: (v) => Array.isArray(v) && v.length === 0,
@@ -52,16 +51,28 @@ export function checkRequest(request) {
     const value = request[field];
     if (value != null && !asksNothing(value)) throw new TypeError(`${field} is not supported (got ${kind(value)}): FUSION answers one message of text`);
   }
-  const { stop } = request;
+  const { stop, stream, stream_options: options, logprobs, top_logprobs: top } = request;
+  if (logprobs != null && typeof logprobs !== 'boolean') throw new TypeError(`logprobs must be a boolean, got ${kind(logprobs)}`);
+  if (top != null) {
+    if (!Number.isInteger(top) || top < 0 || top > 20) throw new TypeError(`top_logprobs must be an integer from 0 to 20, got ${kind(top)}`);
+    if (logprobs !== true) throw new TypeError('top_logprobs needs logprobs: true');
+  }
   if (stop != null && typeof stop !== 'string' && !(Array.isArray(stop) && stop.every((s) => typeof s === 'string'))) {
     throw new TypeError(`stop must be a string or an array of strings, got ${kind(stop)}`);
+  }
+  if (options != null) {
+    if (!stream) throw new TypeError('stream_options is only allowed with stream: true');
+    if (typeof options !== 'object' || Array.isArray(options)) throw new TypeError(`stream_options must be an object, got ${kind(options)}`);
+    const { include_usage: usage } = options;
+    if (usage != null && typeof usage !== 'boolean') throw new TypeError(`stream_options.include_usage must be a boolean, got ${kind(usage)}`);
   }
 }
 
 const kind = (v) => (v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v === 'string' ? JSON.stringify(v.slice(0, 40)) : typeof v);
 
 /**
- * Split `messages` into the newest photo, the newest question and the earlier turns.
+ * Split `messages` into the newest photo (`null` when no message has one: a text-only chat,
+ * answered by the plain LLM), the newest question and the earlier turns.
  * System and developer messages are ignored (the chat template has its own); consecutive user
  * messages are one turn, as are consecutive assistant messages.
  */
@@ -92,7 +103,6 @@ export function toTurns(messages) {
   }
   const last = turns.pop();
   if (!last || last[1] !== null) throw new TypeError('the last message must come from the user');
-  if (!image) throw new TypeError('FUSION answers about a photo: give one as an image_url part of a user message');
   if (last[0].trim() === '') throw new TypeError('the last user message has no text: ask a question about the photo');
   return { image, question: last[0], history: turns };
 }

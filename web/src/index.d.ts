@@ -25,9 +25,13 @@ export interface LoadOptions {
 export type ImageInput = Blob | File | ImageBitmap | HTMLImageElement | HTMLCanvasElement | OffscreenCanvas | string | URL;
 
 export interface AskRequest {
-  image: ImageInput;
+  /**
+   * The photo asked about. Without one the question goes to the plain language model (no
+   * vision work; FUSION's own reference answers only about a photo).
+   */
+  image?: ImageInput;
   question: string;
-  /** Earlier `[question, answer]` turns about the same photo. */
+  /** Earlier `[question, answer]` turns about the same photo (or without one). */
   history?: [string, string][];
   signal?: AbortSignal;
   /** Default 512. */
@@ -50,6 +54,14 @@ export interface AskRequest {
   frequencyPenalty?: number;
   /** OpenAI's: −2 to 2 (default 0), subtracted once from the logit of each token the answer holds. */
   presencePenalty?: number;
+  /**
+   * Report each answer token's log-probability in {@link Answer.logprobs}: of the softmax of
+   * the logits after the penalties, before temperature and top-p (the model's, whatever the
+   * sampling). Greedy decoding then picks on the CPU from the read-back logits.
+   */
+  logprobs?: boolean;
+  /** With `logprobs`: also the 0 (default) to 20 most likely tokens at each step. */
+  topLogprobs?: number;
   /** Latent tokens (a perfect square: 4, 16, 36, 64, 144). */
   latents?: number;
 }
@@ -80,9 +92,20 @@ export interface AnswerStats {
   wasmBytes: number;
 }
 
+/** A token as OpenAI's `logprobs.content` gives it. */
+export interface TokenLogprob {
+  /** The token's text (its `bytes` as UTF-8; a token may hold part of a character). */
+  token: string;
+  /** Natural log; -9999 for a token the model gives (almost) no probability. */
+  logprob: number;
+  bytes: number[];
+}
+
 export interface Answer {
   text: string;
   tokens: number[];
+  /** One per token when asked for (`logprobs`), with `top_logprobs` most likely first; else null. */
+  logprobs: (TokenLogprob & { top_logprobs: TokenLogprob[] })[] | null;
   promptTokens: number;
   stop: 'end_of_turn' | 'stop_sequence' | 'length' | 'cancelled';
   stats: AnswerStats;
@@ -128,13 +151,15 @@ export interface ChatMessage {
 }
 
 /**
- * OpenAI's request. `n` (other than 1), `logit_bias`, `logprobs`, `top_logprobs`, `tools`,
- * `tool_choice`, `functions`, `function_call` and a `response_format` other than text are
- * refused with a TypeError: FUSION answers with one message of text.
+ * OpenAI's request. `n` (other than 1), `logit_bias`, `tools`, `tool_choice`, `functions`,
+ * `function_call` and a `response_format` other than text are refused with a TypeError:
+ * FUSION answers with one message of text.
  */
 export interface ChatRequest {
   messages: ChatMessage[];
   stream?: boolean;
+  /** With `stream: true` only. `include_usage`: one more chunk, with no choices, carries the usage. */
+  stream_options?: { include_usage?: boolean } | null;
   max_tokens?: number;
   /** The newer name of `max_tokens`; wins over it. */
   max_completion_tokens?: number;
@@ -146,7 +171,15 @@ export interface ChatRequest {
   presence_penalty?: number;
   /** Not OpenAI's: Hugging Face's, as WebLLM also takes it ({@link AskRequest.repetitionPenalty}). */
   repetition_penalty?: number;
+  /** {@link AskRequest.logprobs}; in a stream, the finishing chunk carries the whole answer's. */
+  logprobs?: boolean;
+  /** 0 to 20, with `logprobs: true`. */
+  top_logprobs?: number;
   signal?: AbortSignal;
+}
+
+export interface ChatLogprobs {
+  content: NonNullable<Answer['logprobs']>;
 }
 
 export interface ChatUsage {
@@ -160,7 +193,7 @@ export interface ChatCompletion {
   object: 'chat.completion';
   created: number;
   model: string;
-  choices: { index: 0; message: { role: 'assistant'; content: string }; finish_reason: 'stop' | 'length' }[];
+  choices: { index: 0; message: { role: 'assistant'; content: string }; logprobs: ChatLogprobs | null; finish_reason: 'stop' | 'length' }[];
   usage: ChatUsage;
 }
 
@@ -169,8 +202,10 @@ export interface ChatCompletionChunk {
   object: 'chat.completion.chunk';
   created: number;
   model: string;
-  choices: { index: 0; delta: { role?: 'assistant'; content?: string }; finish_reason: 'stop' | 'length' | null }[];
-  usage?: ChatUsage;
+  /** Empty in the usage chunk (`stream_options.include_usage`). */
+  choices: { index: 0; delta: { role?: 'assistant'; content?: string }; logprobs: ChatLogprobs | null; finish_reason: 'stop' | 'length' | null }[];
+  /** With `stream_options.include_usage`: null but in the last chunk. */
+  usage?: ChatUsage | null;
 }
 
 export declare class Fusion {
@@ -188,7 +223,7 @@ export declare class Fusion {
    * throws, and its question is not a turn: the next `ask` goes on from the turns before it.
    */
   ask(request: AskRequest): AsyncGenerator<string, void, undefined>;
-  /** OpenAI-style chat completions; the newest user message carries the photo as `image_url`. */
+  /** OpenAI-style chat completions; a user message carries the photo as `image_url` (the newest is used; none: the plain LLM answers). */
   readonly chat: {
     completions: {
       create(request: ChatRequest & { stream: true }): AsyncIterable<ChatCompletionChunk>;

@@ -124,14 +124,19 @@ export class Fusion {
   }
 
   /**
-   * Ask about a photo; yields the answer as it is generated.
-   * @param {{ image: Blob|File|ImageBitmap|HTMLImageElement|HTMLCanvasElement|OffscreenCanvas|string|URL, question: string, history?: [string, string][], signal?: AbortSignal, maxNewTokens?: number, temperature?: number, topP?: number, seed?: number, stop?: string|string[], repetitionPenalty?: number, frequencyPenalty?: number, presencePenalty?: number, latents?: number }} request
+   * Ask about a photo (or, without `image`, a text-only question); yields the answer as it is
+   * generated.
+   * @param {{ image?: Blob|File|ImageBitmap|HTMLImageElement|HTMLCanvasElement|OffscreenCanvas|string|URL, question: string, history?: [string, string][], signal?: AbortSignal, maxNewTokens?: number, temperature?: number, topP?: number, seed?: number, stop?: string|string[], repetitionPenalty?: number, frequencyPenalty?: number, presencePenalty?: number, latents?: number }} request
    */
-  async *ask({ image, question, history = [], signal, maxNewTokens, temperature, topP, seed, stop, repetitionPenalty, frequencyPenalty, presencePenalty, latents }) {
+  async *ask({ image, question, history = [], signal, maxNewTokens, temperature, topP, seed, stop, repetitionPenalty, frequencyPenalty, presencePenalty, logprobs, topLogprobs, latents }) {
     signal?.throwIfAborted();
+    if (topLogprobs != null && !logprobs) throw new TypeError('topLogprobs needs logprobs: true');
+    // Its range (0 to 20) is the engine's to check.
+    if (topLogprobs != null && !Number.isInteger(topLogprobs)) throw new TypeError(`topLogprobs must be an integer, got ${topLogprobs}`);
     if (this.#unloaded) throw UNLOADED();
     await this.#recover();
-    const photo = await this.#photo(image);
+    // Without a photo the question goes to the plain LLM (no vision work).
+    const photo = image == null ? undefined : await this.#photo(image);
     const queue = [];
     let wake = null;
     let finished = false;
@@ -146,6 +151,7 @@ export class Fusion {
       repetition_penalty: repetitionPenalty,
       frequency_penalty: frequencyPenalty,
       presence_penalty: presencePenalty,
+      logprobs: logprobs ? (topLogprobs ?? 0) : undefined,
       latents,
     };
     const onAbort = () => this.#worker.postMessage({ type: Msg.abort, id });
@@ -189,10 +195,10 @@ export class Fusion {
   }
 
   /**
-   * OpenAI-style chat: `model.chat.completions.create({ messages, stream })`. The newest user
-   * message must carry the photo as an `image_url` part (an http(s) or data: URL); earlier
-   * user/assistant turns become the history. System messages are ignored: FUSION's chat
-   * template fixes its own system prompt. Only the newest image is used.
+   * OpenAI-style chat: `model.chat.completions.create({ messages, stream })`. A user message
+   * carries the photo as an `image_url` part (an http(s) or data: URL); earlier user/assistant
+   * turns become the history. System messages are ignored: FUSION's chat template fixes its
+   * own system prompt. Only the newest image is used; without one, the plain LLM answers.
    */
   get chat() {
     return { completions: { create: (request) => this.#complete(request) } };
@@ -200,7 +206,7 @@ export class Fusion {
 
   #complete(request = {}) {
     checkRequest(request);
-    const { messages, stream = false, max_tokens, max_completion_tokens, temperature, top_p, seed, stop, frequency_penalty, presence_penalty, repetition_penalty, signal } = request;
+    const { messages, stream = false, stream_options, max_tokens, max_completion_tokens, temperature, top_p, seed, stop, frequency_penalty, presence_penalty, repetition_penalty, logprobs, top_logprobs, signal } = request;
     const { image, question, history } = toTurns(messages);
     const id = `chatcmpl-${nextId++}`;
     const created = Math.floor(Date.now() / 1000);
@@ -217,15 +223,24 @@ export class Fusion {
       frequencyPenalty: frequency_penalty,
       presencePenalty: presence_penalty,
       repetitionPenalty: repetition_penalty,
+      logprobs,
+      topLogprobs: top_logprobs,
     });
+    // OpenAI's `choices[].logprobs`: null unless asked for. A stream gives the whole answer's
+    // in its finishing chunk (the text chunks have null): the engine's text pieces do not
+    // follow token boundaries.
+    const logprobsOf = (answer) => (logprobs ? { content: answer?.logprobs ?? [] } : null);
     const finish = () => (['end_of_turn', 'stop_sequence'].includes(this.lastAnswer?.stop) ? 'stop' : 'length');
     if (stream) {
       const model = this;
+      // As OpenAI's: with `stream_options.include_usage`, every chunk has `usage: null` and one
+      // more chunk, with no choices, carries the usage.
+      const withUsage = stream_options?.include_usage === true;
+      const chunk = (choices) => ({ id, object: 'chat.completion.chunk', created, model: 'fusion', choices, ...(withUsage && { usage: null }) });
       return (async function* () {
-        for await (const content of pieces) {
-          yield { id, object: 'chat.completion.chunk', created, model: 'fusion', choices: [{ index: 0, delta: { role: 'assistant', content }, finish_reason: null }] };
-        }
-        yield { id, object: 'chat.completion.chunk', created, model: 'fusion', choices: [{ index: 0, delta: {}, finish_reason: finish() }], usage: usage(model.lastAnswer) };
+        for await (const content of pieces) yield chunk([{ index: 0, delta: { role: 'assistant', content }, logprobs: null, finish_reason: null }]);
+        yield chunk([{ index: 0, delta: {}, logprobs: logprobsOf(model.lastAnswer), finish_reason: finish() }]);
+        if (withUsage) yield { ...chunk([]), usage: usage(model.lastAnswer) };
       })();
     }
     return (async () => {
@@ -236,7 +251,7 @@ export class Fusion {
         object: 'chat.completion',
         created,
         model: 'fusion',
-        choices: [{ index: 0, message: { role: 'assistant', content: content.trim() }, finish_reason: finish() }],
+        choices: [{ index: 0, message: { role: 'assistant', content: content.trim() }, logprobs: logprobsOf(this.lastAnswer), finish_reason: finish() }],
         usage: usage(this.lastAnswer),
       };
     })();

@@ -1,7 +1,7 @@
 //! `fusion`: the native command line: questions, test models, conversion, benchmarks.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -22,17 +22,19 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Ask a question about a photo and stream the answer to stdout.
+    /// Ask a question about a photo (or, without --image, a text-only one) and stream the
+    /// answer to stdout.
     Ask {
         /// Checkpoint directory (config.json, safetensors shards, tokenizer.json).
         #[arg(long)]
         model: PathBuf,
-        /// The photo (JPEG or PNG).
+        /// The photo (JPEG, PNG, GIF, WebP). Without one the question goes to the plain LLM
+        /// (no vision work: our extension, the reference answers only about a photo).
         #[arg(long)]
-        image: PathBuf,
+        image: Option<PathBuf>,
         /// The question.
         question: String,
-        /// Follow-up questions about the same photo, asked in order after the first.
+        /// Follow-up questions in the same conversation, asked in order after the first.
         #[arg(long = "then")]
         follow_ups: Vec<String>,
         #[arg(long, default_value_t = 512)]
@@ -58,6 +60,10 @@ enum Command {
         /// Subtract this once from the logits of tokens already in the answer (OpenAI's; -2 to 2).
         #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
         presence_penalty: f32,
+        /// After each answer, print a JSON line on stderr with each token's log-probability
+        /// and the N most likely tokens at its step (OpenAI's `logprobs.content`; 0 to 20).
+        #[arg(long, value_name = "N")]
+        logprobs: Option<usize>,
         /// Latent tokens Q (4, 16, 36, 64, 144, …); default: the config's, else 64.
         #[arg(long)]
         latents: Option<usize>,
@@ -168,18 +174,23 @@ fn main() -> ExitCode {
     }
 }
 
+/// A photo file decoded and cut into the model's views.
+fn read_photo(image: &Path) -> Result<Views> {
+    let bytes = std::fs::read(image).map_err(|e| Error::io(image, e))?;
+    let (rgb, w, h) = fusion::image::decode(&bytes).map_err(|e| Error::invalid(image.display().to_string(), e.to_string()))?;
+    Views::from_rgb(&rgb, w, h)
+}
+
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Ask { model, image, question, follow_ups, max_tokens, temperature, top_p, seed, stop, repetition_penalty, frequency_penalty, presence_penalty, latents, reduced, int4, baseline } => {
+        Command::Ask { model, image, question, follow_ups, max_tokens, temperature, top_p, seed, stop, repetition_penalty, frequency_penalty, presence_penalty, logprobs, latents, reduced, int4, baseline } => {
             if let Some(q) = latents {
                 fusion::config::FusionConfig::latent_side(q)?;
             }
-            let sampling = SamplingOptions { max_new_tokens: max_tokens, temperature, top_p, seed, repetition_penalty, frequency_penalty, presence_penalty, stop };
+            let sampling = SamplingOptions { max_new_tokens: max_tokens, temperature, top_p, seed, repetition_penalty, frequency_penalty, presence_penalty, stop, logprobs };
             sampling.check()?;
             let options = AskOptions { sampling, latents, reduced_side: reduced };
-            let bytes = std::fs::read(&image).map_err(|e| Error::io(&image, e))?;
-            let (rgb, w, h) = fusion::image::decode(&bytes).map_err(|e| Error::invalid(image.display().to_string(), e.to_string()))?;
-            let views = Views::from_rgb(&rgb, w, h)?;
+            let views = image.map(|image| read_photo(&image)).transpose()?;
             let format = if int4 { WeightFormat::Int4 { group: 32 } } else { WeightFormat::F32 };
             // One engine driven from this one thread: decode steps can be recorded.
             let gpu = Gpu::new()?.record_decode_steps(true);
@@ -219,6 +230,9 @@ fn run(cli: Cli) -> Result<()> {
                     t.prefill_ms,
                     t.decode_ms
                 );
+                if logprobs.is_some() {
+                    eprintln!("{}", serde_json::json!({ "logprobs": session.engine().logprobs_json(&answer) }));
+                }
             }
             // A question lost with its device fails the run, even when the later ones recovered.
             match lost {
