@@ -67,7 +67,7 @@ export interface AskRequest {
 }
 
 export interface AnswerStats {
-  /** The question-guided vision tower and sequence assembly (0 for a follow-up). */
+  /** The question-guided vision tower and sequence assembly (0 for a follow-up; without a photo, the prompt's embedding alone). */
   visionMs: number;
   /** The decoder over the prompt, until the first token is picked. */
   prefillMs: number;
