@@ -217,6 +217,9 @@ test('stop sequences and repetition penalties: the browser equals the native CLI
       refused.push(await failure(async () => {
         for await (const _ of window.fusion.ask({ image, question, maxNewTokens: 2, repetitionPenalty: 0 }));
       }));
+      refused.push(await failure(async () => {
+        for await (const _ of window.fusion.ask({ image, maxNewTokens: 2 }));
+      }));
       return { cut: cut.choices[0], cutStop, streamed, penalised: penalised.trim(), refused };
     },
     { question, stop, penalties },
@@ -224,7 +227,7 @@ test('stop sequences and repetition penalties: the browser equals the native CLI
   assert.deepEqual([r.cut.message.content, r.cut.finish_reason, r.cutStop], [wantCut, 'stop', 'stop_sequence']);
   assert.equal(r.streamed.trim(), wantCut, 'the stop sequence was streamed, or text before it was not');
   assert.equal(r.penalised, wantPenalised);
-  const expected = [/^TypeError: n is not supported/, /^TypeError: top_logprobs needs logprobs: true/, /^TypeError: tools is not supported/, /^TypeError: response_format is not supported/, /^TypeError: stop must be a string or an array of strings, got number/, /presence_penalty: must be between -2 and 2/, /repetition_penalty: must be more than 0/];
+  const expected = [/^TypeError: n is not supported/, /^TypeError: top_logprobs needs logprobs: true/, /^TypeError: tools is not supported/, /^TypeError: response_format is not supported/, /^TypeError: stop must be a string or an array of strings, got number/, /presence_penalty: must be between -2 and 2/, /repetition_penalty: must be more than 0/, /^TypeError: question must be a string, got undefined/];
   expected.forEach((pattern, i) => assert.match(r.refused[i] ?? 'accepted', pattern));
 });
 

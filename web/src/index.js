@@ -130,6 +130,8 @@ export class Fusion {
    */
   async *ask({ image, question, history = [], signal, maxNewTokens, temperature, topP, seed, stop, repetitionPenalty, frequencyPenalty, presencePenalty, logprobs, topLogprobs, latents }) {
     signal?.throwIfAborted();
+    // The wasm boundary would take another type's text (`undefined` asked as "undefined").
+    if (typeof question !== 'string') throw new TypeError(`question must be a string, got ${question === null ? 'null' : typeof question}`);
     if (topLogprobs != null && !logprobs) throw new TypeError('topLogprobs needs logprobs: true');
     // Its range (0 to 20) is the engine's to check.
     if (topLogprobs != null && !Number.isInteger(topLogprobs)) throw new TypeError(`topLogprobs must be an integer, got ${topLogprobs}`);
