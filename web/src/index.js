@@ -126,7 +126,7 @@ export class Fusion {
   /**
    * Ask about a photo (or, without `image`, a text-only question); yields the answer as it is
    * generated.
-   * @param {{ image?: Blob|File|ImageBitmap|HTMLImageElement|HTMLCanvasElement|OffscreenCanvas|string|URL, question: string, history?: [string, string][], signal?: AbortSignal, maxNewTokens?: number, temperature?: number, topP?: number, seed?: number, stop?: string|string[], repetitionPenalty?: number, frequencyPenalty?: number, presencePenalty?: number, latents?: number }} request
+   * @param {{ image?: Blob|File|ImageBitmap|HTMLImageElement|HTMLCanvasElement|OffscreenCanvas|string|URL, question: string, history?: [string, string][], signal?: AbortSignal, maxNewTokens?: number, temperature?: number, topP?: number, seed?: number, stop?: string|string[], repetitionPenalty?: number, frequencyPenalty?: number, presencePenalty?: number, logprobs?: boolean, topLogprobs?: number, latents?: number }} request
    */
   async *ask({ image, question, history = [], signal, maxNewTokens, temperature, topP, seed, stop, repetitionPenalty, frequencyPenalty, presencePenalty, logprobs, topLogprobs, latents }) {
     signal?.throwIfAborted();
