@@ -66,10 +66,17 @@ fn ask_without_a_photo_is_a_text_only_conversation() {
         assert!(!tokens.is_empty() && tokens.iter().all(|t| t["top_logprobs"].as_array().unwrap().len() == 2 && t["logprob"].as_f64().unwrap() <= 0.0), "{l}");
     }
     // The first prompt is the chat template's text alone: no image tokens or latents.
-    let text_prompt = fusion::tokenizer::Tokenizer::load(&model, Backbone::Phi).unwrap().text_prompt("Who are you?").unwrap();
-    let reports = reports(&stderr);
-    assert_eq!(reports.len(), 2, "{stderr}");
-    assert_eq!(reports[0].0, text_prompt.ids.len(), "{stderr}");
+    let tokenizer = fusion::tokenizer::Tokenizer::load(&model, Backbone::Phi).unwrap();
+    let answers = reports(&stderr);
+    assert_eq!(answers.len(), 2, "{stderr}");
+    assert_eq!(answers[0].0, tokenizer.text_prompt("Who are you?", None).unwrap().ids.len(), "{stderr}");
+
+    // --system: the template's system prompt replaced.
+    let system = "Answer every question in one short sentence of plain English.";
+    let out = fusion_ask(&model, None, &["Who are you?", "--max-tokens", "2", "--system", system]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(reports(&stderr)[0].0, tokenizer.text_prompt("Who are you?", Some(system)).unwrap().ids.len(), "{stderr}");
 }
 
 #[test]

@@ -161,6 +161,60 @@ fn a_stop_sequence_ends_the_answer_before_it_and_the_conversation_goes_on_as_reb
 }
 
 #[test]
+fn the_streamed_text_is_the_answers_text_even_when_the_budget_cuts_a_character() {
+    let engine = engine(gpu(), "cut", 2000);
+    let photo = photo(&engine);
+    // A question and a token budget that ends its greedy answer within a character's bytes,
+    // the answer's first U+FFFD.
+    let cut = |text: String| text.ends_with('\u{FFFD}') && !text.trim_end_matches('\u{FFFD}').contains('\u{FFFD}');
+    let (q, max) = QUESTIONS
+        .iter()
+        .find_map(|q| {
+            let whole = streamed(&engine, &mut engine.new_conversation(), &photo, q, &options(24)).1;
+            (1..=whole.tokens.len()).find(|&n| cut(engine.tokenizer.decode(&whole.tokens[..n]).unwrap())).map(|n| (q, n))
+        })
+        .expect("no answer with a character of several tokens");
+    let (text, a) = streamed(&engine, &mut engine.new_conversation(), &photo, q, &options(max));
+    assert_eq!((a.stop, a.tokens.len()), (StopReason::Length, max));
+    assert!(cut(a.text.clone()), "{:?}", a.text);
+    assert_eq!(text.trim(), a.text);
+
+    // That text, never streamed before the answer ended, may still hold a stop sequence.
+    let o = AskOptions { sampling: SamplingOptions { stop: vec!["\u{FFFD}".into()], ..options(max).sampling }, ..Default::default() };
+    let (text, stopped) = streamed(&engine, &mut engine.new_conversation(), &photo, q, &o);
+    let before = a.text.trim_end_matches('\u{FFFD}');
+    assert_eq!((stopped.stop, text.trim(), stopped.text.as_str()), (StopReason::StopSequence, before, before.trim()));
+}
+
+#[test]
+fn a_system_prompt_takes_the_templates_place_and_another_one_rebuilds_the_conversation() {
+    let engine = engine(gpu(), "system", 2000);
+    let photo = photo(&engine);
+    // Each token's log-probability shows any difference in what the model read.
+    let under = |system: Option<&str>, max: usize| AskOptions { system: system.map(str::to_owned), sampling: SamplingOptions { logprobs: Some(0), ..options(max).sampling }, ..Default::default() };
+    let logprobs = |a: &Answer| a.logprobs.iter().map(|l| l.logprob).collect::<Vec<f32>>();
+    let prompt_len = |system: Option<&str>| engine.tokenizer.image_prompt("Where?", system).unwrap().ids.len();
+    // Two system prompts of one length: a cache of one's first turn has the other's length.
+    let (french, german) = (Some("Answer in French."), Some("Answer in German."));
+    assert_eq!(prompt_len(french), prompt_len(german));
+    let q = QUESTIONS[0];
+    let plain = answer(&engine, &mut engine.new_conversation(), &photo, q, &under(None, 8), usize::MAX).0;
+    let mut c = engine.new_conversation();
+    let first = answer(&engine, &mut c, &photo, q, &under(french, 8), usize::MAX).0;
+    assert_eq!(first.prompt_tokens + prompt_len(None), plain.prompt_tokens + prompt_len(french));
+    assert_ne!(logprobs(&first), logprobs(&plain), "the system prompt was not read");
+
+    // A follow-up under the other one: the conversation rebuilt under it from its turns.
+    let follow_up = |c: &mut Conversation| {
+        let (a, len) = answer(&engine, c, &photo, "And the colours?", &under(german, 6), usize::MAX);
+        (a.tokens.clone(), logprobs(&a), len)
+    };
+    let mut rebuilt = engine.resume(Some(&photo), &[(q.to_owned(), first.text.clone())], &under(german, 6)).unwrap();
+    assert_eq!(follow_up(&mut c), follow_up(&mut rebuilt));
+    assert_eq!(c.questions().len(), 2);
+}
+
+#[test]
 fn penalised_answers_are_the_greedy_picks_of_the_penalised_logits() {
     let engine = engine(gpu(), "penalties", 2000);
     let photo = photo(&engine);
@@ -173,7 +227,7 @@ fn penalised_answers_are_the_greedy_picks_of_the_penalised_logits() {
     let model = &engine.model;
     let mut cache = model.new_cache();
     let vision = VisionOptions { latents: model.config.default_latents(), reduced_side: None };
-    let prompt = engine.tokenizer.image_prompt(q).unwrap();
+    let prompt = engine.tokenizer.image_prompt(q, None).unwrap();
     let read = |logits| pollster::block_on(fusion::gpu::read_f32(logits)).unwrap();
     let mut logits = read(model.prefill(&prompt, Some((&photo.views, &photo.context)), vision, &mut cache, None).unwrap());
     let mut tokens: Vec<u32> = Vec::new();
@@ -201,7 +255,7 @@ fn a_conversation_without_a_photo_is_the_plain_llm() {
     let model = &engine.model;
     let read = |logits| pollster::block_on(fusion::gpu::read_f32(logits)).unwrap();
     let q = "Who are you?";
-    let prompt = engine.tokenizer.text_prompt(q).unwrap();
+    let prompt = engine.tokenizer.text_prompt(q, None).unwrap();
     // A causal LM with no latents: its prompt prefilled at once or one token at a time gives
     // the same logits (an image prompt would not: its latents read the last token's states).
     let vision = VisionOptions { latents: model.config.default_latents(), reduced_side: None };
@@ -259,7 +313,7 @@ fn log_probabilities_are_the_log_softmax_of_each_steps_logits() {
     let mut cache = model.new_cache();
     let vision = VisionOptions { latents: model.config.default_latents(), reduced_side: None };
     let read = |logits| pollster::block_on(fusion::gpu::read_f32(logits)).unwrap();
-    let mut logits = read(model.prefill(&engine.tokenizer.image_prompt(q).unwrap(), Some((&photo.views, &photo.context)), vision, &mut cache, None).unwrap());
+    let mut logits = read(model.prefill(&engine.tokenizer.image_prompt(q, None).unwrap(), Some((&photo.views, &photo.context)), vision, &mut cache, None).unwrap());
     assert_eq!(got.logprobs.len(), got.tokens.len());
     for (step, (&token, lp)) in got.tokens.iter().zip(&got.logprobs).enumerate() {
         let log_total = logits.iter().map(|&v| (v as f64).exp()).sum::<f64>().ln();

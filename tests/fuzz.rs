@@ -145,7 +145,8 @@ fn tokenizer_input() {
             .collect();
         let text = if i % 50 == 0 { text.repeat(200) } else { text }; // very long input too
         no_panic("tokenizer", s, i, || {
-            let _ = t.image_prompt(&text);
+            let _ = t.image_prompt(&text, None);
+            let _ = t.text_prompt("Where?", Some(&text));
             let _ = t.follow_up(&text);
         });
     }

@@ -489,7 +489,7 @@ fn synthetic_views() -> Result<Views> {
 fn bench_question(model: &FusionModel, tokenizer: &Tokenizer, views: &Views, o: &BenchOptions) -> Result<Value> {
     let gpu = model.gpu();
     let vision = VisionOptions { latents: model.config.default_latents(), reduced_side: None };
-    let prompt = tokenizer.image_prompt(QUESTION)?;
+    let prompt = tokenizer.image_prompt(QUESTION, None)?;
     let phases = |cache: &mut crate::model::KvCache| -> Result<(f64, f64, f64, usize, u32)> {
         let t0 = now_ms();
         let context = model.encode_image(views)?;

@@ -32,6 +32,9 @@ pub struct AskOptions {
     pub latents: Option<usize>,
     /// FUSION-L: the image-token grid side after reduction (`None`: all N tokens).
     pub reduced_side: Option<usize>,
+    /// A system prompt in place of the chat template's (`None`: the template's). It is part of
+    /// a conversation's first turn: a question asked with another one rebuilds the cache.
+    pub system: Option<String>,
 }
 
 impl AskOptions {
@@ -128,7 +131,7 @@ impl Engine {
     }
 
     pub fn new_conversation(&self) -> Conversation {
-        Conversation { cache: self.model.new_cache(), photo_prompt: 0, pending: Vec::new(), asked: Vec::new(), kept: Vec::new(), dropped: 0, stale: false }
+        Conversation { cache: self.model.new_cache(), system: None, photo_prompt: 0, pending: Vec::new(), asked: Vec::new(), kept: Vec::new(), dropped: 0, stale: false }
     }
 
     /// A conversation rebuilt from earlier `(question, answer)` turns about `photo` (or about
@@ -156,11 +159,11 @@ impl Engine {
     /// context, and their prefill (the question-guided vision tower included) was most of a
     /// rebuild's cost: the browser soak's rebuilds went from 22.8 to 7.1 s (RELIABILITY.md).
     fn rebuild(&self, photo: Option<&Photo>, history: &[(String, String)], next: &str, options: &AskOptions, photo_prompt: Option<(KvCache, usize)>) -> Result<Conversation> {
-        let mut conversation = self.new_conversation();
+        let mut conversation = Conversation { system: options.system.clone(), ..self.new_conversation() };
         let Some(((first, _), later)) = history.split_first() else { return Ok(conversation) };
         let dropped = self.fit(photo, history, next, options)?;
         let vision = options.vision(&self.model.config);
-        let prompt = self.first_prompt(photo, first)?;
+        let prompt = self.first_prompt(photo, first, options)?;
         match photo_prompt {
             // Only with the vision options it was made with (they set its length).
             Some((mut cache, len)) if len == self.model.sequence_len(&prompt, vision)? => {
@@ -197,7 +200,7 @@ impl Engine {
     pub fn fit(&self, photo: Option<&Photo>, history: &[(String, String)], question: &str, options: &AskOptions) -> Result<usize> {
         let Some(((first_q, first_a), later)) = history.split_first() else { return Ok(0) };
         let max = self.model.config.max_context();
-        let first = self.model.sequence_len(&self.first_prompt(photo, first_q)?, options.vision(&self.model.config))? + self.tokenizer.encode(first_a, false)?.len();
+        let first = self.model.sequence_len(&self.first_prompt(photo, first_q, options)?, options.vision(&self.model.config))? + self.tokenizer.encode(first_a, false)?.len();
         let turn = |q: &str, a: &str| -> Result<usize> { Ok(self.tokenizer.follow_up(q)?.len() + self.tokenizer.encode(a, false)?.len()) };
         let ask = if question.is_empty() { 0 } else { turn(question, "")? } + ANSWER_ROOM.min(options.sampling.max_new_tokens);
         let later = later.iter().map(|(q, a)| turn(q, a)).collect::<Result<Vec<_>>>()?;
@@ -238,11 +241,13 @@ impl Engine {
     /// after a GPU failure, a cache that can no longer be read.
     pub async fn ask(&self, conversation: &mut Conversation, photo: Option<&Photo>, question: &str, options: &AskOptions, on_text: impl FnMut(&str) -> bool) -> Result<Answer> {
         options.sampling.check()?;
-        if conversation.stale || self.out_of_room(conversation, question, options)? {
+        let new_system = !conversation.kept.is_empty() && conversation.system != options.system;
+        if conversation.stale || new_system || self.out_of_room(conversation, question, options)? {
             // Rebuild the cache from the newest turns that fit (one prefill), on the photo's
-            // prompt as cached unless a failed question left the cache unreadable. Stale until
-            // done: a rebuild that fails leaves the next question a rebuild from scratch.
-            let photo_prompt = (!conversation.stale && conversation.photo_prompt > 0).then(|| (std::mem::replace(&mut conversation.cache, self.model.new_cache()), conversation.photo_prompt));
+            // prompt as cached unless a failed question left the cache unreadable or the
+            // system prompt before it changed. Stale until done: a rebuild that fails leaves
+            // the next question a rebuild from scratch.
+            let photo_prompt = (!conversation.stale && !new_system && conversation.photo_prompt > 0).then(|| (std::mem::replace(&mut conversation.cache, self.model.new_cache()), conversation.photo_prompt));
             conversation.stale = true;
             let rebuilt = self.rebuild(photo, &conversation.kept, question, options, photo_prompt)?;
             *conversation = Conversation { asked: std::mem::take(&mut conversation.asked), dropped: conversation.dropped + rebuilt.dropped, ..rebuilt };
@@ -251,7 +256,8 @@ impl Engine {
         let before = cache.len();
         let start = now_ms();
         let embedded = if conversation.kept.is_empty() {
-            let prompt = self.first_prompt(photo, question)?;
+            conversation.system = options.system.clone();
+            let prompt = self.first_prompt(photo, question, options)?;
             let embedded = self.model.embed_prompt(&prompt, photo.map(Photo::image), options.vision(&self.model.config), cache, None)?;
             self.model.gpu().sync().await?;
             embedded
@@ -277,11 +283,12 @@ impl Engine {
     }
 
     /// The prompt of a conversation's first question: about `photo`, or, without one, the plain
-    /// LLM's (`Tokenizer::text_prompt`, [OPEN §10.10]).
-    fn first_prompt(&self, photo: Option<&Photo>, question: &str) -> Result<Prompt> {
+    /// LLM's (`Tokenizer::text_prompt`, [OPEN §10.10]), under the options' system prompt.
+    fn first_prompt(&self, photo: Option<&Photo>, question: &str, options: &AskOptions) -> Result<Prompt> {
+        let system = options.system.as_deref();
         match photo {
-            Some(_) => self.tokenizer.image_prompt(question),
-            None => self.tokenizer.text_prompt(question),
+            Some(_) => self.tokenizer.image_prompt(question, system),
+            None => self.tokenizer.text_prompt(question, system),
         }
     }
 
@@ -318,7 +325,7 @@ impl Engine {
         let mut stream = self.tokenizer.text_stream();
         let mut text = StopText::new(&options.sampling.stop);
         let mut pending = None;
-        let stop = loop {
+        let mut stop = loop {
             if tokens.len() >= max_new || cache.len() + 1 >= self.model.config.max_context() {
                 break StopReason::Length;
             }
@@ -361,6 +368,18 @@ impl Engine {
             };
             pending = None;
         };
+        // Text not streamed yet: a last character whose bytes never all came (cut by the token
+        // budget), as U+FFFD as in the answer's text decoded at once. It may end at a stop
+        // sequence too.
+        if matches!(stop, StopReason::Length | StopReason::EndOfTurn) {
+            let (shown, ended) = text.push(&stream.rest(&tokens)?);
+            if !shown.is_empty() {
+                on_text(&shown);
+            }
+            if ended {
+                stop = StopReason::StopSequence;
+            }
+        }
         // The answer is the text shown. A cancelled answer holding text back (a possible stop
         // sequence's start) is cut there, as at a stop sequence: the caller never saw that text.
         let (answer, pending) = if stop == StopReason::StopSequence || (stop == StopReason::Cancelled && text.holds_back()) {
@@ -434,6 +453,8 @@ pub const ANSWER_ROOM: usize = 64;
 /// A conversation about one photo (or none): the KV cache of every turn it still holds.
 pub struct Conversation {
     cache: KvCache,
+    /// The system prompt its first turn was asked under ([`AskOptions::system`]).
+    system: Option<String>,
     /// Positions of the first turn's prompt (photo and question) at the start of the cache; 0
     /// before the first question.
     photo_prompt: usize,

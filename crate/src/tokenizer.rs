@@ -19,6 +19,7 @@ pub struct Tokenizer {
     byte_level: bool,
 }
 
+const PHI_SYSTEM: &str = "You are a helpful AI assistant.";
 const LLAMA_SYSTEM: &str = "You are a helpful, highly intelligent language and vision assistant. You are able to understand the visual content that the user provides, and assist the user with a variety of tasks using natural language. Whenever an image is present in the conversation, very carefully examine it and consider its content when formulating your response.";
 
 impl Tokenizer {
@@ -74,17 +75,25 @@ impl Tokenizer {
     }
 
     /// The chat-template text of an image question.
-    pub fn chat_text(&self, question: &str) -> String {
-        self.first_turn(&format!("<vision_start>{LATENT}<vision_end><vision_start>{IMAGE}<vision_end>\n{question}"))
+    pub fn chat_text(&self, question: &str, system: Option<&str>) -> String {
+        self.first_turn(&format!("<vision_start>{LATENT}<vision_end><vision_start>{IMAGE}<vision_end>\n{question}"), system)
     }
 
-    /// The template's system prompt, a user turn holding `user` and the assistant's header.
-    fn first_turn(&self, user: &str) -> String {
+    /// The template's system turn, a user turn holding `user` and the assistant's header.
+    ///
+    /// A system prompt given (an OpenAI `system` message, `--system`) takes the place of the
+    /// template's own, as the reference's `conv.system` would and as Hugging Face's LLaMA-3.1
+    /// template does; FUSION was tuned with the template's, which `None` keeps.
+    fn first_turn(&self, user: &str, system: Option<&str>) -> String {
         match self.backbone {
-            Backbone::Phi => format!("<|system|>\nYou are a helpful AI assistant.<|end|>\n<|user|>\n{user}<|end|>\n<|assistant|>\n"),
-            Backbone::Llama => format!(
-                "<|start_header_id|>system<|end_header_id|>\n\n{LLAMA_SYSTEM}<|eot_id|><|start_header_id|>user<|end_header_id|>\n\n{user}<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"
-            ),
+            Backbone::Phi => {
+                let system = system.unwrap_or(PHI_SYSTEM);
+                format!("<|system|>\n{system}<|end|>\n<|user|>\n{user}<|end|>\n<|assistant|>\n")
+            }
+            Backbone::Llama => {
+                let system = system.unwrap_or(LLAMA_SYSTEM);
+                format!("<|start_header_id|>system<|end_header_id|>\n\n{system}<|eot_id|><|start_header_id|>user<|end_header_id|>\n\n{user}<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n")
+            }
         }
     }
 
@@ -111,10 +120,10 @@ impl Tokenizer {
     /// placeholders, each piece tokenised on its own with default special tokens, joined by
     /// the sentinels; when pieces start with BOS, one BOS is kept (`tokenizer_image_token`).
     /// The question ids for the tower are the stripped question tokenised alone (spec §1.4).
-    pub fn image_prompt(&self, question: &str) -> Result<Prompt> {
+    pub fn image_prompt(&self, question: &str, system: Option<&str>) -> Result<Prompt> {
         let question = clean_question(question)?;
         let question = question.as_str();
-        let text = self.chat_text(question);
+        let text = self.chat_text(question, system.map(clean_text).as_deref());
         let bos = self.bos_id();
         let mut ids = Vec::new();
         let mut rest = text.as_str();
@@ -144,11 +153,11 @@ impl Tokenizer {
 
     /// [OPEN §10.10] A question without a photo, which the reference cannot answer (our
     /// extension): the chat template with the question alone in the user turn (the system
-    /// prompt kept as it is), tokenised whole, with no placeholders and no question ids for
+    /// prompt as with a photo), tokenised whole, with no placeholders and no question ids for
     /// the tower. The model runs it as the plain LLM: no vision tower, latents or interaction
     /// layers ([`crate::model::FusionModel::prefill`]).
-    pub fn text_prompt(&self, question: &str) -> Result<Prompt> {
-        let ids = self.encode(&self.first_turn(&clean_question(question)?), true)?;
+    pub fn text_prompt(&self, question: &str, system: Option<&str>) -> Result<Prompt> {
+        let ids = self.encode(&self.first_turn(&clean_question(question)?, system.map(clean_text).as_deref()), true)?;
         Ok(Prompt { ids: ids.into_iter().map(i64::from).collect(), instructs: Vec::new() })
     }
 
@@ -176,12 +185,16 @@ pub(crate) fn byte_level_chars() -> [char; 256] {
 /// A question as it enters a prompt: trimmed, and never placing an image (the placeholders and
 /// vision markers are removed, as the reference strips them from the question, spec §1.4).
 fn clean_question(text: &str) -> Result<String> {
-    let cleaned = [IMAGE, LATENT, "<vision_start>", "<vision_end>"].iter().fold(text.to_owned(), |t, tag| t.replace(tag, ""));
-    let trimmed = cleaned.trim();
-    if trimmed.is_empty() {
+    let cleaned = clean_text(text);
+    if cleaned.is_empty() {
         return Err(Error::invalid("question", "the question is empty"));
     }
-    Ok(trimmed.to_owned())
+    Ok(cleaned)
+}
+
+/// Text as it enters a prompt, trimmed and with no placeholder or vision marker left.
+fn clean_text(text: &str) -> String {
+    [IMAGE, LATENT, "<vision_start>", "<vision_end>"].iter().fold(text.to_owned(), |t, tag| t.replace(tag, "")).trim().to_owned()
 }
 
 /// The text of generated ids, piece by piece, at a cost per id that does not grow with the
@@ -212,6 +225,16 @@ impl TextStream<'_> {
         (self.prefix, self.read) = (self.read, ids.len());
         Ok(Some(text[known.len()..].to_owned()))
     }
+
+    /// The text that the ids after the last piece add to an answer that has ended, whole or
+    /// not: a character whose bytes never all came (the token budget cut it) is U+FFFD, as in
+    /// the answer's text decoded at once, so that the streamed text is that text. As in Hugging
+    /// Face's `TextStreamer.end()`.
+    pub fn rest(&self, ids: &[u32]) -> Result<String> {
+        let known = self.tokenizer.decode(&ids[self.prefix..self.read])?;
+        let text = self.tokenizer.decode(&ids[self.prefix..])?;
+        Ok(text.strip_prefix(known.as_str()).unwrap_or_default().to_owned())
+    }
 }
 
 #[cfg(test)]
@@ -226,7 +249,7 @@ mod tests {
     #[test]
     fn phi_prompt_puts_the_sentinels_inside_the_vision_markers() {
         let t = tiny(Backbone::Phi);
-        let p = t.image_prompt("  What is this?\n").unwrap();
+        let p = t.image_prompt("  What is this?\n", None).unwrap();
         let (vs, ve) = (t.token_id("<vision_start>").unwrap() as i64, t.token_id("<vision_end>").unwrap() as i64);
         let at = |id: i64| p.ids.iter().position(|&x| x == id).unwrap();
         let (latent, image) = (at(LATENT_IMAGE_TOKEN_INDEX), at(IMAGE_TOKEN_INDEX));
@@ -244,11 +267,11 @@ mod tests {
     fn llama_prompt_keeps_one_bos() {
         let t = tiny(Backbone::Llama);
         let bos = t.token_id("<|begin_of_text|>").unwrap() as i64;
-        let p = t.image_prompt("first?").unwrap();
+        let p = t.image_prompt("first?", None).unwrap();
         assert_eq!(p.ids[0], bos);
         assert_eq!(p.ids.iter().filter(|&&x| x == bos).count(), 1, "{:?}", p.ids);
         assert_eq!(p.instructs[0], bos as u32, "the tower's question ids carry BOS too (spec §1.4)");
-        assert!(t.chat_text("first?").ends_with("first?<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"));
+        assert!(t.chat_text("first?", None).ends_with("first?<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"));
         let eot = t.end_of_turn().unwrap();
         assert_eq!(Some(eot), t.token_id("<|eot_id|>"));
         let follow = t.follow_up(" second? ").unwrap();
@@ -261,7 +284,7 @@ mod tests {
     fn a_text_prompt_is_the_image_prompt_without_the_photo() {
         for backbone in [Backbone::Phi, Backbone::Llama] {
             let t = tiny(backbone);
-            let (text, image) = (t.text_prompt("  What is this?\n").unwrap(), t.image_prompt("What is this?").unwrap());
+            let (text, image) = (t.text_prompt("  What is this?\n", None).unwrap(), t.image_prompt("What is this?", None).unwrap());
             assert!(text.ids.iter().all(|&id| id >= 0) && text.instructs.is_empty());
             // The image prompt's ids, BOS included, without its vision markers, sentinels and
             // the newline after them (one byte token here).
@@ -269,8 +292,30 @@ mod tests {
             let mut without = image.ids.clone();
             without.drain(at(LATENT_IMAGE_TOKEN_INDEX) - 1..=at(IMAGE_TOKEN_INDEX) + 2);
             assert_eq!(text.ids, without, "{backbone:?}");
-            assert!(t.text_prompt(" <image> ").is_err());
+            assert!(t.text_prompt(" <image> ", None).is_err());
         }
+    }
+
+    #[test]
+    fn a_system_prompt_takes_the_place_of_the_templates() {
+        for (backbone, default) in [(Backbone::Phi, PHI_SYSTEM), (Backbone::Llama, LLAMA_SYSTEM)] {
+            let t = tiny(backbone);
+            let text = t.chat_text("Where?", Some("Answer in French."));
+            assert!(text.contains("Answer in French.") && !text.contains(default), "{text}");
+            assert_eq!(t.chat_text("Where?", None), text.replace("Answer in French.", default));
+            // As the template's own: only the system text differs, the question's ids stay.
+            for prompt in [Tokenizer::image_prompt, Tokenizer::text_prompt] {
+                let (plain, with) = (prompt(&t, "Where?", None).unwrap(), prompt(&t, "Where?", Some("  Answer in <image>French.\n")).unwrap());
+                assert_eq!(t.decode(&ids(&with)).unwrap(), t.decode(&ids(&plain)).unwrap().replace(default, "Answer in French."));
+                assert_eq!(with.instructs, plain.instructs);
+                assert_eq!(with.ids.iter().filter(|&&id| id < 0).count(), plain.ids.iter().filter(|&&id| id < 0).count(), "no image placed");
+            }
+        }
+    }
+
+    /// A prompt's token ids, its sentinels left out.
+    fn ids(p: &Prompt) -> Vec<u32> {
+        p.ids.iter().filter_map(|&id| u32::try_from(id).ok()).collect()
     }
 
     #[test]
@@ -315,6 +360,15 @@ mod tests {
         assert_eq!(String::from_utf8(bytes).unwrap(), " Un café in Zürich,</s> the 日\n", "each token's own bytes, the first space kept");
         assert_eq!(pieces.concat(), t.decode(&ids).unwrap());
         assert!(pieces.contains(&" the".to_owned()) && pieces.contains(&"日".to_owned()), "{pieces:?}");
+        assert_eq!(stream.rest(&ids).unwrap(), "", "all was streamed");
+        // An answer that ends in the middle of 日: the rest is what its decoded text ends with.
+        for cut in [&ids[..12], &ids[..13]] {
+            let mut stream = t.text_stream();
+            let pieces: String = (1..=cut.len()).filter_map(|n| stream.next(&cut[..n]).unwrap()).collect();
+            let rest = stream.rest(cut).unwrap();
+            assert!(rest.starts_with('\u{FFFD}'), "{rest:?}");
+            assert_eq!(pieces + &rest, t.decode(cut).unwrap());
+        }
     }
 
     #[test]
@@ -343,10 +397,10 @@ mod tests {
     #[test]
     fn empty_questions_are_refused_and_tags_never_place_images() {
         let t = tiny(Backbone::Phi);
-        assert!(t.image_prompt(" \n ").is_err());
-        assert!(t.image_prompt("<image>").is_err());
+        assert!(t.image_prompt(" \n ", None).is_err());
+        assert!(t.image_prompt("<image>", None).is_err());
         assert!(t.follow_up("<image>").is_err());
-        let p = t.image_prompt("what <image> is <vision_start>this").unwrap();
+        let p = t.image_prompt("what <image> is <vision_start>this", None).unwrap();
         assert_eq!(p.ids.iter().filter(|&&x| x < 0).count(), 2);
         assert_eq!(t.decode(&p.instructs).unwrap(), "what  is this");
     }

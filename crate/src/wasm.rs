@@ -253,6 +253,8 @@ struct JsAskOptions {
     stop: Option<Vec<String>>,
     /// The alternatives listed per token; given at all, each token's log-probability is reported.
     logprobs: Option<usize>,
+    /// In place of the chat template's system prompt.
+    system: Option<String>,
     latents: Option<usize>,
     reduced_side: Option<usize>,
 }
@@ -272,7 +274,7 @@ impl JsAskOptions {
             stop: self.stop.unwrap_or(d.stop),
             logprobs: self.logprobs,
         };
-        AskOptions { sampling, latents: self.latents, reduced_side: self.reduced_side }
+        AskOptions { sampling, latents: self.latents, reduced_side: self.reduced_side, system: self.system }
     }
 }
 

@@ -71,6 +71,7 @@ test(`${CASES} random chat histories: a well-formed request or a clear TypeError
     accepted++;
     // A photo, or none (a text-only chat).
     assert.ok(out.image === null || (typeof out.image === 'string' && out.image.length > 0), `seed ${seed} case ${i}: ${JSON.stringify(out.image)}`);
+    assert.ok(out.system === null || typeof out.system === 'string', `seed ${seed} case ${i}: ${JSON.stringify(out.system)}`);
     assert.equal(typeof out.question, 'string');
     assert.ok(out.question.trim().length > 0);
     for (const turn of out.history) {
@@ -116,12 +117,18 @@ test('well-formed conversations keep their turns', () => {
     { role: 'user', content: 'Any boats?' },
     { role: 'user', content: 'And people?' },
   ]);
-  assert.deepEqual(out, { image: '/photos/waterview.jpg', question: 'Any boats?\nAnd people?', history: [['What is this?', 'A lake.']] });
+  assert.deepEqual(out, { image: '/photos/waterview.jpg', system: 'Be brief.', question: 'Any boats?\nAnd people?', history: [['What is this?', 'A lake.']] });
   assert.throws(() => toTurns([{ role: 'tool', content: 'x' }]), /messages\[0\]: role must be/);
   assert.throws(() => toTurns([{ role: 'user', content: [img] }]), /no text/);
+  assert.throws(() => toTurns([{ role: 'system', content: [img, { type: 'text', text: 'Be brief.' }] }, { role: 'user', content: 'hi' }]), /messages\[0\]: only a user message may carry an image, not a system message/);
+  assert.throws(() => toTurns([{ role: 'user', content: 'hi' }, { role: 'assistant', content: [img] }, { role: 'user', content: 'and?' }]), /messages\[1\]: only a user message/);
+  // System and developer messages, wherever they are, joined in order.
+  const systems = toTurns([{ role: 'developer', content: [{ type: 'text', text: 'Be brief.' }] }, { role: 'user', content: 'hi' }, { role: 'system', content: 'In French.' }]);
+  assert.deepEqual(systems, { image: null, system: 'Be brief.\nIn French.', question: 'hi', history: [] });
   // Without a photo anywhere: a text-only chat.
   assert.deepEqual(toTurns([{ role: 'user', content: 'hi' }, { role: 'assistant', content: 'hello' }, { role: 'user', content: 'who are you?' }]), {
     image: null,
+    system: null,
     question: 'who are you?',
     history: [['hi', 'hello']],
   });

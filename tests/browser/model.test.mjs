@@ -113,6 +113,33 @@ test('without a photo the plain LLM answers, as the native CLI does, follow-up i
   assert.equal(r.photos, 0, 'no photo was encoded');
 });
 
+test('a system prompt takes the place of the template\'s, as --system does natively, follow-up included', async () => {
+  const [system, question, followUp] = ['Answer in French.', 'Who are you?', 'And then?'];
+  const [want, wantFollowUp] = nativeAnswer(null, question, 8, ['--system', system, '--then', followUp]).split(`\n> ${followUp}\n`).map((s) => s.trim());
+  assert.notEqual(want, nativeAnswer(null, question, 8), 'the system prompt changed nothing: a weak test');
+  const r = await page.evaluate(
+    async ({ system, question, followUp }) => {
+      const { Fusion } = await import('/src/index.js');
+      window.fusion ??= await Fusion.load('/models/tiny/manifest.json');
+      let text = '';
+      for await (const piece of window.fusion.ask({ question, system, maxNewTokens: 8 })) text += piece;
+      // The same conversation as OpenAI messages: it goes on in the KV cache.
+      const messages = [{ role: 'system', content: system }, { role: 'user', content: question }, { role: 'assistant', content: text }, { role: 'user', content: followUp }];
+      const reply = await window.fusion.chat.completions.create({ messages, max_tokens: 8 });
+      let refused = null;
+      try {
+        for await (const _ of window.fusion.ask({ question, system: 5 }));
+      } catch (e) {
+        refused = `${e.name}: ${e.message}`;
+      }
+      return { text: text.trim(), reply: reply.choices[0].message.content, refused };
+    },
+    { system, question, followUp },
+  );
+  assert.deepEqual([r.text, r.reply], [want, wantFollowUp]);
+  assert.match(r.refused ?? 'accepted', /^TypeError: system must be a string, got number/);
+});
+
 test('abort stops the answer; an OpenAI-style follow-up continues the KV cache', async () => {
   const r = await page.evaluate(async () => {
     const { Fusion } = await import('/src/index.js');
@@ -169,21 +196,20 @@ test('abort stops the answer; an OpenAI-style follow-up continues the KV cache',
 test('stop sequences and repetition penalties: the browser equals the native CLI', async () => {
   // A question the tiny model answers at length, and two characters first found in the second
   // half of that answer.
-  let question, full;
+  let question, full, stop;
   for (const q of ['Describe it.', 'What is in this photo?', 'Where is this?', 'What colour is the sky?']) {
     full = nativeAnswer('waterview.jpg', q, 16);
-    if ([...full].length >= 6) {
+    const chars = [...full];
+    stop = chars
+      .map((_, k) => [chars.slice(0, k).join('').length, chars.slice(k, k + 2).join('')])
+      .slice(chars.length >> 1, -1)
+      .find(([at, s]) => full.indexOf(s) === at && s.trim() !== '')?.[1];
+    if (stop) {
       question = q;
       break;
     }
   }
-  assert.ok(question, 'no question answered in 6 characters or more');
-  const chars = [...full];
-  const stop = chars
-    .map((_, k) => [chars.slice(0, k).join('').length, chars.slice(k, k + 2).join('')])
-    .slice(chars.length >> 1, -1)
-    .find(([at, s]) => full.indexOf(s) === at && s.trim() !== '')?.[1];
-  assert.ok(stop, `no stop sequence in ${JSON.stringify(full)}`);
+  assert.ok(question, 'no answer with two characters first found in its second half');
   const wantCut = nativeAnswer('waterview.jpg', question, 16, ['--stop', stop]);
   assert.equal(wantCut, full.slice(0, full.indexOf(stop)).trim());
   const penalties = { repetitionPenalty: 1.8, frequencyPenalty: 0.6, presencePenalty: 0.3 };

@@ -72,25 +72,32 @@ const kind = (v) => (v === null ? 'null' : Array.isArray(v) ? 'an array' : typeo
 
 /**
  * Split `messages` into the newest photo (`null` when no message has one: a text-only chat,
- * answered by the plain LLM), the newest question and the earlier turns.
- * System and developer messages are ignored (the chat template has its own); consecutive user
- * messages are one turn, as are consecutive assistant messages.
+ * answered by the plain LLM), the system prompt, the newest question and the earlier turns.
+ * The text of the system and developer messages, joined, is the system prompt in place of the
+ * chat template's (`null` when there are none: the template's, which FUSION was tuned with).
+ * Consecutive user messages are one turn, as are consecutive assistant messages.
  */
 export function toTurns(messages) {
   if (!Array.isArray(messages) || messages.length === 0) throw new TypeError('messages must be a non-empty array');
   const turns = [];
+  const systems = [];
   let image = null;
   for (const [i, m] of messages.entries()) {
     const at = `messages[${i}]`;
     if (m === null || typeof m !== 'object') throw new TypeError(`${at} must be an object, got ${kind(m)}`);
-    if (m.role === 'system' || m.role === 'developer') continue;
-    if (m.role !== 'user' && m.role !== 'assistant') {
+    if (!['system', 'developer', 'user', 'assistant'].includes(m.role)) {
       throw new TypeError(`${at}: role must be "system", "developer", "user" or "assistant", got ${kind(m.role)}`);
     }
     const text = textOf(m.content, at);
+    const photo = imageOf(m.content, at);
+    if (photo !== null && m.role !== 'user') throw new TypeError(`${at}: only a user message may carry an image, not a ${m.role} message`);
+    if (m.role === 'system' || m.role === 'developer') {
+      systems.push(text);
+      continue;
+    }
     const last = turns.at(-1);
     if (m.role === 'user') {
-      image = imageOf(m.content, at) ?? image;
+      image = photo ?? image;
       if (last && last[1] === null) last[0] = [last[0], text].filter(Boolean).join('\n');
       else turns.push([text, null]);
     } else if (last && last[1] === null) {
@@ -104,5 +111,5 @@ export function toTurns(messages) {
   const last = turns.pop();
   if (!last || last[1] !== null) throw new TypeError('the last message must come from the user');
   if (last[0].trim() === '') throw new TypeError('the last user message has no text: ask a question about the photo');
-  return { image, question: last[0], history: turns };
+  return { image, system: systems.length > 0 ? systems.join('\n') : null, question: last[0], history: turns };
 }

@@ -62,6 +62,12 @@ export interface AskRequest {
   logprobs?: boolean;
   /** With `logprobs`: also the 0 (default) to 20 most likely tokens at each step. */
   topLogprobs?: number;
+  /**
+   * A system prompt in place of the chat template's (default: the template's, which FUSION was
+   * tuned with). Part of the first turn: asking a follow-up under another one rebuilds the
+   * conversation under it.
+   */
+  system?: string;
   /** Latent tokens (a perfect square: 4, 16, 36, 64, 144). */
   latents?: number;
 }
@@ -145,8 +151,12 @@ export interface ModelInfo {
 
 export type ChatContentPart = { type: 'text'; text: string } | { type: 'image_url'; image_url: { url: string } | string };
 
+/**
+ * A chat message. Only a user message may carry an image; the text of the system and developer
+ * messages, joined, is the system prompt (see {@link AskRequest.system}).
+ */
 export interface ChatMessage {
-  role: 'system' | 'user' | 'assistant';
+  role: 'system' | 'developer' | 'user' | 'assistant';
   content: string | ChatContentPart[];
 }
 

@@ -126,12 +126,13 @@ export class Fusion {
   /**
    * Ask about a photo (or, without `image`, a text-only question); yields the answer as it is
    * generated.
-   * @param {{ image?: Blob|File|ImageBitmap|HTMLImageElement|HTMLCanvasElement|OffscreenCanvas|string|URL, question: string, history?: [string, string][], signal?: AbortSignal, maxNewTokens?: number, temperature?: number, topP?: number, seed?: number, stop?: string|string[], repetitionPenalty?: number, frequencyPenalty?: number, presencePenalty?: number, logprobs?: boolean, topLogprobs?: number, latents?: number }} request
+   * @param {{ image?: Blob|File|ImageBitmap|HTMLImageElement|HTMLCanvasElement|OffscreenCanvas|string|URL, question: string, history?: [string, string][], signal?: AbortSignal, maxNewTokens?: number, temperature?: number, topP?: number, seed?: number, stop?: string|string[], repetitionPenalty?: number, frequencyPenalty?: number, presencePenalty?: number, logprobs?: boolean, topLogprobs?: number, system?: string, latents?: number }} request
    */
-  async *ask({ image, question, history = [], signal, maxNewTokens, temperature, topP, seed, stop, repetitionPenalty, frequencyPenalty, presencePenalty, logprobs, topLogprobs, latents }) {
+  async *ask({ image, question, history = [], signal, maxNewTokens, temperature, topP, seed, stop, repetitionPenalty, frequencyPenalty, presencePenalty, logprobs, topLogprobs, system, latents }) {
     signal?.throwIfAborted();
     // The wasm boundary would take another type's text (`undefined` asked as "undefined").
     if (typeof question !== 'string') throw new TypeError(`question must be a string, got ${question === null ? 'null' : typeof question}`);
+    if (system != null && typeof system !== 'string') throw new TypeError(`system must be a string, got ${typeof system}`);
     if (topLogprobs != null && !logprobs) throw new TypeError('topLogprobs needs logprobs: true');
     // Its range (0 to 20) is the engine's to check.
     if (topLogprobs != null && !Number.isInteger(topLogprobs)) throw new TypeError(`topLogprobs must be an integer, got ${topLogprobs}`);
@@ -154,6 +155,7 @@ export class Fusion {
       frequency_penalty: frequencyPenalty,
       presence_penalty: presencePenalty,
       logprobs: logprobs ? (topLogprobs ?? 0) : undefined,
+      system: system ?? undefined,
       latents,
     };
     const onAbort = () => this.#worker.postMessage({ type: Msg.abort, id });
@@ -199,8 +201,8 @@ export class Fusion {
   /**
    * OpenAI-style chat: `model.chat.completions.create({ messages, stream })`. A user message
    * carries the photo as an `image_url` part (an http(s) or data: URL); earlier user/assistant
-   * turns become the history. System messages are ignored: FUSION's chat template fixes its
-   * own system prompt. Only the newest image is used; without one, the plain LLM answers.
+   * turns become the history; system and developer messages, joined, take the place of the chat
+   * template's system prompt. Only the newest image is used; without one, the plain LLM answers.
    */
   get chat() {
     return { completions: { create: (request) => this.#complete(request) } };
@@ -209,11 +211,12 @@ export class Fusion {
   #complete(request = {}) {
     checkRequest(request);
     const { messages, stream = false, stream_options, max_tokens, max_completion_tokens, temperature, top_p, seed, stop, frequency_penalty, presence_penalty, repetition_penalty, logprobs, top_logprobs, signal } = request;
-    const { image, question, history } = toTurns(messages);
+    const { image, system, question, history } = toTurns(messages);
     const id = `chatcmpl-${nextId++}`;
     const created = Math.floor(Date.now() / 1000);
     const pieces = this.ask({
       image,
+      system,
       question,
       history,
       signal,

@@ -46,6 +46,9 @@ enum Command {
         top_p: f32,
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// A system prompt in place of the chat template's (FUSION was tuned with the template's).
+        #[arg(long, value_name = "TEXT")]
+        system: Option<String>,
         /// End the answer before this text (repeat the flag for several); it is not printed.
         #[arg(long = "stop", value_name = "TEXT")]
         stop: Vec<String>,
@@ -183,13 +186,13 @@ fn read_photo(image: &Path) -> Result<Views> {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Ask { model, image, question, follow_ups, max_tokens, temperature, top_p, seed, stop, repetition_penalty, frequency_penalty, presence_penalty, logprobs, latents, reduced, int4, baseline } => {
+        Command::Ask { model, image, question, follow_ups, max_tokens, temperature, top_p, seed, stop, repetition_penalty, frequency_penalty, presence_penalty, logprobs, system, latents, reduced, int4, baseline } => {
             if let Some(q) = latents {
                 fusion::config::FusionConfig::latent_side(q)?;
             }
             let sampling = SamplingOptions { max_new_tokens: max_tokens, temperature, top_p, seed, repetition_penalty, frequency_penalty, presence_penalty, stop, logprobs };
             sampling.check()?;
-            let options = AskOptions { sampling, latents, reduced_side: reduced };
+            let options = AskOptions { sampling, latents, reduced_side: reduced, system };
             let views = image.map(|image| read_photo(&image)).transpose()?;
             let format = if int4 { WeightFormat::Int4 { group: 32 } } else { WeightFormat::F32 };
             // One engine driven from this one thread: decode steps can be recorded.
