@@ -212,6 +212,9 @@ fn a_system_prompt_takes_the_templates_place_and_another_one_rebuilds_the_conver
     let mut rebuilt = engine.resume(Some(&photo), &[(q.to_owned(), first.text.clone())], &under(german, 6)).unwrap();
     assert_eq!(follow_up(&mut c), follow_up(&mut rebuilt));
     assert_eq!(c.questions().len(), 2);
+    // Only the new system prompt rebuilt: the resumed conversation's follow-up, under its own,
+    // prefilled its turn alone.
+    assert_eq!((c.rebuilds(), rebuilt.rebuilds()), (1, 0));
 }
 
 #[test]

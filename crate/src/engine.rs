@@ -131,7 +131,7 @@ impl Engine {
     }
 
     pub fn new_conversation(&self) -> Conversation {
-        Conversation { cache: self.model.new_cache(), system: None, photo_prompt: 0, pending: Vec::new(), asked: Vec::new(), kept: Vec::new(), dropped: 0, stale: false }
+        Conversation { cache: self.model.new_cache(), system: None, photo_prompt: 0, pending: Vec::new(), asked: Vec::new(), kept: Vec::new(), dropped: 0, rebuilds: 0, stale: false }
     }
 
     /// A conversation rebuilt from earlier `(question, answer)` turns about `photo` (or about
@@ -250,7 +250,7 @@ impl Engine {
             let photo_prompt = (!conversation.stale && !new_system && conversation.photo_prompt > 0).then(|| (std::mem::replace(&mut conversation.cache, self.model.new_cache()), conversation.photo_prompt));
             conversation.stale = true;
             let rebuilt = self.rebuild(photo, &conversation.kept, question, options, photo_prompt)?;
-            *conversation = Conversation { asked: std::mem::take(&mut conversation.asked), dropped: conversation.dropped + rebuilt.dropped, ..rebuilt };
+            *conversation = Conversation { asked: std::mem::take(&mut conversation.asked), dropped: conversation.dropped + rebuilt.dropped, rebuilds: conversation.rebuilds + 1, ..rebuilt };
         }
         let cache = &mut conversation.cache;
         let before = cache.len();
@@ -467,6 +467,8 @@ pub struct Conversation {
     kept: Vec<(String, String)>,
     /// Follow-up turns left out to stay within the context ([`Engine::fit`]).
     dropped: usize,
+    /// Times [`Engine::ask`] rebuilt the cache from `kept`.
+    rebuilds: usize,
     /// The last question failed: the cache is rebuilt from `kept` before the next one.
     stale: bool,
 }
@@ -485,6 +487,13 @@ impl Conversation {
     /// Follow-up turns left out of the context so far.
     pub fn dropped_turns(&self) -> usize {
         self.dropped
+    }
+
+    /// Times a question rebuilt its cache from the turns kept (one prefill of them all): to
+    /// make room, after a failed question, or under another system prompt. Any other follow-up
+    /// prefills only its own turn.
+    pub fn rebuilds(&self) -> usize {
+        self.rebuilds
     }
 
     /// Make the next rebuild prefill the photo's prompt again instead of keeping its cached

@@ -326,8 +326,10 @@ impl Model {
     /// When the history is the current conversation's (same photo, same questions), the
     /// follow-up continues its KV cache; otherwise the history is replayed into a new one. `on_text(piece)`
     /// gets each new piece of text and returns `false` to stop. Resolves to
-    /// `{ text, tokens, logprobs, promptTokens, droppedTurns, stop, timings, gpuBytesInUse, decodePath }`
-    /// as JSON (`logprobs`: OpenAI's `logprobs.content`, or null when not asked for).
+    /// `{ text, tokens, logprobs, promptTokens, droppedTurns, rebuilt, stop, timings, gpuBytesInUse, decodePath }`
+    /// as JSON (`logprobs`: OpenAI's `logprobs.content`, or null when not asked for; `rebuilt`:
+    /// whether the earlier turns were prefilled again before this one, a history replayed or
+    /// the cache rebuilt, [`Conversation::rebuilds`]).
     pub async fn ask(&self, id: Option<u32>, history_json: String, question: String, options_json: String, on_text: js_sys::Function) -> Result<String, JsError> {
         let history: Vec<(String, String)> = serde_json::from_str(&history_json).map_err(|e| js_error(Error::invalid("history", e.to_string())))?;
         let o: JsAskOptions = serde_json::from_str(&options_json).map_err(|e| js_error(Error::invalid("options", e.to_string())))?;
@@ -342,23 +344,25 @@ impl Model {
             }
         };
         let asked: Vec<String> = history.iter().map(|(q, _)| q.trim().to_owned()).collect();
-        let mut conversation = match self.conversation.borrow_mut().take() {
-            Some((photo_id, c)) if photo_id == id && c.questions() == asked => c,
+        let (mut conversation, replayed) = match self.conversation.borrow_mut().take() {
+            Some((photo_id, c)) if photo_id == id && c.questions() == asked => (c, false),
             // Another photo or an edited history: rebuild its cache (the same photo is reused).
             _ => match self.engine.resume(photo.as_ref(), &history, &options) {
-                Ok(c) => c,
+                Ok(c) => (c, !history.is_empty()),
                 Err(e) => {
                     give_back(photo);
                     return Err(js_error(e));
                 }
             },
         };
+        let rebuilds = conversation.rebuilds();
         let result = self
             .engine
             .ask(&mut conversation, photo.as_ref(), &question, &options, |piece| on_text.call1(&JsValue::NULL, &JsValue::from_str(piece)).map(|v| v.as_bool() != Some(false)).unwrap_or(false))
             .await;
         give_back(photo);
         let (decode_path, dropped_turns) = (conversation.decode_path().to_owned(), conversation.dropped_turns());
+        let rebuilt = replayed || conversation.rebuilds() > rebuilds;
         // Kept even after a failure: a failed question is not a turn, and the next one rebuilds
         // the cache from the turns before it (`Engine::ask`).
         *self.conversation.borrow_mut() = Some((id, conversation));
@@ -373,6 +377,6 @@ impl Model {
         let timings = serde_json::json!({ "visionMs": t.vision_ms, "prefillMs": t.prefill_ms, "decodeMs": t.decode_ms });
         let (gpu_bytes, _) = self.engine.model.gpu().memory();
         let logprobs = options.sampling.logprobs.map(|_| self.engine.logprobs_json(&answer));
-        Ok(serde_json::json!({ "text": answer.text, "tokens": answer.tokens, "logprobs": logprobs, "promptTokens": answer.prompt_tokens, "droppedTurns": dropped_turns, "stop": stop, "timings": timings, "gpuBytesInUse": gpu_bytes, "decodePath": decode_path }).to_string())
+        Ok(serde_json::json!({ "text": answer.text, "tokens": answer.tokens, "logprobs": logprobs, "promptTokens": answer.prompt_tokens, "droppedTurns": dropped_turns, "rebuilt": rebuilt, "stop": stop, "timings": timings, "gpuBytesInUse": gpu_bytes, "decodePath": decode_path }).to_string())
     }
 }

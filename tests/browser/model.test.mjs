@@ -126,17 +126,22 @@ test('a system prompt takes the place of the template\'s, as --system does nativ
       // The same conversation as OpenAI messages: it goes on in the KV cache.
       const messages = [{ role: 'system', content: system }, { role: 'user', content: question }, { role: 'assistant', content: text }, { role: 'user', content: followUp }];
       const reply = await window.fusion.chat.completions.create({ messages, max_tokens: 8 });
+      const rebuilt = [window.fusion.lastAnswer.stats.rebuilt];
+      // Without its system message: the template's, the earlier turns prefilled again under it.
+      await window.fusion.chat.completions.create({ messages: messages.slice(1), max_tokens: 2 });
+      rebuilt.push(window.fusion.lastAnswer.stats.rebuilt);
       let refused = null;
       try {
         for await (const _ of window.fusion.ask({ question, system: 5 }));
       } catch (e) {
         refused = `${e.name}: ${e.message}`;
       }
-      return { text: text.trim(), reply: reply.choices[0].message.content, refused };
+      return { text: text.trim(), reply: reply.choices[0].message.content, rebuilt, refused };
     },
     { system, question, followUp },
   );
   assert.deepEqual([r.text, r.reply], [want, wantFollowUp]);
+  assert.deepEqual(r.rebuilt, [false, true]);
   assert.match(r.refused ?? 'accepted', /^TypeError: system must be a string, got number/);
 });
 

@@ -45,7 +45,7 @@ test(`${TURNS} turns in one page keep GPU memory, wasm memory and the JS heap fl
       const fusion = await Fusion.load('/models/tiny/manifest.json');
       const image = await (await fetch('/photos/rgb8.png')).blob();
       const history = [];
-      const samples = { gpu: [], wasm: [], page: [], promptTokens: [], dropped: [], ms: [] };
+      const samples = { gpu: [], wasm: [], page: [], promptTokens: [], dropped: [], rebuilt: [], ms: [] };
       const t0 = performance.now();
       for (let i = 0; i < turns; i++) {
         const question = i === 0 ? 'What is in this photo?' : `What else, part ${i}?`;
@@ -58,6 +58,7 @@ test(`${TURNS} turns in one page keep GPU memory, wasm memory and the JS heap fl
         samples.page.push(performance.memory.usedJSHeapSize / 1e6);
         samples.promptTokens.push(s.promptTokens);
         samples.dropped.push(s.droppedTurns);
+        samples.rebuilt.push(s.rebuilt);
         samples.ms.push(s.totalMs);
       }
       const seconds = (performance.now() - t0) / 1000;
@@ -70,6 +71,8 @@ test(`${TURNS} turns in one page keep GPU memory, wasm memory and the JS heap fl
   // Dropping turns rebuilds the conversation's KV cache (one prefill of the turns kept); the
   // allocator's pools settle with that first rebuild's buffers.
   const rebuilds = r.samples.dropped.map((n, i) => i > 0 && n > r.samples.dropped[i - 1]);
+  // Every other turn prefilled only its own turn.
+  assert.deepEqual(r.samples.rebuilt, rebuilds, 'a turn was rebuilt without dropping any, or the other way round');
   const rebuilt = rebuilds.indexOf(true);
   const dropped = r.samples.dropped.at(-1);
   assert.ok(rebuilt > 0, `the soak never crossed the context (${dropped} turns dropped)`);

@@ -88,6 +88,12 @@ export interface AnswerStats {
    */
   droppedTurns: number;
   /**
+   * Whether the earlier turns were prefilled again before this answer (a history that is not
+   * the engine's current conversation, turns dropped to make room, a new system prompt, or
+   * after a failed answer): a follow-up otherwise prefills only its own turn.
+   */
+  rebuilt: boolean;
+  /**
    * How the decode steps ran: `recorded` (the first step recorded, the others replayed it),
    * `launched` (every kernel launched each step), or why the recording was refused.
    */

@@ -104,6 +104,7 @@ async function ask({ id, photo, history, question, options }) {
     decodeTokensPerSecond: first === null || decodeTokens === 0 ? null : decodeTokens / ((end - first) / 1000),
     promptTokens: result.promptTokens,
     droppedTurns: result.droppedTurns,
+    rebuilt: result.rebuilt,
     decodePath: result.decodePath,
     gpuBytesInUse: result.gpuBytesInUse,
     wasmBytes: (await ready).memory.buffer.byteLength,
