@@ -83,17 +83,19 @@ impl Tokenizer {
     ///
     /// A system prompt given (an OpenAI `system` message, `--system`) takes the place of the
     /// template's own, as the reference's `conv.system` would and as Hugging Face's LLaMA-3.1
-    /// template does; FUSION was tuned with the template's, which `None` keeps.
+    /// template does; FUSION was tuned with the template's, which `None` keeps. Like a question,
+    /// it is trimmed and never places an image.
     fn first_turn(&self, user: &str, system: Option<&str>) -> String {
+        let default = match self.backbone {
+            Backbone::Phi => PHI_SYSTEM,
+            Backbone::Llama => LLAMA_SYSTEM,
+        };
+        let system = system.map_or_else(|| default.to_owned(), clean_text);
         match self.backbone {
-            Backbone::Phi => {
-                let system = system.unwrap_or(PHI_SYSTEM);
-                format!("<|system|>\n{system}<|end|>\n<|user|>\n{user}<|end|>\n<|assistant|>\n")
-            }
-            Backbone::Llama => {
-                let system = system.unwrap_or(LLAMA_SYSTEM);
-                format!("<|start_header_id|>system<|end_header_id|>\n\n{system}<|eot_id|><|start_header_id|>user<|end_header_id|>\n\n{user}<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n")
-            }
+            Backbone::Phi => format!("<|system|>\n{system}<|end|>\n<|user|>\n{user}<|end|>\n<|assistant|>\n"),
+            Backbone::Llama => format!(
+                "<|start_header_id|>system<|end_header_id|>\n\n{system}<|eot_id|><|start_header_id|>user<|end_header_id|>\n\n{user}<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"
+            ),
         }
     }
 
@@ -123,7 +125,7 @@ impl Tokenizer {
     pub fn image_prompt(&self, question: &str, system: Option<&str>) -> Result<Prompt> {
         let question = clean_question(question)?;
         let question = question.as_str();
-        let text = self.chat_text(question, system.map(clean_text).as_deref());
+        let text = self.chat_text(question, system);
         let bos = self.bos_id();
         let mut ids = Vec::new();
         let mut rest = text.as_str();
@@ -157,7 +159,7 @@ impl Tokenizer {
     /// the tower. The model runs it as the plain LLM: no vision tower, latents or interaction
     /// layers ([`crate::model::FusionModel::prefill`]).
     pub fn text_prompt(&self, question: &str, system: Option<&str>) -> Result<Prompt> {
-        let ids = self.encode(&self.first_turn(&clean_question(question)?, system.map(clean_text).as_deref()), true)?;
+        let ids = self.encode(&self.first_turn(&clean_question(question)?, system), true)?;
         Ok(Prompt { ids: ids.into_iter().map(i64::from).collect(), instructs: Vec::new() })
     }
 
@@ -217,8 +219,7 @@ impl TextStream<'_> {
     /// The text that the ids after the last call add to the answer, `ids` being the whole
     /// answer so far; `None` while that text is not yet whole.
     pub fn next(&mut self, ids: &[u32]) -> Result<Option<String>> {
-        let known = self.tokenizer.decode(&ids[self.prefix..self.read])?;
-        let text = self.tokenizer.decode(&ids[self.prefix..])?;
+        let (known, text) = self.window(ids)?;
         if text.len() <= known.len() || text.ends_with('\u{FFFD}') || !text.starts_with(&known) {
             return Ok(None);
         }
@@ -231,9 +232,13 @@ impl TextStream<'_> {
     /// the answer's text decoded at once, so that the streamed text is that text. As in Hugging
     /// Face's `TextStreamer.end()`.
     pub fn rest(&self, ids: &[u32]) -> Result<String> {
-        let known = self.tokenizer.decode(&ids[self.prefix..self.read])?;
-        let text = self.tokenizer.decode(&ids[self.prefix..])?;
+        let (known, text) = self.window(ids)?;
         Ok(text.strip_prefix(known.as_str()).unwrap_or_default().to_owned())
+    }
+
+    /// The window's text up to the ids already emitted, and its whole text.
+    fn window(&self, ids: &[u32]) -> Result<(String, String)> {
+        Ok((self.tokenizer.decode(&ids[self.prefix..self.read])?, self.tokenizer.decode(&ids[self.prefix..])?))
     }
 }
 
