@@ -48,22 +48,33 @@ fn reports(stderr: &str) -> Vec<(usize, usize)> {
 fn assert_clear_failure(out: &Output, needle: &str) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
-    assert!(stderr.starts_with("error: ") && stderr.contains(needle), "expected an error naming `{needle}`, got: {stderr}");
+    assert!(
+        stderr.starts_with("error: ") && stderr.contains(needle),
+        "expected an error naming `{needle}`, got: {stderr}"
+    );
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
 #[test]
 fn ask_without_a_photo_is_a_text_only_conversation() {
     let model = checkpoint("text", TinySpec::new(Backbone::Phi));
-    let out = fusion_ask(&model, None, &["Who are you?", "--max-tokens", "3", "--then", "And then?", "--logprobs", "2"]);
+    let out =
+        fusion_ask(&model, None, &["Who are you?", "--max-tokens", "3", "--then", "And then?", "--logprobs", "2"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     // --logprobs: a JSON line after each answer, one entry per token with 2 alternatives.
-    let logprobs: Vec<serde_json::Value> = stderr.lines().filter(|l| l.starts_with("{\"logprobs\"")).map(|l| serde_json::from_str(l).unwrap()).collect();
+    let logprobs: Vec<serde_json::Value> =
+        stderr.lines().filter(|l| l.starts_with("{\"logprobs\"")).map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(logprobs.len(), 2, "{stderr}");
     for l in &logprobs {
         let tokens = l["logprobs"].as_array().unwrap();
-        assert!(!tokens.is_empty() && tokens.iter().all(|t| t["top_logprobs"].as_array().unwrap().len() == 2 && t["logprob"].as_f64().unwrap() <= 0.0), "{l}");
+        assert!(
+            !tokens.is_empty()
+                && tokens
+                    .iter()
+                    .all(|t| t["top_logprobs"].as_array().unwrap().len() == 2 && t["logprob"].as_f64().unwrap() <= 0.0),
+            "{l}"
+        );
     }
     // The first prompt is the chat template's text alone: no image tokens or latents.
     let tokenizer = fusion::tokenizer::Tokenizer::load(&model, Backbone::Phi).unwrap();
@@ -76,13 +87,21 @@ fn ask_without_a_photo_is_a_text_only_conversation() {
     let out = fusion_ask(&model, None, &["Who are you?", "--max-tokens", "2", "--system", system]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert_eq!(reports(&stderr)[0].0, tokenizer.text_prompt("Who are you?", Some(system)).unwrap().ids.len(), "{stderr}");
+    assert_eq!(
+        reports(&stderr)[0].0,
+        tokenizer.text_prompt("Who are you?", Some(system)).unwrap().ids.len(),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn ask_streams_an_answer_with_a_follow_up() {
     let model = checkpoint("ok", TinySpec::new(Backbone::Phi));
-    let out = ask(&model, &photo("waterview.jpg"), &["What is in the photo?", "--max-tokens", "3", "--then", "Where is it?", "--reduced"]);
+    let out = ask(
+        &model,
+        &photo("waterview.jpg"),
+        &["What is in the photo?", "--max-tokens", "3", "--then", "Where is it?", "--reduced"],
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("> Where is it?"));
@@ -99,7 +118,10 @@ fn info_names_the_adapter_and_what_it_offers() {
     let out = Command::new(env!("CARGO_BIN_EXE_fusion")).arg("info").output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.starts_with("GPU ready: ") && stdout.contains("(shader-f16: ") && stdout.contains(", subgroups: "), "{stdout}");
+    assert!(
+        stdout.starts_with("GPU ready: ") && stdout.contains("(shader-f16: ") && stdout.contains(", subgroups: "),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -114,7 +136,10 @@ fn an_unreadable_photo_is_named() {
 fn an_unknown_architecture_is_named() {
     let spec = TinySpec { config_overrides: json!({"model_type": "fusion_qwen"}), ..TinySpec::new(Backbone::Phi) };
     assert_clear_failure(&ask(&checkpoint("arch", spec), &photo("waterview.jpg"), &["q"]), "fusion_qwen");
-    let spec = TinySpec { config_overrides: json!({"mm_vision_tower": "openai/clip-vit-large"}), ..TinySpec::new(Backbone::Phi) };
+    let spec = TinySpec {
+        config_overrides: json!({"mm_vision_tower": "openai/clip-vit-large"}),
+        ..TinySpec::new(Backbone::Phi)
+    };
     assert_clear_failure(&ask(&checkpoint("tower", spec), &photo("waterview.jpg"), &["q"]), "unknown vision tower");
 }
 
@@ -127,14 +152,20 @@ fn a_missing_tensor_is_named() {
 
 #[test]
 fn a_prompt_longer_than_the_context_is_refused() {
-    let spec = TinySpec { config_overrides: json!({"tokenizer_model_max_length": 200}), ..TinySpec::new(Backbone::Phi) };
-    assert_clear_failure(&ask(&checkpoint("context", spec), &photo("waterview.jpg"), &["q"]), "exceed the model's context of 200");
+    let spec =
+        TinySpec { config_overrides: json!({"tokenizer_model_max_length": 200}), ..TinySpec::new(Backbone::Phi) };
+    assert_clear_failure(
+        &ask(&checkpoint("context", spec), &photo("waterview.jpg"), &["q"]),
+        "exceed the model's context of 200",
+    );
 }
 
 #[test]
 fn bad_answer_options_are_refused() {
     let model = checkpoint("options", TinySpec::new(Backbone::Phi));
-    let refused = |args: &[&str], needle: &str| assert_clear_failure(&ask(&model, &photo("waterview.jpg"), &[&["q"], args].concat()), needle);
+    let refused = |args: &[&str], needle: &str| {
+        assert_clear_failure(&ask(&model, &photo("waterview.jpg"), &[&["q"], args].concat()), needle)
+    };
     refused(&["--latents", "15"], "perfect square");
     refused(&["--top-p", "1.5"], "top_p: must be between 0 and 1, got 1.5");
     refused(&["--top-p", "NaN"], "top_p: must be between 0 and 1, got NaN");
@@ -209,30 +240,52 @@ fn bench_writes_a_complete_report() {
     positive(&model["int4_fused"]["first_decode_step_ms"], "the first decode step (compiles, records)");
     for memory in [&model["memory_after_load"], &model["cpu_side"]["memory_after_load"]] {
         let in_use = positive(&memory["in_use"], "GPU memory in use after loading");
-        assert!(positive(&memory["weights"], "weights") <= in_use && in_use <= positive(&memory["reserved"], "GPU memory reserved"), "{memory}");
+        assert!(
+            positive(&memory["weights"], "weights") <= in_use
+                && in_use <= positive(&memory["reserved"], "GPU memory reserved"),
+            "{memory}"
+        );
     }
     let cpu = &model["cpu_side"];
     assert!(cpu["device"].as_str().is_some_and(|d| d.contains("noop")), "{cpu}");
     assert_eq!(cpu["decode_recorded_path"], "recorded", "{cpu}");
-    for key in ["decode_recorded_us_per_token", "decode_launched_us_per_token", "decode_ceiling_tok_s", "tiles_ms", "vision_ms", "prefill_ms"] {
+    for key in [
+        "decode_recorded_us_per_token",
+        "decode_launched_us_per_token",
+        "decode_ceiling_tok_s",
+        "tiles_ms",
+        "vision_ms",
+        "prefill_ms",
+    ] {
         positive(&cpu[key], &format!("cpu_side.{key}"));
     }
     assert_eq!(model["int4_burn_attention"]["decode_graph"], "launched", "burn's ops are never recorded");
     let roofline = positive(&model["decode_roofline_tok_s"], "roofline");
     let bytes = positive(&model["decode_bytes_per_token"], "bytes per token");
-    assert!((roofline - copy * 1e9 / bytes).abs() <= 1e-3 * roofline + 1e-3, "roofline {roofline} vs {copy} GB/s over {bytes} B");
-    let cases: Vec<_> = model["attention"].as_array().unwrap().iter().map(|c| c["case"].as_str().unwrap().to_owned()).collect();
+    assert!(
+        (roofline - copy * 1e9 / bytes).abs() <= 1e-3 * roofline + 1e-3,
+        "roofline {roofline} vs {copy} GB/s over {bytes} B"
+    );
+    let cases: Vec<_> =
+        model["attention"].as_array().unwrap().iter().map(|c| c["case"].as_str().unwrap().to_owned()).collect();
     assert_eq!(cases, ["decode", "prefill", "vision"]);
     let decode = &model["attention"][0];
     let gbs = positive(&decode["fused_gb_s"], "decode attention GB/s");
     let kv_bytes = positive(&decode["kv_bytes"], "decode attention bytes");
-    assert!((gbs - kv_bytes / (positive(&decode["fused_ms"], "decode attention ms") * 1e6)).abs() <= 0.01 * gbs + 1e-3, "{decode}");
-    assert!((positive(&decode["fused_vs_copy"], "decode attention vs copy") - gbs / copy).abs() <= 0.01 * gbs / copy + 1e-3, "{decode}");
+    assert!(
+        (gbs - kv_bytes / (positive(&decode["fused_ms"], "decode attention ms") * 1e6)).abs() <= 0.01 * gbs + 1e-3,
+        "{decode}"
+    );
+    assert!(
+        (positive(&decode["fused_vs_copy"], "decode attention vs copy") - gbs / copy).abs() <= 0.01 * gbs / copy + 1e-3,
+        "{decode}"
+    );
     positive(&model["swiglu_epilogue"]["epilogue_ms"], "gate_up with SwiGLU in its epilogue");
     positive(&model["swiglu_epilogue"]["two_launches_ms"], "gate_up, then SwiGLU");
     positive(&model["norm_prologue"]["prologue_ms"], "qkv with RMSNorm in its prologue");
     positive(&model["norm_prologue"]["two_launches_ms"], "RMSNorm, then qkv");
-    let groups: Vec<u64> = model["group_sizes"].as_array().unwrap().iter().map(|g| g["group"].as_u64().unwrap()).collect();
+    let groups: Vec<u64> =
+        model["group_sizes"].as_array().unwrap().iter().map(|g| g["group"].as_u64().unwrap()).collect();
     assert_eq!(groups, [32, 64, 128]);
     for g in model["group_sizes"].as_array().unwrap() {
         positive(&g["rel_l2_pct_heavy_tailed"], "group error");

@@ -49,7 +49,16 @@ fn long_conversations_drop_the_oldest_follow_ups_and_keep_the_photo() {
 }
 
 /// Questions the tiny model answers in few tokens or in many.
-const QUESTIONS: [&str; 8] = ["What is in this photo?", "Where is this?", "Describe it.", "How many boats?", "What colour is the sky?", "Is it daytime?", "What colour is the water?", "Anything else?"];
+const QUESTIONS: [&str; 8] = [
+    "What is in this photo?",
+    "Where is this?",
+    "Describe it.",
+    "How many boats?",
+    "What colour is the sky?",
+    "Is it daytime?",
+    "What colour is the water?",
+    "Anything else?",
+];
 
 /// A question of [`QUESTIONS`] answered in `max` tokens or more (greedy), and that answer's text.
 fn long_answer(engine: &Engine, photo: &Photo, max: usize) -> (&'static str, String, Answer) {
@@ -62,7 +71,14 @@ fn long_answer(engine: &Engine, photo: &Photo, max: usize) -> (&'static str, Str
 }
 
 /// The answer to `q` and the context length after it, `on_text` stopping it after `pieces`.
-fn answer(engine: &Engine, c: &mut Conversation, photo: &Photo, q: &str, o: &AskOptions, pieces: usize) -> (Answer, usize) {
+fn answer(
+    engine: &Engine,
+    c: &mut Conversation,
+    photo: &Photo,
+    q: &str,
+    o: &AskOptions,
+    pieces: usize,
+) -> (Answer, usize) {
     let mut streamed = 0;
     let a = pollster::block_on(engine.ask(c, Some(photo), q, o, |_| {
         streamed += 1;
@@ -78,14 +94,24 @@ fn greedy_answers_decoded_ahead_leave_what_decoding_after_each_read_leaves() {
     // step back when the token ends the answer. A top-p that keeps only the most likely token
     // is the same argmax taken on the CPU, each step launched once its token is read.
     let greedy = options;
-    let after_read = |max: usize| AskOptions { sampling: SamplingOptions { max_new_tokens: max, temperature: 1.0, top_p: 1e-9, ..Default::default() }, ..Default::default() };
+    let after_read = |max: usize| AskOptions {
+        sampling: SamplingOptions { max_new_tokens: max, temperature: 1.0, top_p: 1e-9, ..Default::default() },
+        ..Default::default()
+    };
     let engine = engine(gpu(), "ahead", 2000);
     let photo = photo(&engine);
     // A question the tiny model answers with a stop token within 8 tokens, one it does not.
     let stops = |q: &&str| answer(&engine, &mut engine.new_conversation(), &photo, q, &greedy(8), usize::MAX).0.stop;
-    let ends = QUESTIONS.iter().find(|q| stops(q) == StopReason::EndOfTurn).expect("a question answered within 8 tokens");
-    let runs_on = QUESTIONS.iter().find(|q| stops(q) == StopReason::Length).expect("a question answered in more than 8 tokens");
-    let cases = [(runs_on, 1, usize::MAX, StopReason::Length), (runs_on, 8, usize::MAX, StopReason::Length), (runs_on, 8, 3, StopReason::Cancelled), (ends, 8, usize::MAX, StopReason::EndOfTurn)];
+    let ends =
+        QUESTIONS.iter().find(|q| stops(q) == StopReason::EndOfTurn).expect("a question answered within 8 tokens");
+    let runs_on =
+        QUESTIONS.iter().find(|q| stops(q) == StopReason::Length).expect("a question answered in more than 8 tokens");
+    let cases = [
+        (runs_on, 1, usize::MAX, StopReason::Length),
+        (runs_on, 8, usize::MAX, StopReason::Length),
+        (runs_on, 8, 3, StopReason::Cancelled),
+        (ends, 8, usize::MAX, StopReason::EndOfTurn),
+    ];
     for (question, max, pieces, reason) in cases {
         let (mut ahead, mut read) = (engine.new_conversation(), engine.new_conversation());
         let (a, a_len) = answer(&engine, &mut ahead, &photo, question, &greedy(max), pieces);
@@ -123,10 +149,17 @@ fn a_stop_sequence_ends_the_answer_before_it_and_the_conversation_goes_on_as_reb
         .map(|k| (at[k], &full[at[k]..at[k + 2]]))
         .find(|&(i, s)| full.find(s) == Some(i) && !s.trim().is_empty())
         .unwrap_or_else(|| panic!("no two characters found first in the second half of {full:?}"));
-    let with_stop = |max: usize| AskOptions { sampling: SamplingOptions { stop: vec!["never said".into(), stop.into()], ..options(max).sampling }, ..Default::default() };
+    let with_stop = |max: usize| AskOptions {
+        sampling: SamplingOptions { stop: vec!["never said".into(), stop.into()], ..options(max).sampling },
+        ..Default::default()
+    };
     let mut c = engine.new_conversation();
     let (shown, cut) = streamed(&engine, &mut c, &photo, q, &with_stop(24));
-    assert_eq!((cut.stop, shown.as_str(), cut.text.as_str()), (StopReason::StopSequence, &full[..cut_at], full[..cut_at].trim()), "stop {stop:?}");
+    assert_eq!(
+        (cut.stop, shown.as_str(), cut.text.as_str()),
+        (StopReason::StopSequence, &full[..cut_at], full[..cut_at].trim()),
+        "stop {stop:?}"
+    );
     assert!(cut.tokens.len() < whole.tokens.len() && whole.tokens.starts_with(&cut.tokens));
     // The follow-up reads a cache that holds the answer as its text reads, stop sequence left
     // out: the cache of the conversation rebuilt from its turns.
@@ -150,13 +183,25 @@ fn a_stop_sequence_ends_the_answer_before_it_and_the_conversation_goes_on_as_reb
         shown.len() <= at[k]
     }))
     .unwrap();
-    assert_eq!((cancelled.stop, shown.as_str(), cancelled.text.as_str()), (StopReason::Cancelled, &full[..at[k + 1]], full[..at[k + 1]].trim()));
+    assert_eq!(
+        (cancelled.stop, shown.as_str(), cancelled.text.as_str()),
+        (StopReason::Cancelled, &full[..at[k + 1]], full[..at[k + 1]].trim())
+    );
     assert_ne!(engine.tokenizer.decode(&cancelled.tokens).unwrap(), shown, "nothing was held back: a weak test");
     let mut rebuilt = engine.resume(Some(&photo), &[(q.to_owned(), cancelled.text.clone())], &o).unwrap();
     assert_eq!(follow_up(&mut c), follow_up(&mut rebuilt), "the follow-up after the cancelled answer");
 
     // A stop sequence the answer never reaches changes nothing.
-    let (text, a) = streamed(&engine, &mut engine.new_conversation(), &photo, q, &AskOptions { sampling: SamplingOptions { stop: vec!["never said".into()], ..options(24).sampling }, ..Default::default() });
+    let (text, a) = streamed(
+        &engine,
+        &mut engine.new_conversation(),
+        &photo,
+        q,
+        &AskOptions {
+            sampling: SamplingOptions { stop: vec!["never said".into()], ..options(24).sampling },
+            ..Default::default()
+        },
+    );
     assert_eq!((text, a.tokens, a.stop), (full, whole.tokens, StopReason::Length));
 }
 
@@ -171,7 +216,9 @@ fn the_streamed_text_is_the_answers_text_even_when_the_budget_cuts_a_character()
         .iter()
         .find_map(|q| {
             let whole = streamed(&engine, &mut engine.new_conversation(), &photo, q, &options(24)).1;
-            (1..=whole.tokens.len()).find(|&n| cut(engine.tokenizer.decode(&whole.tokens[..n]).unwrap())).map(|n| (q, n))
+            (1..=whole.tokens.len())
+                .find(|&n| cut(engine.tokenizer.decode(&whole.tokens[..n]).unwrap()))
+                .map(|n| (q, n))
         })
         .expect("no answer with a character of several tokens");
     let (text, a) = streamed(&engine, &mut engine.new_conversation(), &photo, q, &options(max));
@@ -180,7 +227,10 @@ fn the_streamed_text_is_the_answers_text_even_when_the_budget_cuts_a_character()
     assert_eq!(text.trim(), a.text);
 
     // That text, never streamed before the answer ended, may still hold a stop sequence.
-    let o = AskOptions { sampling: SamplingOptions { stop: vec!["\u{FFFD}".into()], ..options(max).sampling }, ..Default::default() };
+    let o = AskOptions {
+        sampling: SamplingOptions { stop: vec!["\u{FFFD}".into()], ..options(max).sampling },
+        ..Default::default()
+    };
     let (text, stopped) = streamed(&engine, &mut engine.new_conversation(), &photo, q, &o);
     let before = a.text.trim_end_matches('\u{FFFD}');
     assert_eq!((stopped.stop, text.trim(), stopped.text.as_str()), (StopReason::StopSequence, before, before.trim()));
@@ -191,7 +241,11 @@ fn a_system_prompt_takes_the_templates_place_and_another_one_rebuilds_the_conver
     let engine = engine(gpu(), "system", 2000);
     let photo = photo(&engine);
     // Each token's log-probability shows any difference in what the model read.
-    let under = |system: Option<&str>, max: usize| AskOptions { system: system.map(str::to_owned), sampling: SamplingOptions { logprobs: Some(0), ..options(max).sampling }, ..Default::default() };
+    let under = |system: Option<&str>, max: usize| AskOptions {
+        system: system.map(str::to_owned),
+        sampling: SamplingOptions { logprobs: Some(0), ..options(max).sampling },
+        ..Default::default()
+    };
     let logprobs = |a: &Answer| a.logprobs.iter().map(|l| l.logprob).collect::<Vec<f32>>();
     let prompt_len = |system: Option<&str>| engine.tokenizer.image_prompt("Where?", system).unwrap().ids.len();
     // Two system prompts of one length: a cache of one's first turn has the other's length.
@@ -223,8 +277,15 @@ fn penalised_answers_are_the_greedy_picks_of_the_penalised_logits() {
     let photo = photo(&engine);
     let (max, repetition, frequency, presence) = (16, 1.8, 0.6, 0.3);
     let (q, _, plain) = long_answer(&engine, &photo, max);
-    let sampling = SamplingOptions { max_new_tokens: max, repetition_penalty: repetition, frequency_penalty: frequency, presence_penalty: presence, ..Default::default() };
-    let got = streamed(&engine, &mut engine.new_conversation(), &photo, q, &AskOptions { sampling, ..Default::default() }).1;
+    let sampling = SamplingOptions {
+        max_new_tokens: max,
+        repetition_penalty: repetition,
+        frequency_penalty: frequency,
+        presence_penalty: presence,
+        ..Default::default()
+    };
+    let got =
+        streamed(&engine, &mut engine.new_conversation(), &photo, q, &AskOptions { sampling, ..Default::default() }).1;
 
     // The same greedy loop written out, each step's logits read back and lowered here.
     let model = &engine.model;
@@ -232,13 +293,15 @@ fn penalised_answers_are_the_greedy_picks_of_the_penalised_logits() {
     let vision = VisionOptions { latents: model.config.default_latents(), reduced_side: None };
     let prompt = engine.tokenizer.image_prompt(q, None).unwrap();
     let read = |logits| pollster::block_on(fusion::gpu::read_f32(logits)).unwrap();
-    let mut logits = read(model.prefill(&prompt, Some((&photo.views, &photo.context)), vision, &mut cache, None).unwrap());
+    let mut logits =
+        read(model.prefill(&prompt, Some((&photo.views, &photo.context)), vision, &mut cache, None).unwrap());
     let mut tokens: Vec<u32> = Vec::new();
     while tokens.len() < max {
         for token in tokens.iter().copied().collect::<std::collections::BTreeSet<u32>>() {
             let count = tokens.iter().filter(|&&t| t == token).count() as f32;
             let logit = &mut logits[token as usize];
-            *logit = if *logit > 0.0 { *logit / repetition } else { *logit * repetition } - frequency * count - presence;
+            *logit =
+                if *logit > 0.0 { *logit / repetition } else { *logit * repetition } - frequency * count - presence;
         }
         let token = fusion::generate::argmax(&logits);
         if engine.stop_ids().contains(&token) {
@@ -265,7 +328,15 @@ fn a_conversation_without_a_photo_is_the_plain_llm() {
     let whole = read(model.prefill(&prompt, None, vision, &mut model.new_cache(), None).unwrap());
     let mut cache = model.new_cache();
     let ids: Vec<u32> = prompt.ids.iter().map(|&id| id as u32).collect();
-    model.prefill(&fusion::model::Prompt { ids: vec![prompt.ids[0]], instructs: Vec::new() }, None, vision, &mut cache, None).unwrap();
+    model
+        .prefill(
+            &fusion::model::Prompt { ids: vec![prompt.ids[0]], instructs: Vec::new() },
+            None,
+            vision,
+            &mut cache,
+            None,
+        )
+        .unwrap();
     let stepped = ids[1..].iter().fold(None, |_, &id| Some(read(model.decode(id, &mut cache).unwrap()))).unwrap();
     assert!(fusion::quant::rel_l2(&stepped, &whole) < 1e-4, "{}", fusion::quant::rel_l2(&stepped, &whole));
 
@@ -285,7 +356,8 @@ fn a_conversation_without_a_photo_is_the_plain_llm() {
         tokens
     };
     let mut c = engine.new_conversation();
-    let mut ask = |q: &str, max: usize| pollster::block_on(engine.ask(&mut c, None, q, &options(max), |_| true)).unwrap();
+    let mut ask =
+        |q: &str, max: usize| pollster::block_on(engine.ask(&mut c, None, q, &options(max), |_| true)).unwrap();
     let (first, then) = (ask(q, 12), ask("And then?", 8));
     assert_eq!(first.prompt_tokens, prompt.ids.len());
     let mut cache = model.new_cache();
@@ -306,7 +378,8 @@ fn log_probabilities_are_the_log_softmax_of_each_steps_logits() {
     let photo = photo(&engine);
     let (q, _, plain) = long_answer(&engine, &photo, 10);
     let sampling = SamplingOptions { max_new_tokens: 10, logprobs: Some(3), ..Default::default() };
-    let got = streamed(&engine, &mut engine.new_conversation(), &photo, q, &AskOptions { sampling, ..Default::default() }).1;
+    let got =
+        streamed(&engine, &mut engine.new_conversation(), &photo, q, &AskOptions { sampling, ..Default::default() }).1;
     // Greedy answers with log-probabilities pick on the CPU what the GPU picks without.
     assert_eq!(got.tokens, plain.tokens);
     assert!(plain.logprobs.is_empty(), "not asked for");
@@ -316,7 +389,17 @@ fn log_probabilities_are_the_log_softmax_of_each_steps_logits() {
     let mut cache = model.new_cache();
     let vision = VisionOptions { latents: model.config.default_latents(), reduced_side: None };
     let read = |logits| pollster::block_on(fusion::gpu::read_f32(logits)).unwrap();
-    let mut logits = read(model.prefill(&engine.tokenizer.image_prompt(q, None).unwrap(), Some((&photo.views, &photo.context)), vision, &mut cache, None).unwrap());
+    let mut logits = read(
+        model
+            .prefill(
+                &engine.tokenizer.image_prompt(q, None).unwrap(),
+                Some((&photo.views, &photo.context)),
+                vision,
+                &mut cache,
+                None,
+            )
+            .unwrap(),
+    );
     assert_eq!(got.logprobs.len(), got.tokens.len());
     for (step, (&token, lp)) in got.tokens.iter().zip(&got.logprobs).enumerate() {
         let log_total = logits.iter().map(|&v| (v as f64).exp()).sum::<f64>().ln();
@@ -331,14 +414,23 @@ fn log_probabilities_are_the_log_softmax_of_each_steps_logits() {
     }
     // OpenAI's `logprobs.content`: the tokens' bytes are the answer's.
     let json = engine.logprobs_json(&got);
-    let bytes: Vec<u8> = json.as_array().unwrap().iter().flat_map(|e| e["bytes"].as_array().unwrap().iter().map(|b| b.as_u64().unwrap() as u8)).collect();
+    let bytes: Vec<u8> = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|e| e["bytes"].as_array().unwrap().iter().map(|b| b.as_u64().unwrap() as u8))
+        .collect();
     assert_eq!(String::from_utf8_lossy(&bytes).trim(), got.text);
     assert_eq!(json[0]["top_logprobs"].as_array().unwrap().len(), 3);
 }
 
 /// Every file of a directory with its bytes, to show that a recovery wrote nothing there.
 fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut files: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).map(|p| (p.clone(), std::fs::read(p).unwrap())).collect();
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .map(|p| (p.clone(), std::fs::read(p).unwrap()))
+        .collect();
     files.sort();
     files
 }
@@ -376,7 +468,9 @@ fn a_lost_device_fails_its_answer_clearly_and_the_next_question_recovers() {
         .map(|a| a.text)
     };
     let lost = |r: fusion::Result<String>| match r {
-        Err(e @ fusion::Error::DeviceLost(_)) => assert!(e.to_string().starts_with("the GPU device was lost (Destroyed)"), "{e}"),
+        Err(e @ fusion::Error::DeviceLost(_)) => {
+            assert!(e.to_string().starts_with("the GPU device was lost (Destroyed)"), "{e}")
+        }
         other => panic!("expected a lost device, got {other:?}"),
     };
     // Lost during the first answer: asked again, it is answered as if nothing had happened.

@@ -26,7 +26,10 @@ fn tiny_model(backbone: Backbone, gpu: &Gpu) -> FusionModel {
 
 fn logits_of(model: &FusionModel, tokens: &[u32]) -> (Vec<Vec<f32>>, String) {
     let mut cache = model.new_cache();
-    let logits = tokens.iter().map(|&t| pollster::block_on(fusion::gpu::read_f32(model.decode(t, &mut cache).unwrap())).unwrap()).collect();
+    let logits = tokens
+        .iter()
+        .map(|&t| pollster::block_on(fusion::gpu::read_f32(model.decode(t, &mut cache).unwrap())).unwrap())
+        .collect();
     (logits, cache.decode_path().to_owned())
 }
 
@@ -72,7 +75,11 @@ fn steps_queued_on_the_gpus_pick_decode_the_tokens_read_back() {
             model.set_decode_graphs(recorded);
             let want = greedy_tokens_read_each(&model, 7, STEPS);
             let mut cache = model.new_cache();
-            assert_eq!(pollster::block_on(model.greedy_tokens(7, STEPS, &mut cache)).unwrap(), want, "{backbone:?}, recorded: {recorded}");
+            assert_eq!(
+                pollster::block_on(model.greedy_tokens(7, STEPS, &mut cache)).unwrap(),
+                want,
+                "{backbone:?}, recorded: {recorded}"
+            );
             assert_eq!(cache.len(), STEPS);
             // Not one token repeated throughout: the steps read their own picks.
             assert!(want.windows(2).any(|w| w[0] != w[1]), "{backbone:?}: {want:?}");
@@ -147,13 +154,20 @@ fn weights_fill_the_memory_they_reserve() {
     for backbone in [Backbone::Phi, Backbone::Llama] {
         let gpu = Gpu::noop().unwrap();
         let ((in_use, reserved), persistent) = (gpu.memory(), gpu.persistent_bytes());
-        let spec = TinySpec { decoder: DecoderDims { width: 512, heads: 8, kv_heads: 2, intermediate: 1536, layers: 5 }, ..TinySpec::new(backbone) };
+        let spec = TinySpec {
+            decoder: DecoderDims { width: 512, heads: 8, kv_heads: 2, intermediate: 1536, layers: 5 },
+            ..TinySpec::new(backbone)
+        };
         let mut source = RandomModel::new(&spec, 32).unwrap();
         let (config, vision) = (source.config.clone(), source.vision.clone());
-        let model = FusionModel::from_source(config, &vision, &mut source, &gpu, WeightFormat::Int4 { group: 32 }).unwrap();
+        let model =
+            FusionModel::from_source(config, &vision, &mut source, &gpu, WeightFormat::Int4 { group: 32 }).unwrap();
         let (weights, held) = (gpu.memory().0 - in_use, gpu.memory().1 - reserved);
         let in_pool = gpu.persistent_bytes() - persistent;
-        assert!(in_pool.abs_diff(weights) <= weights / 1000, "{backbone:?}: {in_pool} B of the {weights} B of weights are in the persistent pool");
+        assert!(
+            in_pool.abs_diff(weights) <= weights / 1000,
+            "{backbone:?}: {in_pool} B of the {weights} B of weights are in the persistent pool"
+        );
         assert!(held <= weights + weights / 100, "{backbone:?}: {weights} B of weights, {held} B more reserved");
         drop(model);
     }

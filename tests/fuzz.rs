@@ -84,7 +84,8 @@ fn manifests_and_shards() {
 
 #[test]
 fn photo_bytes() {
-    let jpeg = std::fs::read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/photos/extreme_ironing.jpg")).unwrap();
+    let jpeg = std::fs::read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/photos/extreme_ironing.jpg"))
+        .unwrap();
     // A PNG header claiming 20000×20000 pixels: refused by the size limit, never allocated.
     let mut huge = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
     huge.extend_from_slice(&20000u32.to_be_bytes());
@@ -112,18 +113,29 @@ fn photo_bytes() {
 #[test]
 fn unusual_photo_encodings_decode_like_the_8_bit_photo() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/photos");
-    let read = |name: &str| fusion::image::decode(&std::fs::read(dir.join(name)).unwrap()).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let read = |name: &str| {
+        fusion::image::decode(&std::fs::read(dir.join(name)).unwrap()).unwrap_or_else(|e| panic!("{name}: {e}"))
+    };
     let (want, w, h) = read("rgb8.png");
-    let mean_abs = |a: &[u8], b: &[u8]| a.iter().zip(b).map(|(x, y)| (*x as f64 - *y as f64).abs()).sum::<f64>() / b.len() as f64;
+    let mean_abs =
+        |a: &[u8], b: &[u8]| a.iter().zip(b).map(|(x, y)| (*x as f64 - *y as f64).abs()).sum::<f64>() / b.len() as f64;
     // (file, mean absolute difference allowed per channel value: lossy and palette formats differ a little)
-    for (name, tol) in [("rgb16.png", 1.0), ("cmyk.jpg", 6.0), ("animated.gif", 8.0), ("animated.png", 0.0), ("animated.webp", 8.0)] {
+    for (name, tol) in
+        [("rgb16.png", 1.0), ("cmyk.jpg", 6.0), ("animated.gif", 8.0), ("animated.png", 0.0), ("animated.webp", 8.0)]
+    {
         let (got, gw, gh) = read(name);
         assert_eq!((gw, gh), (w, h), "{name}");
         let d = mean_abs(&got, &want);
-        assert!(d <= tol, "{name}: mean absolute difference {d:.2} from the 8-bit photo (its first frame, for animations)");
+        assert!(
+            d <= tol,
+            "{name}: mean absolute difference {d:.2} from the 8-bit photo (its first frame, for animations)"
+        );
     }
     let (gray, ..) = read("gray16.png");
-    let luma: Vec<u8> = want.chunks(3).flat_map(|p| [((p[0] as u32 * 299 + p[1] as u32 * 587 + p[2] as u32 * 114 + 500) / 1000) as u8; 3]).collect();
+    let luma: Vec<u8> = want
+        .chunks(3)
+        .flat_map(|p| [((p[0] as u32 * 299 + p[1] as u32 * 587 + p[2] as u32 * 114 + 500) / 1000) as u8; 3])
+        .collect();
     let d = mean_abs(&gray, &luma);
     assert!(d <= 1.0, "gray16.png: mean absolute difference {d:.2} from the photo's luma");
 }

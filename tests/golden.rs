@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use fusion::generate::argmax;
 use fusion::image::{Views, views_u8};
-use fusion::model::{Kernels, FusionModel, Prompt, Trace, VisionOptions, WeightFormat};
+use fusion::model::{FusionModel, Kernels, Prompt, Trace, VisionOptions, WeightFormat};
 use fusion::quant::rel_l2;
 use safetensors::{Dtype, SafeTensors};
 
@@ -88,11 +88,23 @@ fn golden(name: &str, vision_layers: &[usize], attention: Kernels) {
     let logits = model.prefill(&prompt, Some((&views, &image)), vision, &mut cache, Some(&mut trace)).unwrap();
 
     // The tower, stage by stage.
-    check("instruct_states", &read(&trace, "vision.question_view.instruct_states"), &fx.f32("vision.question_view.instruct_states"));
+    check(
+        "instruct_states",
+        &read(&trace, "vision.question_view.instruct_states"),
+        &fx.f32("vision.question_view.instruct_states"),
+    );
     for &i in vision_layers {
-        check(&format!("vision hidden {i}"), &read(&trace, &format!("vision.hidden_{i}")), &fx.f32(&format!("vision.question_view.hidden_{i}")));
+        check(
+            &format!("vision hidden {i}"),
+            &read(&trace, &format!("vision.hidden_{i}")),
+            &fx.f32(&format!("vision.question_view.hidden_{i}")),
+        );
     }
-    check("connector", &read(&trace, "vision.question_view.connector_out"), &fx.f32("vision.question_view.connector_out"));
+    check(
+        "connector",
+        &read(&trace, "vision.question_view.connector_out"),
+        &fx.f32("vision.question_view.connector_out"),
+    );
     let tokens = read(&trace, "vision.image_tokens");
     check("image tokens (projector rows 0..N)", &tokens, &fx.f32("vision.question_view.projector_out")[..tokens.len()]);
     // Tiles, pooling and the assembled sequence.
@@ -159,14 +171,27 @@ fn preprocessing_matches_pillow_exactly() {
 
 /// Prefill and `steps - 1` greedy decode steps: each step's logits, and the ids `pick` chose.
 /// `pick` is given the step and the logits; a model compared with another follows the other's ids.
-fn greedy_logits(model: &FusionModel, fx: &Fixture, steps: usize, mut pick: impl FnMut(usize, &[f32]) -> u32) -> Vec<Vec<f32>> {
+fn greedy_logits(
+    model: &FusionModel,
+    fx: &Fixture,
+    steps: usize,
+    mut pick: impl FnMut(usize, &[f32]) -> u32,
+) -> Vec<Vec<f32>> {
     let (_, _, views) = fx.tensor("inputs", "views_rgb_u8");
     let views = Views::from_views_u8(&views);
-    let prompt = Prompt { ids: fx.i64("inputs", "input_ids"), instructs: fx.i64("inputs", "instructs").into_iter().map(|i| i as u32).collect() };
+    let prompt = Prompt {
+        ids: fx.i64("inputs", "input_ids"),
+        instructs: fx.i64("inputs", "instructs").into_iter().map(|i| i as u32).collect(),
+    };
     let image = model.encode_image(&views).unwrap();
     let vision = VisionOptions { latents: model.config.default_latents(), reduced_side: None };
     let mut cache = model.new_cache();
-    let mut logits = vec![pollster::block_on(fusion::gpu::read_f32(model.prefill(&prompt, Some((&views, &image)), vision, &mut cache, None).unwrap())).unwrap()];
+    let mut logits = vec![
+        pollster::block_on(fusion::gpu::read_f32(
+            model.prefill(&prompt, Some((&views, &image)), vision, &mut cache, None).unwrap(),
+        ))
+        .unwrap(),
+    ];
     while logits.len() < steps {
         let next = pick(logits.len() - 1, logits.last().unwrap());
         logits.push(pollster::block_on(fusion::gpu::read_f32(model.decode(next, &mut cache).unwrap())).unwrap());
@@ -185,23 +210,32 @@ fn int4_conversion_stays_close_to_f32(name: &str) {
     let dir = fixture_dir(name);
     let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("int4-{name}"));
     let manifest = convert(&dir, &out, &ConvertOptions { group: 32, max_shard_bytes: 64 << 10 }).unwrap();
-    assert!(manifest.shards.len() > 3 && manifest.tensors.iter().any(|t| t.data.len() > 1), "small shards must split tensors");
+    assert!(
+        manifest.shards.len() > 3 && manifest.tensors.iter().any(|t| t.data.len() > 1),
+        "small shards must split tensors"
+    );
     let fx = Fixture::open(&dir);
 
     // The device's own kernels (f16 GEMMs on lavapipe) and WebGPU's baseline (SwiftShader's).
     let mut int4_prefill = Vec::new();
     for gpu in [common::gpu().clone(), common::gpu().clone().baseline()] {
         let mut ids = Vec::new();
-        let int4 = greedy_logits(&FusionModel::load(&out, &gpu, WeightFormat::Int4 { group: 32 }).unwrap(), &fx, STEPS, |_, l| {
-            ids.push(argmax(l));
-            *ids.last().unwrap()
-        });
+        let int4 = greedy_logits(
+            &FusionModel::load(&out, &gpu, WeightFormat::Int4 { group: 32 }).unwrap(),
+            &fx,
+            STEPS,
+            |_, l| {
+                ids.push(argmax(l));
+                *ids.last().unwrap()
+            },
+        );
         ids.push(argmax(&int4[STEPS - 1]));
         let mut dequantized_ids = Vec::new();
-        let dequantized = greedy_logits(&FusionModel::load(&out, &gpu, WeightFormat::F32).unwrap(), &fx, STEPS, |step, l| {
-            dequantized_ids.push(argmax(l));
-            ids[step]
-        });
+        let dequantized =
+            greedy_logits(&FusionModel::load(&out, &gpu, WeightFormat::F32).unwrap(), &fx, STEPS, |step, l| {
+                dequantized_ids.push(argmax(l));
+                ids[step]
+            });
         dequantized_ids.push(argmax(&dequantized[STEPS - 1]));
         // f32 kernels: measured 1.3e-7 to 4.4e-7 at every step, bound 1e-5. Where the device has
         // shader-f16 (lavapipe does) the prefill GEMMs multiply in f16, rounding x and the
@@ -212,13 +246,24 @@ fn int4_conversion_stays_close_to_f32(name: &str) {
         let bound = if f16 { 5e-3 } else { 1e-5 };
         for (step, (a, b)) in int4.iter().zip(&dequantized).enumerate() {
             let err = rel_l2(a, b);
-            assert!(err < bound, "{name} (f16: {f16}): step {step}: int4 kernels vs the dequantised weights: rel L2 {err:e} (bound {bound:e})");
+            assert!(
+                err < bound,
+                "{name} (f16: {f16}): step {step}: int4 kernels vs the dequantised weights: rel L2 {err:e} (bound {bound:e})"
+            );
         }
-        assert_eq!(ids, dequantized_ids, "{name} (f16: {f16}): greedy tokens of the int4 kernels and of the dequantised weights");
+        assert_eq!(
+            ids, dequantized_ids,
+            "{name} (f16: {f16}): greedy tokens of the int4 kernels and of the dequantised weights"
+        );
         int4_prefill = int4.into_iter().next().unwrap();
     }
 
-    let f32_logits = greedy_logits(&FusionModel::load(&dir, common::gpu(), WeightFormat::F32).unwrap(), &fx, 1, |_, _| unreachable!());
+    let f32_logits = greedy_logits(
+        &FusionModel::load(&dir, common::gpu(), WeightFormat::F32).unwrap(),
+        &fx,
+        1,
+        |_, _| unreachable!(),
+    );
     let err = rel_l2(&int4_prefill, &f32_logits[0]);
     println!("{name}: int4 (group 32) vs f32 prefill logits: rel L2 {err:.4}");
     assert!(err > 0.0 && err < INT4_LOGITS_TOL, "{name}: int4 vs f32 prefill logits: rel L2 {err}");

@@ -26,10 +26,28 @@ fn reductions() -> Vec<bool> {
 fn int4_matvec_matches_cpu_reference() {
     use fusion::kernels::int4_matvec::{MatvecShape, check_variant_against_reference};
     for subgroups in reductions() {
-        for (m, n, k, group) in [(1, 1, 8, 32), (1, 37, 40, 32), (3, 129, 333, 64), (8, 257, 1000, 128), (5, 70_001, 24, 32), (1, 3072, 3072, 32), (2, 1000, 14336, 32)] {
+        for (m, n, k, group) in [
+            (1, 1, 8, 32),
+            (1, 37, 40, 32),
+            (3, 129, 333, 64),
+            (8, 257, 1000, 128),
+            (5, 70_001, 24, 32),
+            (1, 3072, 3072, 32),
+            (2, 1000, 14336, 32),
+        ] {
             let seed = fresh_seed();
-            let err = pollster::block_on(check_variant_against_reference(gpu(), (m, n, k, group), MatvecShape::DEFAULT, subgroups, seed)).unwrap();
-            assert!(err < INT4_MATVEC_TOL, "subgroups={subgroups} m={m} n={n} k={k} group={group} seed={seed}: rel L2 {err:e}");
+            let err = pollster::block_on(check_variant_against_reference(
+                gpu(),
+                (m, n, k, group),
+                MatvecShape::DEFAULT,
+                subgroups,
+                seed,
+            ))
+            .unwrap();
+            assert!(
+                err < INT4_MATVEC_TOL,
+                "subgroups={subgroups} m={m} n={n} k={k} group={group} seed={seed}: rel L2 {err:e}"
+            );
         }
     }
 }
@@ -42,8 +60,18 @@ fn every_int4_matvec_work_split_matches_cpu_reference() {
             // 94 loads of 16 bytes per row at k = 3000: a part-used last step for every split.
             for (m, n, k, group) in [(1, 37, 1000, 32), (3, 130, 4096, 64), (2, 45, 3000, 32)] {
                 let seed = fresh_seed();
-                let err = pollster::block_on(check_variant_against_reference(gpu(), (m, n, k, group), shape, subgroups, seed)).unwrap();
-                assert!(err < INT4_MATVEC_TOL, "subgroups={subgroups} {shape:?} m={m} n={n} k={k} group={group} seed={seed}: rel L2 {err:e}");
+                let err = pollster::block_on(check_variant_against_reference(
+                    gpu(),
+                    (m, n, k, group),
+                    shape,
+                    subgroups,
+                    seed,
+                ))
+                .unwrap();
+                assert!(
+                    err < INT4_MATVEC_TOL,
+                    "subgroups={subgroups} {shape:?} m={m} n={n} k={k} group={group} seed={seed}: rel L2 {err:e}"
+                );
             }
         }
     }
@@ -67,9 +95,16 @@ fn int4_matvec_with_x_staged_is_bit_identical() {
             for (workgroup, outputs, unroll) in [(32, 4, 1), (32, 4, 2), (64, 4, 1)] {
                 let y = |stage_x| {
                     let shape = MatvecShape { workgroup, outputs, unroll, stage_x };
-                    pollster::block_on(fusion::gpu::read_f32(int4_matvec_variant(gpu(), x.clone(), &w, shape, subgroups).unwrap())).unwrap()
+                    pollster::block_on(fusion::gpu::read_f32(
+                        int4_matvec_variant(gpu(), x.clone(), &w, shape, subgroups).unwrap(),
+                    ))
+                    .unwrap()
                 };
-                assert_eq!(y(true), y(false), "seed={seed} m={m} n={n} k={k} {workgroup}×{outputs}×{unroll} subgroups={subgroups}");
+                assert_eq!(
+                    y(true),
+                    y(false),
+                    "seed={seed} m={m} n={n} k={k} {workgroup}×{outputs}×{unroll} subgroups={subgroups}"
+                );
             }
         }
     }
@@ -86,8 +121,12 @@ fn int4_matvec_adds_the_residual() {
     let w = Int4Matrix::upload(gpu(), &Int4Weight::quantize("w", &rng.normal_vec(n * k, 1.0), n, k, 32).unwrap());
     let t = |data: Vec<f32>, shape: [usize; 2]| Tensor::<2>::from_data(TensorData::new(data, shape), gpu().device());
     let (x, r) = (rng.normal_vec(m * k, 1.0), rng.normal_vec(m * n, 1.0));
-    let plain = pollster::block_on(fusion::gpu::read_f32(int4_matvec(gpu(), t(x.clone(), [m, k]), &w).unwrap())).unwrap();
-    let added = pollster::block_on(fusion::gpu::read_f32(int4_matvec_add(gpu(), t(x.clone(), [m, k]), &w, t(r.clone(), [m, n])).unwrap())).unwrap();
+    let plain =
+        pollster::block_on(fusion::gpu::read_f32(int4_matvec(gpu(), t(x.clone(), [m, k]), &w).unwrap())).unwrap();
+    let added = pollster::block_on(fusion::gpu::read_f32(
+        int4_matvec_add(gpu(), t(x.clone(), [m, k]), &w, t(r.clone(), [m, n])).unwrap(),
+    ))
+    .unwrap();
     let want: Vec<f32> = plain.iter().zip(&r).map(|(a, b)| a + b).collect();
     assert_eq!(added, want, "seed={seed}");
     let e = int4_matvec_add(gpu(), t(x, [m, k]), &w, t(r, [n, m])).err().unwrap();
@@ -101,10 +140,20 @@ fn int4_matvec_swiglu_matches_cpu_reference() {
     // (an odd number of features leaves the last workgroup half used).
     // The device's default reduction, and the browser's (workgroup memory) through `baseline`.
     for device in [gpu().clone(), gpu().clone().baseline()] {
-        for (m, n, k, group) in [(1, 16384, 3072, 32), (1, 2 * 14336, 4096, 32), (3, 2 * 37, 96, 32), (8, 2, 40, 64), (2, 2 * 129, 1000, 128)] {
+        for (m, n, k, group) in [
+            (1, 16384, 3072, 32),
+            (1, 2 * 14336, 4096, 32),
+            (3, 2 * 37, 96, 32),
+            (8, 2, 40, 64),
+            (2, 2 * 129, 1000, 128),
+        ] {
             let seed = fresh_seed();
             let err = pollster::block_on(check_swiglu_against_reference(&device, (m, n, k, group), seed)).unwrap();
-            assert!(err < INT4_MATVEC_TOL, "{:?} m={m} n={n} k={k} group={group} seed={seed}: rel L2 {err:e}", device.capabilities());
+            assert!(
+                err < INT4_MATVEC_TOL,
+                "{:?} m={m} n={n} k={k} group={group} seed={seed}: rel L2 {err:e}",
+                device.capabilities()
+            );
         }
     }
     use burn::tensor::Tensor;
@@ -122,10 +171,22 @@ fn int4_matvec_with_its_input_normed_matches_cpu_reference() {
     // norm is launched first).
     for device in [gpu().clone(), gpu().clone().baseline()] {
         for swiglu in [false, true] {
-            for (m, n, k, group) in [(1, 9216, 3072, 32), (1, 2 * 14336, 4096, 32), (3, 2 * 37, 96, 32), (8, 2 * 33, 4064, 32), (2, 2 * 129, 1000, 128), (1, 2 * 5, 1001, 32)] {
+            for (m, n, k, group) in [
+                (1, 9216, 3072, 32),
+                (1, 2 * 14336, 4096, 32),
+                (3, 2 * 37, 96, 32),
+                (8, 2 * 33, 4064, 32),
+                (2, 2 * 129, 1000, 128),
+                (1, 2 * 5, 1001, 32),
+            ] {
                 let seed = fresh_seed();
-                let err = pollster::block_on(check_normed_against_reference(&device, (m, n, k, group), swiglu, seed)).unwrap();
-                assert!(err < INT4_MATVEC_TOL, "{:?} swiglu={swiglu} m={m} n={n} k={k} group={group} seed={seed}: rel L2 {err:e}", device.capabilities());
+                let err = pollster::block_on(check_normed_against_reference(&device, (m, n, k, group), swiglu, seed))
+                    .unwrap();
+                assert!(
+                    err < INT4_MATVEC_TOL,
+                    "{:?} swiglu={swiglu} m={m} n={n} k={k} group={group} seed={seed}: rel L2 {err:e}",
+                    device.capabilities()
+                );
             }
         }
     }
@@ -140,9 +201,12 @@ fn stacked_int4_matrices_equal_their_parts() {
     let mut rng = fusion::rng::SplitMix64::new(seed);
     let k = 256; // 8 groups per row: every part of 8 rows or more ends on a whole 16-byte scale block
     let x = Tensor::<2>::from_data(TensorData::new(rng.normal_vec(k, 1.0), [1, k]), gpu().device());
-    let mut part = |rows: usize, k: usize| Int4Matrix::upload(gpu(), &Int4Weight::quantize("w", &rng.normal_vec(rows * k, 1.0), rows, k, 32).unwrap());
+    let mut part = |rows: usize, k: usize| {
+        Int4Matrix::upload(gpu(), &Int4Weight::quantize("w", &rng.normal_vec(rows * k, 1.0), rows, k, 32).unwrap())
+    };
     let (q, kk, v) = (part(24, k), part(8, k), part(8, k));
-    let read = |w: &Int4Matrix| pollster::block_on(fusion::gpu::read_f32(int4_matvec(gpu(), x.clone(), w).unwrap())).unwrap();
+    let read =
+        |w: &Int4Matrix| pollster::block_on(fusion::gpu::read_f32(int4_matvec(gpu(), x.clone(), w).unwrap())).unwrap();
     let stacked = Int4Matrix::stack(gpu(), &[&q, &kk, &v]).unwrap().expect("aligned parts stack");
     assert_eq!(stacked.rows, 40);
     assert_eq!(read(&stacked), [read(&q), read(&kk), read(&v)].concat(), "seed={seed}");
@@ -178,9 +242,17 @@ fn int4_matmul_matches_cpu_reference() {
     // f32, and f16 where the device has shader-f16 (lavapipe does, so CI checks both).
     let precisions = if gpu().capabilities().f16 { vec![false, true] } else { vec![false] };
     for f16 in precisions {
-        for (m, n, k, group) in [(9, 17, 40, 32), (33, 129, 333, 32), (100, 70, 1000, 128), (729, 24, 72, 32), (67, 259, 4304, 32), (70, 65, 14336, 32)] {
+        for (m, n, k, group) in [
+            (9, 17, 40, 32),
+            (33, 129, 333, 32),
+            (100, 70, 1000, 128),
+            (729, 24, 72, 32),
+            (67, 259, 4304, 32),
+            (70, 65, 14336, 32),
+        ] {
             let seed = fresh_seed();
-            let err = pollster::block_on(check_precision_against_reference(gpu(), (m, n, k, group), f16, seed)).unwrap();
+            let err =
+                pollster::block_on(check_precision_against_reference(gpu(), (m, n, k, group), f16, seed)).unwrap();
             assert!(err < tolerance(f16), "f16={f16} m={m} n={n} k={k} group={group} seed={seed}: rel L2 {err:e}");
         }
     }
@@ -194,9 +266,17 @@ fn int4_matmul_split_along_k_matches_cpu_reference() {
         // (m, n, k, group, splits): k in steps of 16 that the splits do not divide, a split of
         // a single step, more splits asked for than there are steps (9 steps of k = 144), odd
         // sizes off every tile, and the real shapes the automatic split is for.
-        for (m, n, k, group, splits) in [(9, 17, 1000, 32, 3), (33, 70, 333, 32, 7), (5, 129, 144, 32, 9), (70, 65, 144, 32, 40), (32, 96, 3072, 32, 6), (29, 40, 4304, 32, 3)] {
+        for (m, n, k, group, splits) in [
+            (9, 17, 1000, 32, 3),
+            (33, 70, 333, 32, 7),
+            (5, 129, 144, 32, 9),
+            (70, 65, 144, 32, 40),
+            (32, 96, 3072, 32, 6),
+            (29, 40, 4304, 32, 3),
+        ] {
             let seed = fresh_seed();
-            let err = pollster::block_on(check_split_against_reference(gpu(), (m, n, k, group), f16, splits, seed)).unwrap();
+            let err =
+                pollster::block_on(check_split_against_reference(gpu(), (m, n, k, group), f16, splits, seed)).unwrap();
             assert!(err < tolerance(f16), "f16={f16} m={m} n={n} k={k} splits={splits} seed={seed}: rel L2 {err:e}");
         }
     }
@@ -217,25 +297,29 @@ fn attention_matches_cpu_reference() {
     use fusion::kernels::attention::check_against_reference;
     // (heads, kv_heads, rows, keys, head_dim), spare cache rows after the keys, mask, key bias
     let cases = [
-        ((3, 3, 7, 7, 16), 249, Causal, false),   // prefill of a tiny model into a fresh cache
+        ((3, 3, 7, 7, 16), 249, Causal, false), // prefill of a tiny model into a fresh cache
         ((6, 2, 5, 133, 12), 123, Causal, false), // prefill after 128 cached positions, GQA 3
         ((4, 4, 1, 300, 24), 212, Causal, false), // split-K decode over 3 chunks
-        ((8, 2, 1, 1, 8), 0, Causal, false),      // first decode step, GQA 4
-        ((6, 1, 1, 257, 20), 1, Causal, false),   // multi-query decode (group 6: padded to 8)
-        ((5, 5, 70, 70, 9), 0, Full, true),       // vision rows with padded question keys, odd hd
+        ((8, 2, 1, 1, 8), 0, Causal, false),    // first decode step, GQA 4
+        ((6, 1, 1, 257, 20), 1, Causal, false), // multi-query decode (group 6: padded to 8)
+        ((5, 5, 70, 70, 9), 0, Full, true),     // vision rows with padded question keys, odd hd
         ((32, 8, 1, 700, 128), 324, Causal, false), // LLaMA-3.1-8B decode shape
         ((32, 32, 1, 650, 96), 374, Causal, false), // Phi-3.5 decode shape
-        ((2, 2, 90, 661, 96), 363, Causal, false),  // Phi-3.5 prefill tail, 96-wide heads
-        ((8, 2, 77, 203, 128), 5, Causal, false),   // LLaMA-3.1 prefill after 126 cached positions: GQA 4, a part-filled row block
-        ((1, 1, 3, 4000, 128), 96, Causal, false),  // long context, 128-wide heads
-        ((2, 2, 745, 745, 72), 0, Full, true),      // so400m tower: 729 patches + 16 question tokens
-        ((8, 1, 1, 100, 256), 3, Causal, false),    // a decode step the split-K kernel leaves to the many-rows one (memory)
-        ((2, 2, 1, 50, 9), 5, Causal, false),       // and one it leaves for its width (not whole vec4s)
+        ((2, 2, 90, 661, 96), 363, Causal, false), // Phi-3.5 prefill tail, 96-wide heads
+        ((8, 2, 77, 203, 128), 5, Causal, false), // LLaMA-3.1 prefill after 126 cached positions: GQA 4, a part-filled row block
+        ((1, 1, 3, 4000, 128), 96, Causal, false), // long context, 128-wide heads
+        ((2, 2, 745, 745, 72), 0, Full, true),    // so400m tower: 729 patches + 16 question tokens
+        ((8, 1, 1, 100, 256), 3, Causal, false), // a decode step the split-K kernel leaves to the many-rows one (memory)
+        ((2, 2, 1, 50, 9), 5, Causal, false),    // and one it leaves for its width (not whole vec4s)
     ];
     for ((heads, kv, s, t, hd), spare, mask, bias) in cases {
         let seed = fresh_seed();
-        let err = pollster::block_on(check_against_reference(gpu(), (heads, kv, s, t, hd), spare, mask, bias, seed)).unwrap();
-        assert!(err < ATTENTION_TOL, "heads={heads} kv={kv} s={s} t={t} hd={hd} spare={spare} {mask:?} bias={bias} seed={seed}: rel L2 {err:e}");
+        let err =
+            pollster::block_on(check_against_reference(gpu(), (heads, kv, s, t, hd), spare, mask, bias, seed)).unwrap();
+        assert!(
+            err < ATTENTION_TOL,
+            "heads={heads} kv={kv} s={s} t={t} hd={hd} spare={spare} {mask:?} bias={bias} seed={seed}: rel L2 {err:e}"
+        );
     }
 }
 
@@ -332,7 +416,9 @@ fn swiglu_matches_cpu_reference() {
 fn small_kernels_reject_mismatched_shapes() {
     use burn::tensor::Tensor;
     let dev = gpu().device();
-    let e = fusion::kernels::rms_norm(gpu(), Tensor::<2>::zeros([2, 8], dev), &Tensor::<1>::zeros([7], dev), 1e-5).err().unwrap();
+    let e = fusion::kernels::rms_norm(gpu(), Tensor::<2>::zeros([2, 8], dev), &Tensor::<1>::zeros([7], dev), 1e-5)
+        .err()
+        .unwrap();
     assert!(e.to_string().contains("the weight has 7"), "{e}");
     let table = Tensor::<2>::zeros([1, 8], dev);
     let (k, v) = (Tensor::<3>::zeros([2, 4, 8], dev), Tensor::<3>::zeros([2, 4, 8], dev));
@@ -340,7 +426,16 @@ fn small_kernels_reject_mismatched_shapes() {
     let rope = |cols: usize, k: &Tensor<3>, v: &Tensor<3>, start: usize| {
         let projections = fusion::kernels::Projections { x: Tensor::<2>::zeros([1, cols], dev), q: 0, k: 16, v: 32 };
         let positions = gpu().upload_u32(&[start as u32, start as u32 + 1, 0, 0]);
-        fusion::kernels::rope_into_cache(gpu(), projections, (2, 8), &table, &table, fusion::kernels::CacheRows { k, v, start, positions: &positions }).err().unwrap()
+        fusion::kernels::rope_into_cache(
+            gpu(),
+            projections,
+            (2, 8),
+            &table,
+            &table,
+            fusion::kernels::CacheRows { k, v, start, positions: &positions },
+        )
+        .err()
+        .unwrap()
     };
     let e = rope(40, &k, &v, 0);
     assert!(e.to_string().contains("from columns 0, 16, 32 do not fit 1×40"), "{e}");

@@ -12,7 +12,8 @@ use common::gpu;
 /// samples. A steady leak shows in every pair; a one-time step (the allocator reserving another
 /// page) only in the pairs that straddle it, a minority, so it does not count.
 fn slope(ys: &[f64]) -> f64 {
-    let mut slopes: Vec<f64> = (0..ys.len()).flat_map(|i| (i + 1..ys.len()).map(move |j| (ys[j] - ys[i]) / (j - i) as f64)).collect();
+    let mut slopes: Vec<f64> =
+        (0..ys.len()).flat_map(|i| (i + 1..ys.len()).map(move |j| (ys[j] - ys[i]) / (j - i) as f64)).collect();
     slopes.sort_by(f64::total_cmp);
     slopes[slopes.len() / 2]
 }

@@ -26,7 +26,14 @@ const TYPES = {
  * (`Range: bytes=N-`) are honoured so interrupted model downloads resume. With `cors`, any
  * origin may read the files (to test pages that load models from another origin).
  */
-export async function serve({ root = fileURLToPath(new URL('.', import.meta.url)), mounts = {}, port = 0, host = '127.0.0.1', onRequest, cors = false } = {}) {
+export async function serve({
+  root = fileURLToPath(new URL('.', import.meta.url)),
+  mounts = {},
+  port = 0,
+  host = '127.0.0.1',
+  onRequest,
+  cors = false,
+} = {}) {
   root = resolve(root);
   // Serve one request (also for a test that held it back in `onRequest`).
   const handle = async (req, res) => {

@@ -14,8 +14,10 @@ use crate::gpu::{Gpu, now_ms, read_f32};
 use crate::image::Views;
 use crate::kernels::int4_matmul::{int4_matmul_precision, int4_matmul_split, splits_for};
 use crate::kernels::int4_matvec::Norm;
-use crate::kernels::{Int4Matrix, Mask, argmax, int4_matmul, int4_matvec, int4_matvec_normed, int4_matvec_swiglu, rms_norm, swiglu};
-use crate::model::{Kernels, FusionModel, VisionOptions, WeightFormat};
+use crate::kernels::{
+    Int4Matrix, Mask, argmax, int4_matmul, int4_matvec, int4_matvec_normed, int4_matvec_swiglu, rms_norm, swiglu,
+};
+use crate::model::{FusionModel, Kernels, VisionOptions, WeightFormat};
 use crate::quant::Int4Weight;
 use crate::testing::{RandomModel, RandomWeights, TinySpec};
 use crate::tokenizer::Tokenizer;
@@ -100,13 +102,19 @@ pub fn run(gpu: &Gpu, o: &BenchOptions, save: &mut dyn FnMut(&Value) -> Result<(
     save(&report)?;
     let host = Gpu::noop()?;
     for &shapes in &o.shapes {
-        let models = report["models"].as_array_mut().ok_or_else(|| Error::Execution("bench: the report lost its models".into()))?;
+        let models = report["models"]
+            .as_array_mut()
+            .ok_or_else(|| Error::Execution("bench: the report lost its models".into()))?;
         let index = models.len();
         models.push(Value::Null);
-        let mut model = ModelReport { shapes, figures: json!({"model": shapes.name(), "finished": false}), save: &mut |model: &Value| {
-            report["models"][index] = model.clone();
-            save(&report)
-        } };
+        let mut model = ModelReport {
+            shapes,
+            figures: json!({"model": shapes.name(), "finished": false}),
+            save: &mut |model: &Value| {
+                report["models"][index] = model.clone();
+                save(&report)
+            },
+        };
         bench_model(gpu, &host, o, copy_gbs, &mut model)?;
     }
     Ok(report)
@@ -164,7 +172,8 @@ fn kernel_ms(gpu: &Gpu, repeats: usize, mut f: impl FnMut() -> Result<()> + Send
         .profile(|| (0..repeats).try_for_each(|_| f()), "fusion bench")
         .map_err(|e| Error::Execution(format!("profiling: {e:?}")))?;
     result?;
-    let ticks = pollster::block_on(duration.resolve()).ok_or_else(|| Error::Execution("profiling: no timestamps came back".into()))?;
+    let ticks = pollster::block_on(duration.resolve())
+        .ok_or_else(|| Error::Execution("profiling: no timestamps came back".into()))?;
     Ok(ticks.duration().as_secs_f64() * 1e3 / repeats as f64)
 }
 
@@ -173,7 +182,16 @@ fn copy_bandwidth(gpu: &Gpu, o: &BenchOptions) -> Result<f64> {
     let len = (o.copy_bytes / 4).next_multiple_of(4);
     let most = gpu.max_binding_bytes();
     if (len * 4) as u64 > most {
-        return Err(Error::invalid("bench", format!("the copy probe's {} MiB exceed the {} MiB {} can bind: pass --copy-mib {} or less", (len * 4) >> 20, most >> 20, gpu.adapter_name(), most >> 20)));
+        return Err(Error::invalid(
+            "bench",
+            format!(
+                "the copy probe's {} MiB exceed the {} MiB {} can bind: pass --copy-mib {} or less",
+                (len * 4) >> 20,
+                most >> 20,
+                gpu.adapter_name(),
+                most >> 20
+            ),
+        ));
     }
     let (src, dst) = (gpu.empty_f32(len), gpu.empty_f32(len));
     let ms = kernel_ms(gpu, o.repeats, || crate::kernels::copy::copy(gpu, &src, &dst, len, 0))?;
@@ -186,7 +204,8 @@ fn copy_bandwidth(gpu: &Gpu, o: &BenchOptions) -> Result<f64> {
 fn launch_overhead_us(gpu: &Gpu) -> Result<Value> {
     const LAUNCHES: usize = 1000;
     let (src, dst) = (gpu.empty_f32(1024), gpu.empty_f32(1024));
-    let wgsl = time_ms(gpu, 1, || (0..LAUNCHES).try_for_each(|_| crate::kernels::copy::copy(gpu, &src, &dst, 1024, 0)))?;
+    let wgsl =
+        time_ms(gpu, 1, || (0..LAUNCHES).try_for_each(|_| crate::kernels::copy::copy(gpu, &src, &dst, 1024, 0)))?;
     let x = Tensor::<1>::zeros([1024], gpu.device());
     let burn = time_ms(gpu, 1, || {
         drop((0..LAUNCHES).fold(x.clone(), |x, _| x + 1.0));
@@ -202,8 +221,10 @@ fn launch_overhead_us(gpu: &Gpu) -> Result<Value> {
 /// tokenizer: one token per byte of English text.
 fn text_stream_us() -> Result<Value> {
     const REPEATS: usize = 20;
-    let tokenizer = Tokenizer::from_bytes(crate::testing::tokenizer_json(Backbone::Phi).to_string().as_bytes(), Backbone::Phi)?;
-    let ids = tokenizer.encode(&"A man irons clothes on a board attached to the back of a yellow taxi. ".repeat(32), false)?;
+    let tokenizer =
+        Tokenizer::from_bytes(crate::testing::tokenizer_json(Backbone::Phi).to_string().as_bytes(), Backbone::Phi)?;
+    let ids = tokenizer
+        .encode(&"A man irons clothes on a board attached to the back of a yellow taxi. ".repeat(32), false)?;
     let mut figures = Vec::new();
     for n in [512, 2048].map(|n| n.min(ids.len())) {
         let start = now_ms();
@@ -290,7 +311,13 @@ fn progress(shapes: Shapes, what: &str, figures: &Value) {
 
 /// int4 matvec (decode) and GEMM (prefill; in f16 where the device has shader-f16, then also
 /// in f32) on each decoder shape, against burn's f32 matmul.
-fn bench_linears(gpu: &Gpu, o: &BenchOptions, shapes: &[((usize, usize), usize)], prefill_rows: usize, copy_gbs: f64) -> Result<Vec<Value>> {
+fn bench_linears(
+    gpu: &Gpu,
+    o: &BenchOptions,
+    shapes: &[((usize, usize), usize)],
+    prefill_rows: usize,
+    copy_gbs: f64,
+) -> Result<Vec<Value>> {
     let mut random = RandomWeights::new(7, o.group);
     let mut out = Vec::new();
     for &((n, k), count) in shapes {
@@ -372,7 +399,8 @@ fn bench_attention(gpu: &Gpu, o: &BenchOptions, cases: &[AttentionCase], copy_gb
         let (q, k, v) = (mk([heads, s, hd], 4), mk([kv, t, hd], 5), mk([kv, t, hd], 6));
         let mut times = Vec::new();
         for imp in [Kernels::Fused, Kernels::Stock] {
-            let f = || crate::model::attention::attend(gpu, imp, q.clone(), k.clone(), v.clone(), t, mask, None).map(drop);
+            let f =
+                || crate::model::attention::attend(gpu, imp, q.clone(), k.clone(), v.clone(), t, mask, None).map(drop);
             times.push(kernel_ms(gpu, o.repeats, f)?);
         }
         let mut entry = json!({
@@ -398,7 +426,9 @@ fn bench_swiglu_epilogue(gpu: &Gpu, o: &BenchOptions, (n, k): (usize, usize)) ->
     let x = random_f32(gpu, [1, k], 1);
     let fused = kernel_ms(gpu, o.repeats, || int4_matvec_swiglu(gpu, x.clone(), &w).map(drop))?;
     let separate = kernel_ms(gpu, o.repeats, || swiglu(gpu, int4_matvec(gpu, x.clone(), &w)?).map(drop))?;
-    Ok(json!({"shape": [n, k], "epilogue_ms": round(fused), "two_launches_ms": round(separate), "speedup": round(separate / fused)}))
+    Ok(
+        json!({"shape": [n, k], "epilogue_ms": round(fused), "two_launches_ms": round(separate), "speedup": round(separate / fused)}),
+    )
 }
 
 /// A decode step's qkv projection of the normed input: RMSNorm inside the matvec (what the model
@@ -409,8 +439,11 @@ fn bench_norm_prologue(gpu: &Gpu, o: &BenchOptions, (n, k): (usize, usize), eps:
     let weight = random_f32(gpu, [1, k], 2).reshape([k]);
     let norm = Norm { weight: &weight, eps };
     let fused = kernel_ms(gpu, o.repeats, || int4_matvec_normed(gpu, x.clone(), &w, norm).map(drop))?;
-    let separate = kernel_ms(gpu, o.repeats, || int4_matvec(gpu, rms_norm(gpu, x.clone(), &weight, eps)?, &w).map(drop))?;
-    Ok(json!({"shape": [n, k], "prologue_ms": round(fused), "two_launches_ms": round(separate), "speedup": round(separate / fused)}))
+    let separate =
+        kernel_ms(gpu, o.repeats, || int4_matvec(gpu, rms_norm(gpu, x.clone(), &weight, eps)?, &w).map(drop))?;
+    Ok(
+        json!({"shape": [n, k], "prologue_ms": round(fused), "two_launches_ms": round(separate), "speedup": round(separate / fused)}),
+    )
 }
 
 /// The int4 group size, measured: how well each candidate reconstructs weights (Gaussian, and
@@ -428,7 +461,9 @@ fn bench_group_sizes(gpu: &Gpu, o: &BenchOptions, (n, k): (usize, usize), copy_g
             if rng.next_f32() < 0.01 { 8.0 * laplace } else { laplace }
         })
         .collect();
-    let error = |w: &[f32], group: usize| -> Result<f64> { Ok(crate::quant::rel_l2(&Int4Weight::quantize("sample", w, rows, cols, group)?.dequantize(), w)) };
+    let error = |w: &[f32], group: usize| -> Result<f64> {
+        Ok(crate::quant::rel_l2(&Int4Weight::quantize("sample", w, rows, cols, group)?.dequantize(), w))
+    };
     let mut out = Vec::new();
     for group in [32, 64, 128] {
         let w = Int4Matrix::upload(gpu, &RandomWeights::new(13, group).int4(n, k));
@@ -460,7 +495,8 @@ fn bench_matvec_shapes(gpu: &Gpu, o: &BenchOptions, matrices: &[(usize, usize)],
         let bytes = int4_bytes(n, k, o.group) as f64;
         for subgroups in reductions(gpu) {
             for shape in MatvecShape::CANDIDATES {
-                let ms = kernel_ms(gpu, o.repeats, || int4_matvec_variant(gpu, x.clone(), &w, shape, subgroups).map(drop))?;
+                let ms =
+                    kernel_ms(gpu, o.repeats, || int4_matvec_variant(gpu, x.clone(), &w, shape, subgroups).map(drop))?;
                 out.push(json!({
                     "shape": [n, k], "workgroup": shape.workgroup, "outputs": shape.outputs, "unroll": shape.unroll, "stage_x": shape.stage_x, "subgroups": subgroups,
                     "default": shape == MatvecShape::DEFAULT && subgroups == gpu.capabilities().subgroups,
@@ -480,7 +516,8 @@ fn reductions(gpu: &Gpu) -> Vec<bool> {
 /// A photo-sized gradient: the bench needs no files.
 fn synthetic_views() -> Result<Views> {
     let (w, h) = (640, 480);
-    let rgb: Vec<u8> = (0..w * h).flat_map(|i| [(i % w * 255 / w) as u8, (i / w * 255 / h) as u8, ((i * 7) % 251) as u8]).collect();
+    let rgb: Vec<u8> =
+        (0..w * h).flat_map(|i| [(i % w * 255 / w) as u8, (i / w * 255 / h) as u8, ((i * 7) % 251) as u8]).collect();
     Views::from_rgb(&rgb, w, h)
 }
 
@@ -569,14 +606,21 @@ fn bench_cpu_side(host: &Gpu, o: &BenchOptions, shapes: Shapes) -> Result<Value>
     let mut source = RandomModel::new(&shapes.spec(), o.group)?;
     let tokenizer = Tokenizer::from_bytes(source.tokenizer.to_string().as_bytes(), source.config.model_type)?;
     let views = synthetic_views()?;
-    let model = FusionModel::from_source(source.config.clone(), &source.vision.clone(), &mut source, host, WeightFormat::Int4 { group: o.group })?;
+    let model = FusionModel::from_source(
+        source.config.clone(),
+        &source.vision.clone(),
+        &mut source,
+        host,
+        WeightFormat::Int4 { group: o.group },
+    )?;
     let memory = memory_after_load(host);
     model.set_decode_graphs(true);
     let recorded = bench_question(&model, &tokenizer, &views, o)?;
     model.set_decode_graphs(false);
     let launched = bench_question(&model, &tokenizer, &views, o)?;
     let per_token_us = |v: &Value| v["decode_ms_per_token"].as_f64().map(|ms| round(ms * 1e3));
-    let reading_each_us = |v: &Value| v["decode_reading_each_token_first_tok_s"].as_f64().map(|tok_s| round(1e6 / tok_s));
+    let reading_each_us =
+        |v: &Value| v["decode_reading_each_token_first_tok_s"].as_f64().map(|tok_s| round(1e6 / tok_s));
     let figures = json!({
         "device": host.adapter_name(),
         "decode_recorded_us_per_token": per_token_us(&recorded),
@@ -597,9 +641,15 @@ fn bench_cpu_side(host: &Gpu, o: &BenchOptions, shapes: Shapes) -> Result<Value>
 /// reading all the logits back and taking the argmax on the CPU (as the engine did before).
 fn bench_greedy_pick(gpu: &Gpu, o: &BenchOptions, vocab: usize) -> Result<Value> {
     let logits = random_f32(gpu, [1, vocab], 11).reshape([vocab]);
-    let on_gpu = time_ms(gpu, o.repeats, || pollster::block_on(argmax(gpu, logits.clone())).map(|id| _ = std::hint::black_box(id)))?;
-    let on_cpu = time_ms(gpu, o.repeats, || pollster::block_on(read_f32(logits.clone())).map(|l| _ = std::hint::black_box(crate::generate::argmax(&l))))?;
-    Ok(json!({"vocab": vocab, "gpu_argmax_us": round(on_gpu * 1e3), "read_back_and_cpu_argmax_us": round(on_cpu * 1e3), "speedup": round(on_cpu / on_gpu)}))
+    let on_gpu = time_ms(gpu, o.repeats, || {
+        pollster::block_on(argmax(gpu, logits.clone())).map(|id| _ = std::hint::black_box(id))
+    })?;
+    let on_cpu = time_ms(gpu, o.repeats, || {
+        pollster::block_on(read_f32(logits.clone())).map(|l| _ = std::hint::black_box(crate::generate::argmax(&l)))
+    })?;
+    Ok(
+        json!({"vocab": vocab, "gpu_argmax_us": round(on_gpu * 1e3), "read_back_and_cpu_argmax_us": round(on_cpu * 1e3), "speedup": round(on_cpu / on_gpu)}),
+    )
 }
 
 /// One model's figures, most wanted first (what changed since the last GPU measurement before
@@ -618,7 +668,13 @@ fn bench_model(gpu: &Gpu, host: &Gpu, o: &BenchOptions, copy_gbs: f64, report: &
     report.add("decoder", json!({"hidden": d, "layers": config.num_hidden_layers, "heads": h, "kv_heads": kv, "head_dim": hd, "intermediate": config.intermediate_size, "vocab": config.vocab_size}))?;
 
     let load = now_ms();
-    let mut model = FusionModel::from_source(config.clone(), &source.vision.clone(), &mut source, gpu, WeightFormat::Int4 { group: o.group })?;
+    let mut model = FusionModel::from_source(
+        config.clone(),
+        &source.vision.clone(),
+        &mut source,
+        gpu,
+        WeightFormat::Int4 { group: o.group },
+    )?;
     pollster::block_on(gpu.sync())?;
     report.add("load_ms", json!(round(now_ms() - load)))?;
     report.add("memory_after_load", memory_after_load(gpu))?;
@@ -642,20 +698,36 @@ fn bench_model(gpu: &Gpu, host: &Gpu, o: &BenchOptions, copy_gbs: f64, report: &
 
     let (c, tower_heads) = (source.vision.hidden_size, source.vision.num_attention_heads);
     let tower_rows = (384 / source.vision.patch_size).pow(2);
-    report.add("attention", json!(bench_attention(gpu, o, &[
-        ("decode", (h, kv, 1, context, hd), Mask::Causal),
-        ("prefill", (h, kv, prompt, prompt, hd), Mask::Causal),
-        ("vision", (tower_heads, tower_heads, tower_rows, tower_rows, c / tower_heads), Mask::Full),
-    ], copy_gbs)?))?;
+    report.add(
+        "attention",
+        json!(bench_attention(
+            gpu,
+            o,
+            &[
+                ("decode", (h, kv, 1, context, hd), Mask::Causal),
+                ("prefill", (h, kv, prompt, prompt, hd), Mask::Causal),
+                ("vision", (tower_heads, tower_heads, tower_rows, tower_rows, c / tower_heads), Mask::Full),
+            ],
+            copy_gbs
+        )?),
+    )?;
     report.add("matvec_shapes", json!(bench_matvec_shapes(gpu, o, &[largest, most_frequent, smallest], copy_gbs)?))?;
     report.add("linears", json!(bench_linears(gpu, o, &linears, prompt, copy_gbs)?))?;
-    let tower_mlp = source.shapes.get(&format!("{}.weight", crate::weights::vision_layer(0, "mlp.fc1"))).map_or(4 * c, |s| s[0]);
-    report.add("gemm_splits", json!(bench_gemm_splits(gpu, o, &[
-        ("tower attention output", tower_rows, (c, c)),
-        ("tower fc2", tower_rows, (c, tower_mlp)),
-        ("32-token follow-up, attention output", 32, (d, d)),
-        ("32-token follow-up, down", 32, (d, config.intermediate_size)),
-    ])?))?;
+    let tower_mlp =
+        source.shapes.get(&format!("{}.weight", crate::weights::vision_layer(0, "mlp.fc1"))).map_or(4 * c, |s| s[0]);
+    report.add(
+        "gemm_splits",
+        json!(bench_gemm_splits(
+            gpu,
+            o,
+            &[
+                ("tower attention output", tower_rows, (c, c)),
+                ("tower fc2", tower_rows, (c, tower_mlp)),
+                ("32-token follow-up, attention output", 32, (d, d)),
+                ("32-token follow-up, down", 32, (d, config.intermediate_size)),
+            ]
+        )?),
+    )?;
     report.add("norm_prologue", bench_norm_prologue(gpu, o, ((h + 2 * kv) * hd, d), config.rms_norm_eps)?)?;
     report.add("swiglu_epilogue", bench_swiglu_epilogue(gpu, o, (2 * config.intermediate_size, d))?)?;
     report.add("greedy_pick", bench_greedy_pick(gpu, o, config.vocab_size)?)?;
@@ -666,8 +738,9 @@ fn bench_model(gpu: &Gpu, host: &Gpu, o: &BenchOptions, copy_gbs: f64, report: &
     report.add("group_sizes", json!(bench_group_sizes(gpu, o, largest, copy_gbs)?))?;
     if o.f32_model {
         let mut source = RandomModel::new(&shapes.spec(), o.group)?;
-        let mut model = FusionModel::from_source(config, &source.vision.clone(), &mut source, gpu, WeightFormat::F32)
-            .map_err(|e| Error::invalid("bench", format!("the f32 model for the stock-matmul comparison: {e}")))?;
+        let mut model =
+            FusionModel::from_source(config, &source.vision.clone(), &mut source, gpu, WeightFormat::F32)
+                .map_err(|e| Error::invalid("bench", format!("the f32 model for the stock-matmul comparison: {e}")))?;
         model.set_kernels(Kernels::Stock);
         report.add("f32_burn_matmul_and_attention", bench_question(&model, &tokenizer, &views, o)?)?;
     }

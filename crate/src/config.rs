@@ -36,7 +36,10 @@ impl TowerKind {
         } else if lower.contains("siglip") {
             Ok(Self::Siglip)
         } else {
-            Err(Error::invalid("config.json", format!("unknown vision tower `{name}`: expected a SigLIP or SigLIP2 tower")))
+            Err(Error::invalid(
+                "config.json",
+                format!("unknown vision tower `{name}`: expected a SigLIP or SigLIP2 tower"),
+            ))
         }
     }
 
@@ -156,19 +159,34 @@ impl FusionConfig {
     fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::invalid("config.json", m));
         if self.mm_projector_type != "mlp2x_gelu" {
-            return bad(format!("mm_projector_type `{}` is not supported (expected mlp2x_gelu)", self.mm_projector_type));
+            return bad(format!(
+                "mm_projector_type `{}` is not supported (expected mlp2x_gelu)",
+                self.mm_projector_type
+            ));
         }
-        if self.num_attention_heads == 0 || !self.hidden_size.is_multiple_of(self.num_attention_heads) && self.head_dim.is_none() {
-            return bad(format!("hidden_size {} is not a multiple of num_attention_heads {}", self.hidden_size, self.num_attention_heads));
+        if self.num_attention_heads == 0
+            || !self.hidden_size.is_multiple_of(self.num_attention_heads) && self.head_dim.is_none()
+        {
+            return bad(format!(
+                "hidden_size {} is not a multiple of num_attention_heads {}",
+                self.hidden_size, self.num_attention_heads
+            ));
         }
         if !self.num_attention_heads.is_multiple_of(self.kv_heads()) {
-            return bad(format!("num_attention_heads {} is not a multiple of num_key_value_heads {}", self.num_attention_heads, self.kv_heads()));
+            return bad(format!(
+                "num_attention_heads {} is not a multiple of num_key_value_heads {}",
+                self.num_attention_heads,
+                self.kv_heads()
+            ));
         }
         if !self.head_dim().is_multiple_of(2) {
             return bad(format!("head_dim {} is odd; RoPE needs it even", self.head_dim()));
         }
         if !self.hidden_size.is_multiple_of(INTERACTION_HEADS) {
-            return bad(format!("hidden_size {} is not a multiple of the {INTERACTION_HEADS} interaction heads", self.hidden_size));
+            return bad(format!(
+                "hidden_size {} is not a multiple of the {INTERACTION_HEADS} interaction heads",
+                self.hidden_size
+            ));
         }
         if self.window_size == 0 {
             return bad("window_size is 0".into());
@@ -203,7 +221,11 @@ impl FusionConfig {
     pub fn latent_choices(&self) -> Result<Vec<usize>> {
         let Some(list) = &self.query_len else { return Ok(vec![DEFAULT_LATENTS]) };
         list.split(',')
-            .map(|s| s.trim().parse::<usize>().map_err(|_| Error::invalid("config.json", format!("query_len `{list}` is not a list of integers"))))
+            .map(|s| {
+                s.trim()
+                    .parse::<usize>()
+                    .map_err(|_| Error::invalid("config.json", format!("query_len `{list}` is not a list of integers")))
+            })
             .collect()
     }
 
@@ -219,7 +241,10 @@ impl FusionConfig {
     pub fn latent_side(q: usize) -> Result<usize> {
         let side = (q as f64).sqrt().round() as usize;
         if q == 0 || side * side != q {
-            return Err(Error::invalid("latents", format!("{q} latent tokens is not a positive perfect square (4, 16, 36, 64, 144, …)")));
+            return Err(Error::invalid(
+                "latents",
+                format!("{q} latent tokens is not a positive perfect square (4, 16, 36, 64, 144, …)"),
+            ));
         }
         Ok(side)
     }
@@ -300,7 +325,9 @@ impl VisionConfig {
         let kind = fusion.tower_kind();
         let path = dir.join(&fusion.mm_vision_tower).join("config.json");
         match std::fs::read_to_string(&path) {
-            Ok(text) => serde_json::from_str(&text).map_err(|e| Error::invalid(path.display().to_string(), e.to_string())),
+            Ok(text) => {
+                serde_json::from_str(&text).map_err(|e| Error::invalid(path.display().to_string(), e.to_string()))
+            }
             Err(_) => Ok(Self::defaults(kind)),
         }
     }

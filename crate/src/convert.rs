@@ -15,7 +15,9 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::loader::{Checkpoint, TensorSource};
-use crate::manifest::{ALIGN, DType, FORMAT, FORMAT_VERSION, MAX_SHARD_BYTES, Manifest, Range, ShardEntry, TensorEntry};
+use crate::manifest::{
+    ALIGN, DType, FORMAT, FORMAT_VERSION, MAX_SHARD_BYTES, Manifest, Range, ShardEntry, TensorEntry,
+};
 use crate::quant::Int4Weight;
 use crate::weights;
 
@@ -58,7 +60,14 @@ impl<'a> Shards<'a> {
     }
 
     /// Append one tensor's stored bytes (for int4 also its scales and group size) and describe it.
-    pub(crate) fn tensor(&mut self, name: String, shape: Vec<usize>, dtype: DType, data: &[u8], int4: Option<(&[u8], usize)>) -> Result<TensorEntry> {
+    pub(crate) fn tensor(
+        &mut self,
+        name: String,
+        shape: Vec<usize>,
+        dtype: DType,
+        data: &[u8],
+        int4: Option<(&[u8], usize)>,
+    ) -> Result<TensorEntry> {
         let data = self.write(data)?;
         let (scales, group) = match int4 {
             Some((scales, group)) => (Some(self.write(scales)?), Some(group)),
@@ -121,7 +130,9 @@ impl<'a> Shards<'a> {
 
 fn read_json(path: &Path) -> Result<Option<serde_json::Value>> {
     match std::fs::read_to_string(path) {
-        Ok(t) => serde_json::from_str(&t).map(Some).map_err(|e| Error::invalid(path.display().to_string(), e.to_string())),
+        Ok(t) => {
+            serde_json::from_str(&t).map(Some).map_err(|e| Error::invalid(path.display().to_string(), e.to_string()))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(Error::io(path, e)),
     }
@@ -129,7 +140,8 @@ fn read_json(path: &Path) -> Result<Option<serde_json::Value>> {
 
 /// Convert `src` (a Hugging Face FUSION checkpoint) into `out`.
 pub fn convert(src: &Path, out: &Path, options: &ConvertOptions) -> Result<Manifest> {
-    let config_text = std::fs::read_to_string(src.join("config.json")).map_err(|e| Error::io(src.join("config.json"), e))?;
+    let config_text =
+        std::fs::read_to_string(src.join("config.json")).map_err(|e| Error::io(src.join("config.json"), e))?;
     let fusion = crate::config::FusionConfig::from_json(&config_text)?;
     let tokenizer = match std::fs::read(src.join("tokenizer.json")) {
         Ok(t) => Some(t),
@@ -150,7 +162,13 @@ pub fn convert(src: &Path, out: &Path, options: &ConvertOptions) -> Result<Manif
             DType::Int4 => {
                 let q = Int4Weight::quantize(&name, &t.data, t.shape[0], t.shape[1], options.group)?;
                 let scales = q.scales_u32();
-                shards.tensor(name, t.shape, dtype, bytemuck::cast_slice(&q.packed), Some((bytemuck::cast_slice(&scales), options.group)))?
+                shards.tensor(
+                    name,
+                    t.shape,
+                    dtype,
+                    bytemuck::cast_slice(&q.packed),
+                    Some((bytemuck::cast_slice(&scales), options.group)),
+                )?
             }
             DType::F16 => {
                 let halves: Vec<u16> = t.data.iter().map(|v| f16::from_f32(*v).to_bits()).collect();

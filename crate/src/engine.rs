@@ -39,7 +39,10 @@ pub struct AskOptions {
 
 impl AskOptions {
     fn vision(&self, config: &crate::config::FusionConfig) -> VisionOptions {
-        VisionOptions { latents: self.latents.unwrap_or_else(|| config.default_latents()), reduced_side: self.reduced_side }
+        VisionOptions {
+            latents: self.latents.unwrap_or_else(|| config.default_latents()),
+            reduced_side: self.reduced_side,
+        }
     }
 }
 
@@ -97,7 +100,8 @@ impl Engine {
         }
         let mut stop_ids = model.config.eos_ids();
         if let Some(text) = generation_config {
-            let g: GenerationConfig = serde_json::from_str(text).map_err(|e| crate::Error::invalid("generation_config.json", e.to_string()))?;
+            let g: GenerationConfig = serde_json::from_str(text)
+                .map_err(|e| crate::Error::invalid("generation_config.json", e.to_string()))?;
             stop_ids.extend(g.eos_token_id.as_ref().map(OneOrMany::to_vec).unwrap_or_default());
         }
         stop_ids.extend(tokenizer.end_of_turn());
@@ -131,20 +135,40 @@ impl Engine {
     }
 
     pub fn new_conversation(&self) -> Conversation {
-        Conversation { cache: self.model.new_cache(), system: None, photo_prompt: 0, pending: Vec::new(), asked: Vec::new(), kept: Vec::new(), dropped: 0, rebuilds: 0, stale: false }
+        Conversation {
+            cache: self.model.new_cache(),
+            system: None,
+            photo_prompt: 0,
+            pending: Vec::new(),
+            asked: Vec::new(),
+            kept: Vec::new(),
+            dropped: 0,
+            rebuilds: 0,
+            stale: false,
+        }
     }
 
     /// A conversation rebuilt from earlier `(question, answer)` turns about `photo` (or about
     /// none), as if they had been asked here: the first turn's full prefill, then the later
     /// turns appended — as many of the newest as fit with room for one more question and answer
     /// ([`Engine::fit`]).
-    pub fn resume(&self, photo: Option<&Photo>, history: &[(String, String)], options: &AskOptions) -> Result<Conversation> {
+    pub fn resume(
+        &self,
+        photo: Option<&Photo>,
+        history: &[(String, String)],
+        options: &AskOptions,
+    ) -> Result<Conversation> {
         self.rebuild(photo, history, "", options, None)
     }
 
     /// `conversation` (from another engine: the same model on a device that was lost) rebuilt
     /// here from the turns it holds, remembering every question it was asked.
-    pub fn replay(&self, photo: Option<&Photo>, conversation: &Conversation, options: &AskOptions) -> Result<Conversation> {
+    pub fn replay(
+        &self,
+        photo: Option<&Photo>,
+        conversation: &Conversation,
+        options: &AskOptions,
+    ) -> Result<Conversation> {
         let mut replayed = self.resume(photo, &conversation.kept, options)?;
         replayed.asked = conversation.asked.clone();
         replayed.dropped += conversation.dropped;
@@ -158,7 +182,14 @@ impl Engine {
     /// rows are kept rather than computed again: dropping follow-ups leaves them a prefix of the
     /// context, and their prefill (the question-guided vision tower included) was most of a
     /// rebuild's cost: the browser soak's rebuilds went from 22.8 to 7.1 s (RELIABILITY.md).
-    fn rebuild(&self, photo: Option<&Photo>, history: &[(String, String)], next: &str, options: &AskOptions, photo_prompt: Option<(KvCache, usize)>) -> Result<Conversation> {
+    fn rebuild(
+        &self,
+        photo: Option<&Photo>,
+        history: &[(String, String)],
+        next: &str,
+        options: &AskOptions,
+        photo_prompt: Option<(KvCache, usize)>,
+    ) -> Result<Conversation> {
         let mut conversation = Conversation { system: options.system.clone(), ..self.new_conversation() };
         let Some(((first, _), later)) = history.split_first() else { return Ok(conversation) };
         let dropped = self.fit(photo, history, next, options)?;
@@ -170,7 +201,9 @@ impl Engine {
                 cache.truncate(len);
                 conversation.cache = cache;
             }
-            _ => self.model.prefill(&prompt, photo.map(Photo::image), vision, &mut conversation.cache, None).map(drop)?,
+            _ => {
+                self.model.prefill(&prompt, photo.map(Photo::image), vision, &mut conversation.cache, None).map(drop)?
+            }
         }
         conversation.photo_prompt = conversation.cache.len();
         let mut ids = self.tokenizer.encode(&history[0].1, false)?;
@@ -197,17 +230,32 @@ impl Engine {
     /// turn and the new question alone do not fit, this is an error naming the sizes. The room
     /// kept for the answer is [`ANSWER_ROOM`] tokens (or `max_new_tokens`, if smaller); an
     /// answer that still reaches the end of the context stops there with [`StopReason::Length`].
-    pub fn fit(&self, photo: Option<&Photo>, history: &[(String, String)], question: &str, options: &AskOptions) -> Result<usize> {
+    pub fn fit(
+        &self,
+        photo: Option<&Photo>,
+        history: &[(String, String)],
+        question: &str,
+        options: &AskOptions,
+    ) -> Result<usize> {
         let Some(((first_q, first_a), later)) = history.split_first() else { return Ok(0) };
         let max = self.model.config.max_context();
-        let first = self.model.sequence_len(&self.first_prompt(photo, first_q, options)?, options.vision(&self.model.config))? + self.tokenizer.encode(first_a, false)?.len();
-        let turn = |q: &str, a: &str| -> Result<usize> { Ok(self.tokenizer.follow_up(q)?.len() + self.tokenizer.encode(a, false)?.len()) };
-        let ask = if question.is_empty() { 0 } else { turn(question, "")? } + ANSWER_ROOM.min(options.sampling.max_new_tokens);
+        let first = self
+            .model
+            .sequence_len(&self.first_prompt(photo, first_q, options)?, options.vision(&self.model.config))?
+            + self.tokenizer.encode(first_a, false)?.len();
+        let turn = |q: &str, a: &str| -> Result<usize> {
+            Ok(self.tokenizer.follow_up(q)?.len() + self.tokenizer.encode(a, false)?.len())
+        };
+        let ask = if question.is_empty() { 0 } else { turn(question, "")? }
+            + ANSWER_ROOM.min(options.sampling.max_new_tokens);
         let later = later.iter().map(|(q, a)| turn(q, a)).collect::<Result<Vec<_>>>()?;
         if first + ask > max {
             return Err(crate::Error::invalid(
                 "conversation",
-                format!("the {}first turn ({first} positions) and the new question with room for its answer ({ask}) exceed the model's context of {max}", if photo.is_some() { "photo's " } else { "" }),
+                format!(
+                    "the {}first turn ({first} positions) and the new question with room for its answer ({ask}) exceed the model's context of {max}",
+                    if photo.is_some() { "photo's " } else { "" }
+                ),
             ));
         }
         let mut total = first + ask + later.iter().sum::<usize>();
@@ -239,7 +287,14 @@ impl Engine {
     /// A question that fails is not a turn: the next one rebuilds the cache from the turns
     /// kept (one prefill), since the failure may have left part of this one in the cache, or,
     /// after a GPU failure, a cache that can no longer be read.
-    pub async fn ask(&self, conversation: &mut Conversation, photo: Option<&Photo>, question: &str, options: &AskOptions, on_text: impl FnMut(&str) -> bool) -> Result<Answer> {
+    pub async fn ask(
+        &self,
+        conversation: &mut Conversation,
+        photo: Option<&Photo>,
+        question: &str,
+        options: &AskOptions,
+        on_text: impl FnMut(&str) -> bool,
+    ) -> Result<Answer> {
         options.sampling.check()?;
         let new_system = !conversation.kept.is_empty() && conversation.system != options.system;
         if conversation.stale || new_system || self.out_of_room(conversation, question, options)? {
@@ -247,10 +302,17 @@ impl Engine {
             // prompt as cached unless a failed question left the cache unreadable or the
             // system prompt before it changed. Stale until done: a rebuild that fails leaves
             // the next question a rebuild from scratch.
-            let photo_prompt = (!conversation.stale && !new_system && conversation.photo_prompt > 0).then(|| (std::mem::replace(&mut conversation.cache, self.model.new_cache()), conversation.photo_prompt));
+            let photo_prompt = (!conversation.stale && !new_system && conversation.photo_prompt > 0).then(|| {
+                (std::mem::replace(&mut conversation.cache, self.model.new_cache()), conversation.photo_prompt)
+            });
             conversation.stale = true;
             let rebuilt = self.rebuild(photo, &conversation.kept, question, options, photo_prompt)?;
-            *conversation = Conversation { asked: std::mem::take(&mut conversation.asked), dropped: conversation.dropped + rebuilt.dropped, rebuilds: conversation.rebuilds + 1, ..rebuilt };
+            *conversation = Conversation {
+                asked: std::mem::take(&mut conversation.asked),
+                dropped: conversation.dropped + rebuilt.dropped,
+                rebuilds: conversation.rebuilds + 1,
+                ..rebuilt
+            };
         }
         let cache = &mut conversation.cache;
         let before = cache.len();
@@ -258,12 +320,30 @@ impl Engine {
         let embedded = if conversation.kept.is_empty() {
             conversation.system = options.system.clone();
             let prompt = self.first_prompt(photo, question, options)?;
-            let embedded = self.model.embed_prompt(&prompt, photo.map(Photo::image), options.vision(&self.model.config), cache, None)?;
+            let embedded = self.model.embed_prompt(
+                &prompt,
+                photo.map(Photo::image),
+                options.vision(&self.model.config),
+                cache,
+                None,
+            )?;
             self.model.gpu().sync().await?;
             embedded
         } else {
-            let ids = conversation.pending.iter().copied().chain(self.tokenizer.follow_up(question)?).map(i64::from).collect();
-            self.model.embed_prompt(&Prompt { ids, instructs: Vec::new() }, None, VisionOptions { latents: 0, reduced_side: None }, cache, None)?
+            let ids = conversation
+                .pending
+                .iter()
+                .copied()
+                .chain(self.tokenizer.follow_up(question)?)
+                .map(i64::from)
+                .collect();
+            self.model.embed_prompt(
+                &Prompt { ids, instructs: Vec::new() },
+                None,
+                VisionOptions { latents: 0, reduced_side: None },
+                cache,
+                None,
+            )?
         };
         let vision_ms = now_ms() - start;
         // From here until the answer is complete the cache holds part of this turn.
@@ -297,7 +377,9 @@ impl Engine {
         if conversation.kept.is_empty() {
             return Ok(false);
         }
-        let follow_up = conversation.pending.len() + self.tokenizer.follow_up(question)?.len() + ANSWER_ROOM.min(options.sampling.max_new_tokens);
+        let follow_up = conversation.pending.len()
+            + self.tokenizer.follow_up(question)?.len()
+            + ANSWER_ROOM.min(options.sampling.max_new_tokens);
         Ok(conversation.cache.len() + follow_up > self.model.config.max_context())
     }
 
@@ -314,7 +396,13 @@ impl Engine {
     /// back) leaves the cache as it was before the answer, and its text (most often cut in the
     /// middle of a token) to be encoded at the start of the next turn: the cache then holds what
     /// a conversation rebuilt from its turns would hold.
-    async fn generate(&self, cache: &mut KvCache, logits: Tensor<1>, options: &AskOptions, mut on_text: impl FnMut(&str) -> bool) -> Result<(Answer, Vec<u32>, f64)> {
+    async fn generate(
+        &self,
+        cache: &mut KvCache,
+        logits: Tensor<1>,
+        options: &AskOptions,
+        mut on_text: impl FnMut(&str) -> bool,
+    ) -> Result<(Answer, Vec<u32>, f64)> {
         let start = now_ms();
         let max_new = options.sampling.max_new_tokens;
         let before = cache.len();
@@ -332,12 +420,18 @@ impl Engine {
             // The step the token will need unless it ends the answer, queued now when the GPU
             // picked it.
             let ahead = match &next {
-                Next::OnGpu(pick) if tokens.len() + 1 < max_new => Some(argmax::pick(self.model.gpu(), self.model.decode_pick(pick, cache)?)?),
+                Next::OnGpu(pick) if tokens.len() + 1 < max_new => {
+                    Some(argmax::pick(self.model.gpu(), self.model.decode_pick(pick, cache)?)?)
+                }
                 _ => None,
             };
             let (token, logprob) = next.token().await?;
             first_ms.get_or_insert(now_ms() - start);
-            let mut take_back = || if ahead.is_some() { cache.truncate(cache.len() - 1) };
+            let mut take_back = || {
+                if ahead.is_some() {
+                    cache.truncate(cache.len() - 1)
+                }
+            };
             if self.stop_ids.contains(&token) {
                 take_back();
                 break StopReason::EndOfTurn;
@@ -382,20 +476,25 @@ impl Engine {
         }
         // The answer is the text shown. A cancelled answer holding text back (a possible stop
         // sequence's start) is cut there, as at a stop sequence: the caller never saw that text.
-        let (answer, pending) = if stop == StopReason::StopSequence || (stop == StopReason::Cancelled && text.holds_back()) {
-            cache.truncate(before);
-            let answer = text.shown().trim().to_owned();
-            let pending = self.tokenizer.encode(&answer, false)?;
-            (answer, pending)
-        } else {
-            // Text held back as a possible stop sequence's start is the answer's after all.
-            let rest = text.finish();
-            if !rest.is_empty() {
-                on_text(&rest);
-            }
-            (self.tokenizer.decode(&tokens)?.trim().to_owned(), pending.into_iter().collect())
-        };
-        Ok((Answer { text: answer, tokens, logprobs, prompt_tokens: 0, stop, timings: Timings::default() }, pending, first_ms.unwrap_or(now_ms() - start)))
+        let (answer, pending) =
+            if stop == StopReason::StopSequence || (stop == StopReason::Cancelled && text.holds_back()) {
+                cache.truncate(before);
+                let answer = text.shown().trim().to_owned();
+                let pending = self.tokenizer.encode(&answer, false)?;
+                (answer, pending)
+            } else {
+                // Text held back as a possible stop sequence's start is the answer's after all.
+                let rest = text.finish();
+                if !rest.is_empty() {
+                    on_text(&rest);
+                }
+                (self.tokenizer.decode(&tokens)?.trim().to_owned(), pending.into_iter().collect())
+            };
+        Ok((
+            Answer { text: answer, tokens, logprobs, prompt_tokens: 0, stop, timings: Timings::default() },
+            pending,
+            first_ms.unwrap_or(now_ms() - start),
+        ))
     }
 
     /// The next token: greedy on the GPU, left there for the next step and read back 8 bytes

@@ -44,7 +44,17 @@ pub struct TokenLogprob {
 
 impl Default for SamplingOptions {
     fn default() -> Self {
-        Self { max_new_tokens: 512, temperature: 0.0, top_p: 1.0, seed: 0, repetition_penalty: 1.0, frequency_penalty: 0.0, presence_penalty: 0.0, stop: Vec::new(), logprobs: None }
+        Self {
+            max_new_tokens: 512,
+            temperature: 0.0,
+            top_p: 1.0,
+            seed: 0,
+            repetition_penalty: 1.0,
+            frequency_penalty: 0.0,
+            presence_penalty: 0.0,
+            stop: Vec::new(),
+            logprobs: None,
+        }
     }
 }
 
@@ -59,18 +69,29 @@ impl SamplingOptions {
             return Err(Error::invalid("top_p", format!("must be between 0 and 1, got {}", self.top_p)));
         }
         if !(self.repetition_penalty.is_finite() && self.repetition_penalty > 0.0) {
-            return Err(Error::invalid("repetition_penalty", format!("must be more than 0 (1 is none), got {}", self.repetition_penalty)));
+            return Err(Error::invalid(
+                "repetition_penalty",
+                format!("must be more than 0 (1 is none), got {}", self.repetition_penalty),
+            ));
         }
-        for (name, value) in [("frequency_penalty", self.frequency_penalty), ("presence_penalty", self.presence_penalty)] {
+        for (name, value) in
+            [("frequency_penalty", self.frequency_penalty), ("presence_penalty", self.presence_penalty)]
+        {
             if !(-2.0..=2.0).contains(&value) {
                 return Err(Error::invalid(name, format!("must be between -2 and 2 (0 is none), got {value}")));
             }
         }
         if let Some(i) = self.stop.iter().position(String::is_empty) {
-            return Err(Error::invalid("stop", format!("stop sequence {i} is empty: it would end every answer before it starts")));
+            return Err(Error::invalid(
+                "stop",
+                format!("stop sequence {i} is empty: it would end every answer before it starts"),
+            ));
         }
         if let Some(n) = self.logprobs.filter(|&n| n > MAX_TOP_LOGPROBS) {
-            return Err(Error::invalid("top_logprobs", format!("at most {MAX_TOP_LOGPROBS} alternatives per token, got {n}")));
+            return Err(Error::invalid(
+                "top_logprobs",
+                format!("at most {MAX_TOP_LOGPROBS} alternatives per token, got {n}"),
+            ));
         }
         Ok(())
     }
@@ -120,7 +141,11 @@ impl Sampler {
         }
         ranked.truncate(n);
         ranked.sort_unstable_by(more_likely);
-        Some(TokenLogprob { token, logprob: logits.get(token as usize).map_or(f32::NEG_INFINITY, |&v| logprob(v)), top: ranked })
+        Some(TokenLogprob {
+            token,
+            logprob: logits.get(token as usize).map_or(f32::NEG_INFINITY, |&v| logprob(v)),
+            top: ranked,
+        })
     }
 
     /// `token` is now part of the answer.
@@ -249,7 +274,11 @@ impl<'a> StopText<'a> {
             self.held.truncate(at);
             return (self.release(self.held.len()), true);
         }
-        let keep = self.held.char_indices().map(|(i, _)| i).find(|&i| self.stops.iter().any(|stop| stop.starts_with(&self.held[i..])));
+        let keep = self
+            .held
+            .char_indices()
+            .map(|(i, _)| i)
+            .find(|&i| self.stops.iter().any(|stop| stop.starts_with(&self.held[i..])));
         (self.release(keep.unwrap_or(self.held.len())), false)
     }
 
@@ -277,7 +306,11 @@ impl<'a> StopText<'a> {
 
 /// The first index of the largest logit; NaN and -inf never win, and 0 when nothing else is left.
 pub fn argmax(logits: &[f32]) -> u32 {
-    logits.iter().enumerate().fold((0usize, f32::NEG_INFINITY), |best, (i, &v)| if v > best.1 { (i, v) } else { best }).0 as u32
+    logits
+        .iter()
+        .enumerate()
+        .fold((0usize, f32::NEG_INFINITY), |best, (i, &v)| if v > best.1 { (i, v) } else { best })
+        .0 as u32
 }
 
 #[cfg(test)]
@@ -297,7 +330,10 @@ mod tests {
         let mut s = Sampler::new(opts.clone());
         assert!((0..50).all(|_| s.pick(&logits) == 0));
         let wide = SamplingOptions { top_p: 1.0, ..opts };
-        let draw = |o: &SamplingOptions| { let mut s = Sampler::new(o.clone()); (0..20).map(|_| s.pick(&[1.0, 1.0, 1.0])).collect::<Vec<_>>() };
+        let draw = |o: &SamplingOptions| {
+            let mut s = Sampler::new(o.clone());
+            (0..20).map(|_| s.pick(&[1.0, 1.0, 1.0])).collect::<Vec<_>>()
+        };
         assert_eq!(draw(&wide), draw(&wide));
         assert!(draw(&wide).iter().any(|&t| t != 0));
     }
@@ -307,7 +343,12 @@ mod tests {
         for n in [1, 5, 64, 65, 300, 32064] {
             for spread in [0.3, 3.0, 30.0] {
                 // Rounded, so that many tokens tie and the lower id must come first.
-                let probs: Vec<(u32, f32)> = rng.normal_vec(n, spread).into_iter().enumerate().map(|(i, v)| (i as u32, (v.round() / 2.0).exp())).collect();
+                let probs: Vec<(u32, f32)> = rng
+                    .normal_vec(n, spread)
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, v)| (i as u32, (v.round() / 2.0).exp()))
+                    .collect();
                 let total: f32 = probs.iter().map(|p| p.1).sum();
                 for top_p in [0.0, 0.01, 0.5, 0.9, 0.999] {
                     let mut got = probs.clone();
@@ -373,7 +414,12 @@ mod tests {
 
     #[test]
     fn penalties_lower_the_tokens_the_answer_holds() {
-        let options = SamplingOptions { repetition_penalty: 2.0, frequency_penalty: 0.5, presence_penalty: 0.25, ..Default::default() };
+        let options = SamplingOptions {
+            repetition_penalty: 2.0,
+            frequency_penalty: 0.5,
+            presence_penalty: 0.25,
+            ..Default::default()
+        };
         let mut s = Sampler::new(options);
         assert!(!s.is_greedy(), "penalties need the logits on the CPU");
         for token in [1, 2, 2, 9] {
@@ -407,22 +453,51 @@ mod tests {
         assert_eq!(got.top.iter().map(|t| t.0).collect::<Vec<_>>(), [1, 3, 0]);
         assert!(got.top.iter().zip([3.0, 3.0, 1.0]).all(|(t, v)| (t.1 - want(v)).abs() < 1e-6), "{got:?}");
         assert_eq!(s.logprob(&logits, 2).unwrap().logprob, f32::NEG_INFINITY, "a NaN logit has no probability");
-        let all = Sampler::new(SamplingOptions { logprobs: Some(20), ..Default::default() }).logprob(&logits, 1).unwrap();
+        let all =
+            Sampler::new(SamplingOptions { logprobs: Some(20), ..Default::default() }).logprob(&logits, 1).unwrap();
         assert_eq!(all.top.len(), logits.len(), "no more alternatives than the vocabulary");
-        assert!(Sampler::new(SamplingOptions { logprobs: Some(0), ..Default::default() }).logprob(&logits, 1).unwrap().top.is_empty());
+        assert!(
+            Sampler::new(SamplingOptions { logprobs: Some(0), ..Default::default() })
+                .logprob(&logits, 1)
+                .unwrap()
+                .top
+                .is_empty()
+        );
     }
 
     #[test]
     fn options_no_sampler_can_follow_are_refused() {
         let refused = |o: SamplingOptions| o.check().unwrap_err().to_string();
         let d = SamplingOptions::default;
-        assert!(refused(SamplingOptions { repetition_penalty: 0.0, ..d() }).contains("repetition_penalty: must be more than 0"));
+        assert!(
+            refused(SamplingOptions { repetition_penalty: 0.0, ..d() })
+                .contains("repetition_penalty: must be more than 0")
+        );
         assert!(refused(SamplingOptions { repetition_penalty: f32::NAN, ..d() }).contains("repetition_penalty"));
-        assert!(refused(SamplingOptions { frequency_penalty: 2.5, ..d() }).contains("frequency_penalty: must be between -2 and 2"));
+        assert!(
+            refused(SamplingOptions { frequency_penalty: 2.5, ..d() })
+                .contains("frequency_penalty: must be between -2 and 2")
+        );
         assert!(refused(SamplingOptions { presence_penalty: f32::NAN, ..d() }).contains("presence_penalty"));
-        assert!(refused(SamplingOptions { stop: vec!["x".into(), String::new()], ..d() }).contains("stop: stop sequence 1 is empty"));
-        assert!(refused(SamplingOptions { logprobs: Some(21), ..d() }).contains("top_logprobs: at most 20 alternatives per token, got 21"));
-        assert!(SamplingOptions { repetition_penalty: 1.3, frequency_penalty: -2.0, presence_penalty: 2.0, stop: vec!["\n".into()], ..d() }.check().is_ok());
+        assert!(
+            refused(SamplingOptions { stop: vec!["x".into(), String::new()], ..d() })
+                .contains("stop: stop sequence 1 is empty")
+        );
+        assert!(
+            refused(SamplingOptions { logprobs: Some(21), ..d() })
+                .contains("top_logprobs: at most 20 alternatives per token, got 21")
+        );
+        assert!(
+            SamplingOptions {
+                repetition_penalty: 1.3,
+                frequency_penalty: -2.0,
+                presence_penalty: 2.0,
+                stop: vec!["\n".into()],
+                ..d()
+            }
+            .check()
+            .is_ok()
+        );
     }
 
     #[test]

@@ -53,9 +53,12 @@ pub struct Capabilities {
 #[cfg(target_family = "wasm")]
 fn browser_subgroups(device: &wgpu::Device) -> bool {
     use wasm_bindgen::{JsCast, JsValue};
-    let get = |object: &JsValue, key: &str| js_sys::Reflect::get(object, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED);
+    let get = |object: &JsValue, key: &str| {
+        js_sys::Reflect::get(object, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
+    };
     // GPUSupportedFeatures and WGSLLanguageFeatures are set-like, not Sets: only `has` is called.
-    let has = |set: JsValue, name: &str| set.is_object() && set.unchecked_into::<js_sys::Set>().has(&JsValue::from_str(name));
+    let has =
+        |set: JsValue, name: &str| set.is_object() && set.unchecked_into::<js_sys::Set>().has(&JsValue::from_str(name));
     let Some(device) = device.as_webgpu() else { return false };
     let wgsl = get(&get(&get(&js_sys::global(), "navigator"), "gpu"), "wgslLanguageFeatures");
     has(get(device, "features"), "subgroups") && has(wgsl, "subgroup_id")
@@ -111,8 +114,14 @@ impl Gpu {
         });
         let adapter = pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions::default()))
             .map_err(|e| Error::Gpu(format!("wgpu's noop adapter: {e}")))?;
-        let descriptor = wgpu::DeviceDescriptor { label: Some("fusion (noop)"), required_features: features, required_limits: limits, ..Default::default() };
-        let (device, queue) = pollster::block_on(adapter.request_device(&descriptor)).map_err(|e| Error::Gpu(format!("a noop device: {e}")))?;
+        let descriptor = wgpu::DeviceDescriptor {
+            label: Some("fusion (noop)"),
+            required_features: features,
+            required_limits: limits,
+            ..Default::default()
+        };
+        let (device, queue) = pollster::block_on(adapter.request_device(&descriptor))
+            .map_err(|e| Error::Gpu(format!("a noop device: {e}")))?;
         let setup = WgpuSetup { instance, adapter, device, queue, backend: wgpu::Backend::Noop };
         let device = Device::wgpu_options().setup(setup.clone()).init().map_err(|e| Error::Gpu(e.to_string()))?;
         Ok(Self { runs_kernels: false, ..Self::from_device(device, setup)? })
@@ -125,7 +134,8 @@ impl Gpu {
 
     /// Open the default adapter; the only way in a browser (WebGPU is asynchronous there).
     pub async fn new_async() -> Result<Self> {
-        let (device, setup) = Device::wgpu_options().init_with_setup_async().await.map_err(|e| Error::Gpu(e.to_string()))?;
+        let (device, setup) =
+            Device::wgpu_options().init_with_setup_async().await.map_err(|e| Error::Gpu(e.to_string()))?;
         Self::from_device(device, setup)
     }
 
@@ -399,7 +409,9 @@ impl Future for Reading {
     type Output = Result<Vec<u32>>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let Some(read) = self.0.as_mut() else { return Poll::Ready(Err(Error::Execution("a read back awaited again after it was done".into()))) };
+        let Some(read) = self.0.as_mut() else {
+            return Poll::Ready(Err(Error::Execution("a read back awaited again after it was done".into())));
+        };
         let words = std::task::ready!(read.as_mut().poll(cx));
         self.0 = None;
         Poll::Ready(words)
@@ -441,7 +453,10 @@ fn execution_error(report: String) -> Error {
     if !report.contains("device is poisoned") {
         return Error::Execution(report);
     }
-    let reason = report.lines().map(str::trim).find(|l| !l.is_empty() && !l.contains("device is poisoned") && !l.starts_with("Caused by"));
+    let reason = report
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.contains("device is poisoned") && !l.starts_with("Caused by"));
     Error::DeviceLost(reason.map_or("no reason given", |r| r.trim_end_matches(':')).to_owned())
 }
 

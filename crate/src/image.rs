@@ -51,7 +51,10 @@ impl Views {
 /// The five 8-bit views `[5, 384, 384, 3]` (HWC), before normalisation.
 pub fn views_u8(rgb: &[u8], width: usize, height: usize) -> Result<Vec<u8>> {
     if width == 0 || height == 0 || rgb.len() != width * height * 3 {
-        return Err(Error::invalid("image", format!("expected {width}×{height} RGB pixels ({} bytes), got {} bytes", width * height * 3, rgb.len())));
+        return Err(Error::invalid(
+            "image",
+            format!("expected {width}×{height} RGB pixels ({} bytes), got {} bytes", width * height * 3, rgb.len()),
+        ));
     }
     let big = resize_bicubic(rgb, width, height, 2 * VIEW, 2 * VIEW);
     let mut out = Vec::with_capacity(5 * VIEW * VIEW * 3);

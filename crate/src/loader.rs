@@ -71,7 +71,8 @@ impl Shard {
         let file_len = file.metadata().map_err(|e| Error::io(path, e))?.len();
         let bad = |m: String| Error::invalid(path.display().to_string(), m);
         let mut len = [0u8; 8];
-        file.read_exact(&mut len).map_err(|_| bad("not a safetensors file: shorter than its 8-byte header length".into()))?;
+        file.read_exact(&mut len)
+            .map_err(|_| bad("not a safetensors file: shorter than its 8-byte header length".into()))?;
         let header_len = u64::from_le_bytes(len);
         if header_len > MAX_HEADER || 8 + header_len > file_len {
             return Err(bad(format!("safetensors header length {header_len} does not fit the {file_len}-byte file")));
@@ -88,7 +89,11 @@ impl Shard {
             let [begin, end] = entry.data_offsets;
             let numel = entry.shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
             let expected = numel.and_then(|n| n.checked_mul(dtype_size(&entry.dtype).unwrap_or(0)));
-            if begin > end || data_start + end > file_len || expected != Some((end - begin) as usize) || dtype_size(&entry.dtype).is_none() {
+            if begin > end
+                || data_start + end > file_len
+                || expected != Some((end - begin) as usize)
+                || dtype_size(&entry.dtype).is_none()
+            {
                 return Err(bad(format!(
                     "tensor `{name}` ({} {:?}, bytes {begin}..{end}) does not match its header or the file is truncated",
                     entry.dtype, entry.shape
@@ -105,7 +110,8 @@ impl Shard {
         file.seek(SeekFrom::Start(self.data_start + begin)).map_err(|e| Error::io(&self.path, e))?;
         let mut bytes = vec![0u8; (end - begin) as usize];
         file.read_exact(&mut bytes).map_err(|e| Error::io(&self.path, e))?;
-        let data = decode(&entry.dtype, &bytes).ok_or_else(|| Error::invalid(name, format!("unsupported dtype {}", entry.dtype)))?;
+        let data = decode(&entry.dtype, &bytes)
+            .ok_or_else(|| Error::invalid(name, format!("unsupported dtype {}", entry.dtype)))?;
         Ok(HostTensor { shape: entry.shape.clone(), data })
     }
 }
@@ -163,7 +169,10 @@ impl Checkpoint {
         let mut index = HashMap::new();
         for (i, file) in files.iter().enumerate() {
             if file.contains('/') || file.contains("..") {
-                return Err(Error::invalid(index_path.display().to_string(), format!("shard name `{file}` leaves the checkpoint folder")));
+                return Err(Error::invalid(
+                    index_path.display().to_string(),
+                    format!("shard name `{file}` leaves the checkpoint folder"),
+                ));
             }
             let shard = Shard::open(&dir.join(file))?;
             for name in shard.entries.keys() {
@@ -181,7 +190,11 @@ impl Checkpoint {
 
 impl TensorSource for Checkpoint {
     fn tensor(&mut self, name: &str) -> Result<HostTensor> {
-        let shard = self.index.get(name).map(|&i| &self.shards[i]).ok_or_else(|| Error::invalid(name, "tensor missing from the checkpoint"))?;
+        let shard = self
+            .index
+            .get(name)
+            .map(|&i| &self.shards[i])
+            .ok_or_else(|| Error::invalid(name, "tensor missing from the checkpoint"))?;
         shard.read(name, &shard.entries[name])
     }
 
@@ -250,7 +263,8 @@ impl Converted<ShardFiles> {
     /// Open a converted model directory, checking every shard against its sha256 first.
     pub fn open(dir: &Path) -> Result<Self> {
         let path = dir.join("manifest.json");
-        let manifest = crate::manifest::Manifest::from_json(&std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?)?;
+        let manifest =
+            crate::manifest::Manifest::from_json(&std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?)?;
         for shard in &manifest.shards {
             let path = dir.join(&shard.file);
             let mut file = File::open(&path).map_err(|e| Error::io(&path, e))?;
@@ -258,7 +272,10 @@ impl Converted<ShardFiles> {
             if bytes != shard.bytes || digest != shard.sha256 {
                 return Err(Error::invalid(
                     path.display().to_string(),
-                    format!("{bytes} bytes with sha256 {digest}; the manifest pins {} bytes with {}: the shard is corrupt or truncated", shard.bytes, shard.sha256),
+                    format!(
+                        "{bytes} bytes with sha256 {digest}; the manifest pins {} bytes with {}: the shard is corrupt or truncated",
+                        shard.bytes, shard.sha256
+                    ),
                 ));
             }
         }
@@ -274,7 +291,10 @@ impl<R: ShardReader> Converted<R> {
     }
 
     fn entry(&self, name: &str) -> Result<&crate::manifest::TensorEntry> {
-        self.index.get(name).map(|&i| &self.manifest.tensors[i]).ok_or_else(|| Error::invalid(name, "tensor missing from the converted model"))
+        self.index
+            .get(name)
+            .map(|&i| &self.manifest.tensors[i])
+            .ok_or_else(|| Error::invalid(name, "tensor missing from the converted model"))
     }
 
     fn bytes(&mut self, ranges: &[crate::manifest::Range]) -> Result<Vec<u8>> {
@@ -290,7 +310,13 @@ impl<R: ShardReader> Converted<R> {
     /// Stream `ranges` into a new GPU buffer of `expected` bytes, `UPLOAD_CHUNK` at a time:
     /// each chunk is uploaded into a small buffer of its own (in a browser `writeBuffer` copies
     /// it out of wasm memory at once) and copied into place on the GPU.
-    fn stream(&mut self, name: &str, ranges: &[crate::manifest::Range], expected: usize, gpu: &crate::Gpu) -> Result<cubecl::server::Handle> {
+    fn stream(
+        &mut self,
+        name: &str,
+        ranges: &[crate::manifest::Range],
+        expected: usize,
+        gpu: &crate::Gpu,
+    ) -> Result<cubecl::server::Handle> {
         let total: u64 = ranges.iter().map(|r| r.bytes).sum();
         if total != expected as u64 {
             return Err(Error::invalid(name, format!("{total} bytes stored, {expected} expected")));
@@ -306,7 +332,10 @@ impl<R: ShardReader> Converted<R> {
             while done < r.bytes as usize {
                 let n = UPLOAD_CHUNK.min(r.bytes as usize - done);
                 if !at.is_multiple_of(16) {
-                    return Err(Error::invalid(name, format!("a range ends mid-tensor at byte {at}, off the 256-byte grid")));
+                    return Err(Error::invalid(
+                        name,
+                        format!("a range ends mid-tensor at byte {at}, off the 256-byte grid"),
+                    ));
                 }
                 self.reader.read(&self.manifest.shards[r.shard], r.offset + done as u64, &mut buf[..n])?;
                 let padded = n.next_multiple_of(16);
@@ -334,7 +363,12 @@ impl<R: ShardReader> TensorSource for Converted<R> {
         use crate::manifest::DType;
         let entry = self.entry(name)?.clone();
         let data = match entry.dtype {
-            DType::Int4 => return self.int4(name)?.map(|q| HostTensor { shape: entry.shape.clone(), data: q.dequantize() }).ok_or_else(|| Error::invalid(name, "not int4")),
+            DType::Int4 => {
+                return self
+                    .int4(name)?
+                    .map(|q| HostTensor { shape: entry.shape.clone(), data: q.dequantize() })
+                    .ok_or_else(|| Error::invalid(name, "not int4"));
+            }
             DType::F32 => decode("F32", &self.bytes(&entry.data)?),
             DType::F16 => decode("F16", &self.bytes(&entry.data)?),
         }
@@ -361,19 +395,33 @@ impl<R: ShardReader> TensorSource for Converted<R> {
             (DType::F16, ..) => (self.stream(name, &entry.data, n * 2, gpu)?, None),
             (DType::Int4, Some(group), Some(scales), &[rows, cols]) if crate::quant::valid_group(group) => {
                 let packed = self.stream(name, &entry.data, rows * Int4Weight::words_per_row(cols, group) * 4, gpu)?;
-                let scales = self.stream(name, scales, (rows * Int4Weight::groups_per_row(cols, group)).div_ceil(2) * 4, gpu)?;
+                let scales =
+                    self.stream(name, scales, (rows * Int4Weight::groups_per_row(cols, group)).div_ceil(2) * 4, gpu)?;
                 (packed, Some(scales))
             }
-            _ => return Err(Error::invalid(name, format!("a {:?} tensor of shape {:?} with group {:?} cannot be uploaded", entry.dtype, entry.shape, entry.group))),
+            _ => {
+                return Err(Error::invalid(
+                    name,
+                    format!(
+                        "a {:?} tensor of shape {:?} with group {:?} cannot be uploaded",
+                        entry.dtype, entry.shape, entry.group
+                    ),
+                ));
+            }
         };
         Ok(Some(GpuTensor { shape: entry.shape, group: entry.group, data, scales }))
     }
 
     fn int4(&mut self, name: &str) -> Result<Option<crate::quant::Int4Weight>> {
         let entry = self.entry(name)?.clone();
-        let (Some(scales), Some(group), &[rows, cols]) = (&entry.scales, entry.group, entry.shape.as_slice()) else { return Ok(None) };
+        let (Some(scales), Some(group), &[rows, cols]) = (&entry.scales, entry.group, entry.shape.as_slice()) else {
+            return Ok(None);
+        };
         if !crate::quant::valid_group(group) {
-            return Err(Error::invalid(name, format!("int4 group size {group} is not a positive multiple of {}", crate::quant::NIBBLES_PER_LOAD)));
+            return Err(Error::invalid(
+                name,
+                format!("int4 group size {group} is not a positive multiple of {}", crate::quant::NIBBLES_PER_LOAD),
+            ));
         }
         let packed = self.words(name, &entry.data, rows * crate::quant::Int4Weight::words_per_row(cols, group))?;
         let n_scales = rows * crate::quant::Int4Weight::groups_per_row(cols, group);
@@ -397,7 +445,8 @@ mod tests {
         let n = (UPLOAD_CHUNK + UPLOAD_CHUNK / 3) / 2 * 2 + 1; // f16 values: > 1 chunk of bytes, odd
         let values: Vec<u16> = (0..n).map(|i| ((i * 2_654_435_761usize) >> 7) as u16).collect();
         let mut shards = crate::convert::Shards::new(&dir, 3 << 20);
-        let lead = shards.tensor("lead".into(), vec![3], DType::F16, bytemuck::cast_slice(&[1u16, 2, 3]), None).unwrap();
+        let lead =
+            shards.tensor("lead".into(), vec![3], DType::F16, bytemuck::cast_slice(&[1u16, 2, 3]), None).unwrap();
         let entry = shards.tensor("big".into(), vec![n], DType::F16, bytemuck::cast_slice(&values), None).unwrap();
         assert!(entry.data.len() > 1, "the tensor spans shards");
         let manifest = Manifest {
@@ -415,7 +464,11 @@ mod tests {
         assert!(model.upload("big", DType::Int4, &gpu).unwrap().is_none(), "stored as f16, not int4");
         let t = model.upload("big", DType::F16, &gpu).unwrap().unwrap();
         let words = (n * 2).next_multiple_of(16) / 4;
-        let got: Vec<u32> = pollster::block_on(crate::gpu::read_f32(gpu.tensor_of(t.data, [words]))).unwrap().iter().map(|f| f.to_bits()).collect();
+        let got: Vec<u32> = pollster::block_on(crate::gpu::read_f32(gpu.tensor_of(t.data, [words])))
+            .unwrap()
+            .iter()
+            .map(|f| f.to_bits())
+            .collect();
         let got: &[u16] = bytemuck::cast_slice(&got);
         assert!(got[..n] == values[..], "streamed bytes differ");
         std::fs::remove_dir_all(&dir).unwrap();

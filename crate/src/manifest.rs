@@ -75,7 +75,10 @@ impl Manifest {
         let bad = |m: String| crate::Error::invalid("manifest.json", m);
         let m: Manifest = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
         if m.format != FORMAT || m.version != FORMAT_VERSION {
-            return Err(bad(format!("format {} v{}; this engine reads {FORMAT} v{FORMAT_VERSION}", m.format, m.version)));
+            return Err(bad(format!(
+                "format {} v{}; this engine reads {FORMAT} v{FORMAT_VERSION}",
+                m.format, m.version
+            )));
         }
         // Every file is fetched relative to the manifest: a name that is a path or a URL could
         // pull bytes from elsewhere (another folder, another origin).
@@ -90,13 +93,22 @@ impl Manifest {
         }
         for t in &m.tensors {
             for r in t.data.iter().chain(t.scales.iter().flatten()) {
-                let shard = m.shards.get(r.shard).ok_or_else(|| bad(format!("tensor `{}` names shard {} of {}", t.name, r.shard, m.shards.len())))?;
+                let shard = m
+                    .shards
+                    .get(r.shard)
+                    .ok_or_else(|| bad(format!("tensor `{}` names shard {} of {}", t.name, r.shard, m.shards.len())))?;
                 if r.offset.checked_add(r.bytes).is_none_or(|end| end > shard.bytes) || r.offset % ALIGN != 0 {
-                    return Err(bad(format!("tensor `{}` range {}+{} is outside or misaligned in {}", t.name, r.offset, r.bytes, shard.file)));
+                    return Err(bad(format!(
+                        "tensor `{}` range {}+{} is outside or misaligned in {}",
+                        t.name, r.offset, r.bytes, shard.file
+                    )));
                 }
             }
             if (t.dtype == DType::Int4) != (t.scales.is_some() && t.group.is_some()) {
-                return Err(bad(format!("tensor `{}`: int4 tensors (and only they) carry scales and a group size", t.name)));
+                return Err(bad(format!(
+                    "tensor `{}`: int4 tensors (and only they) carry scales and a group size",
+                    t.name
+                )));
             }
         }
         Ok(m)

@@ -48,10 +48,16 @@ impl Int4Weight {
     /// Quantise a row-major `[rows, cols]` f32 matrix. `name` only labels errors.
     pub fn quantize(name: &str, w: &[f32], rows: usize, cols: usize, group: usize) -> Result<Self> {
         if !valid_group(group) {
-            return Err(Error::invalid(name, format!("int4 group size {group} is not a positive multiple of {NIBBLES_PER_LOAD}")));
+            return Err(Error::invalid(
+                name,
+                format!("int4 group size {group} is not a positive multiple of {NIBBLES_PER_LOAD}"),
+            ));
         }
         if w.len() != rows * cols {
-            return Err(Error::invalid(name, format!("expected {rows}x{cols} = {} values, got {}", rows * cols, w.len())));
+            return Err(Error::invalid(
+                name,
+                format!("expected {rows}x{cols} = {} values, got {}", rows * cols, w.len()),
+            ));
         }
         if let Some(bad) = w.iter().position(|v| !v.is_finite()) {
             return Err(Error::invalid(name, format!("non-finite weight {} at index {bad}", w[bad])));

@@ -53,7 +53,12 @@ impl Session {
 
     /// [`Engine::ask`] in this session's conversation, on a new device if the last one was lost
     /// (during an earlier answer or since: a lost device stays lost, and a sync on it says so).
-    pub async fn ask(&mut self, question: &str, options: &AskOptions, on_text: impl FnMut(&str) -> bool) -> Result<Answer> {
+    pub async fn ask(
+        &mut self,
+        question: &str,
+        options: &AskOptions,
+        on_text: impl FnMut(&str) -> bool,
+    ) -> Result<Answer> {
         if matches!(self.gpu().sync().await, Err(Error::DeviceLost(_))) {
             self.recover(options).await?;
         }

@@ -67,7 +67,16 @@ impl DecoderDims {
 
 impl TinySpec {
     pub fn new(backbone: Backbone) -> Self {
-        Self { backbone, siglip2: false, seed: 1, omit: None, config_overrides: json!({}), decoder: DecoderDims::TINY, tower: TowerDims::TINY, vocab: None }
+        Self {
+            backbone,
+            siglip2: false,
+            seed: 1,
+            omit: None,
+            config_overrides: json!({}),
+            decoder: DecoderDims::TINY,
+            tower: TowerDims::TINY,
+            vocab: None,
+        }
     }
 
     /// A published model's shapes (spec §2 table): `FUSION[-X]-Phi3.5-3B` or `FUSION[-X]-LLaMA3.1-8B`.
@@ -76,7 +85,13 @@ impl TinySpec {
             Backbone::Phi => (DecoderDims::PHI_3_5_MINI, 32064),
             Backbone::Llama => (DecoderDims::LLAMA_3_1_8B, 128_256),
         };
-        Self { siglip2: x, decoder, tower: if x { TowerDims::GIANT } else { TowerDims::SO400M }, vocab: Some(vocab), ..Self::new(backbone) }
+        Self {
+            siglip2: x,
+            decoder,
+            tower: if x { TowerDims::GIANT } else { TowerDims::SO400M },
+            vocab: Some(vocab),
+            ..Self::new(backbone)
+        }
     }
 
     fn vocab(&self) -> usize {
@@ -87,8 +102,17 @@ impl TinySpec {
 /// Special tokens of each backbone, after the 256 byte tokens.
 fn specials(backbone: Backbone) -> Vec<&'static str> {
     let mut s = match backbone {
-        Backbone::Phi => vec!["<unk>", "<s>", "</s>", "<|endoftext|>", "<|assistant|>", "<|system|>", "<|end|>", "<|user|>"],
-        Backbone::Llama => vec!["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eom_id|>", "<|eot_id|>"],
+        Backbone::Phi => {
+            vec!["<unk>", "<s>", "</s>", "<|endoftext|>", "<|assistant|>", "<|system|>", "<|end|>", "<|user|>"]
+        }
+        Backbone::Llama => vec![
+            "<|begin_of_text|>",
+            "<|end_of_text|>",
+            "<|start_header_id|>",
+            "<|end_header_id|>",
+            "<|eom_id|>",
+            "<|eot_id|>",
+        ],
     };
     s.extend(["<vision_start>", "<vision_end>"]);
     s
@@ -96,7 +120,8 @@ fn specials(backbone: Backbone) -> Vec<&'static str> {
 
 pub(crate) fn tokenizer_json(backbone: Backbone) -> serde_json::Value {
     let map = crate::tokenizer::byte_level_chars();
-    let vocab: serde_json::Map<String, serde_json::Value> = map.iter().enumerate().map(|(i, c)| (c.to_string(), json!(i))).collect();
+    let vocab: serde_json::Map<String, serde_json::Value> =
+        map.iter().enumerate().map(|(i, c)| (c.to_string(), json!(i))).collect();
     let added: Vec<_> = specials(backbone)
         .iter()
         .enumerate()
@@ -134,7 +159,8 @@ struct Tensors {
 impl Tensors {
     fn put(&mut self, name: String, shape: &[usize], std: f32, mean: f32) {
         let n = shape.iter().product();
-        let v = if self.values { self.rng.normal_vec(n, std).into_iter().map(|x| x + mean).collect() } else { Vec::new() };
+        let v =
+            if self.values { self.rng.normal_vec(n, std).into_iter().map(|x| x + mean).collect() } else { Vec::new() };
         self.items.insert(name, (shape.to_vec(), v, self.dtype));
     }
     fn linear(&mut self, prefix: &str, inp: usize, out: usize, bias: bool) {
@@ -150,7 +176,11 @@ impl Tensors {
 }
 
 fn tower(spec: &TinySpec) -> (usize, usize, &'static str) {
-    if spec.siglip2 { (16, 40, "tiny-siglip2-giant-opt-patch16-384") } else { (14, 27, "tiny-siglip-so400m-patch14-384") }
+    if spec.siglip2 {
+        (16, 40, "tiny-siglip2-giant-opt-patch16-384")
+    } else {
+        (14, 27, "tiny-siglip-so400m-patch14-384")
+    }
 }
 
 /// Every tensor of the model `spec` describes, with random values when `values`.
@@ -166,7 +196,12 @@ fn tensors(spec: &TinySpec, values: bool) -> Tensors {
 
     let mut t = Tensors { rng: SplitMix64::new(spec.seed), items: BTreeMap::new(), dtype: Dtype::F32, values };
     // Vision tower (f32 shard): the base tower's last layer is already deleted, as in real checkpoints.
-    t.put(format!("{}.weight", weights::patch_embedding()), &[c, 3, patch, patch], 1.0 / ((3 * patch * patch) as f32).sqrt(), 0.0);
+    t.put(
+        format!("{}.weight", weights::patch_embedding()),
+        &[c, 3, patch, patch],
+        1.0 / ((3 * patch * patch) as f32).sqrt(),
+        0.0,
+    );
     t.put(format!("{}.bias", weights::patch_embedding()), &[c], 0.1, 0.0);
     t.put(weights::position_embedding(), &[side * side, c], 0.5, 0.0);
     for l in 0..tower_layers - 1 {
@@ -191,7 +226,15 @@ fn tensors(spec: &TinySpec, values: bool) -> Tensors {
     for k in 0..2 {
         let n = |p: &str| weights::interaction(k, p);
         t.put(format!("{}.weight", n("proj_in")), &[d, 2 * d], 1.0 / (2.0 * d as f32).sqrt(), 0.0);
-        for p in ["proj_context", "cross_attn.q_proj.1", "cross_attn.k_proj.1", "cross_attn.v_proj.1", "cross_attn.o_proj", "proj_out.linear_1", "proj_out.linear_2"] {
+        for p in [
+            "proj_context",
+            "cross_attn.q_proj.1",
+            "cross_attn.k_proj.1",
+            "cross_attn.v_proj.1",
+            "cross_attn.o_proj",
+            "proj_out.linear_1",
+            "proj_out.linear_2",
+        ] {
             t.linear(&n(p), d, d, false);
         }
         for p in ["cross_attn.q_proj.0", "cross_attn.k_proj.0", "cross_attn.v_proj.0", "norm"] {
@@ -252,7 +295,12 @@ pub fn write_tiny_checkpoint(dir: &Path, spec: &TinySpec) -> Result<()> {
             .collect();
         let views = bytes
             .iter()
-            .map(|(n, dtype, shape, raw)| Ok((n.clone(), TensorView::new(*dtype, shape.clone(), raw).map_err(|e| Error::invalid(n, e.to_string()))?)))
+            .map(|(n, dtype, shape, raw)| {
+                Ok((
+                    n.clone(),
+                    TensorView::new(*dtype, shape.clone(), raw).map_err(|e| Error::invalid(n, e.to_string()))?,
+                ))
+            })
             .collect::<Result<Vec<_>>>()?;
         let data = safetensors::serialize(views, None).map_err(|e| Error::invalid(*shard, e.to_string()))?;
         std::fs::write(dir.join(shard), data).map_err(io)?;
@@ -367,7 +415,13 @@ pub fn write_random_int4(dir: &Path, spec: &TinySpec, group: usize) -> Result<cr
         let entry = match storage(&name, &shape) {
             DType::Int4 => {
                 let w = random.int4(shape[0], shape[1]);
-                shards.tensor(name, shape, DType::Int4, bytemuck::cast_slice(&w.packed), Some((bytemuck::cast_slice(&w.scales_u32()), group)))?
+                shards.tensor(
+                    name,
+                    shape,
+                    DType::Int4,
+                    bytemuck::cast_slice(&w.packed),
+                    Some((bytemuck::cast_slice(&w.scales_u32()), group)),
+                )?
             }
             DType::F16 => {
                 let v = random.f16(n);
@@ -392,7 +446,10 @@ pub fn write_random_int4(dir: &Path, spec: &TinySpec, group: usize) -> Result<cr
         tensors: entries,
     };
     write_json(&dir.join("tokenizer.json"), &tokenizer)?;
-    write_json(&dir.join("manifest.json"), &serde_json::to_value(&manifest).map_err(|e| Error::invalid("manifest", e.to_string()))?)?;
+    write_json(
+        &dir.join("manifest.json"),
+        &serde_json::to_value(&manifest).map_err(|e| Error::invalid("manifest", e.to_string()))?,
+    )?;
     Ok(manifest)
 }
 
@@ -440,7 +497,9 @@ impl crate::loader::TensorSource for RandomModel {
 
     fn int4(&mut self, name: &str) -> Result<Option<crate::quant::Int4Weight>> {
         Ok(match self.shape(name) {
-            Some(shape) if crate::convert::storage(name, &shape) == crate::manifest::DType::Int4 => Some(self.random.int4(shape[0], shape[1])),
+            Some(shape) if crate::convert::storage(name, &shape) == crate::manifest::DType::Int4 => {
+                Some(self.random.int4(shape[0], shape[1]))
+            }
             _ => None,
         })
     }
@@ -455,6 +514,7 @@ fn merge(into: &mut serde_json::Value, from: &serde_json::Value) {
 }
 
 fn write_json(path: &Path, value: &serde_json::Value) -> Result<()> {
-    let text = serde_json::to_string_pretty(value).map_err(|e| Error::invalid(path.display().to_string(), e.to_string()))?;
+    let text =
+        serde_json::to_string_pretty(value).map_err(|e| Error::invalid(path.display().to_string(), e.to_string()))?;
     std::fs::write(path, text).map_err(|e| Error::io(path, e))
 }

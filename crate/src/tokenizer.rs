@@ -24,7 +24,8 @@ const LLAMA_SYSTEM: &str = "You are a helpful, highly intelligent language and v
 
 impl Tokenizer {
     pub fn from_bytes(json: &[u8], backbone: Backbone) -> Result<Self> {
-        let inner = tokenizers::Tokenizer::from_bytes(json).map_err(|e| Error::invalid("tokenizer.json", e.to_string()))?;
+        let inner =
+            tokenizers::Tokenizer::from_bytes(json).map_err(|e| Error::invalid("tokenizer.json", e.to_string()))?;
         let byte_level = |d: &DecoderWrapper| matches!(d, DecoderWrapper::ByteLevel(_));
         let byte_level = match inner.get_decoder() {
             Some(DecoderWrapper::Sequence(s)) => s.get_decoders().iter().any(byte_level),
@@ -66,9 +67,18 @@ impl Tokenizer {
         if self.byte_level {
             let chars = byte_level_chars();
             // A special token spelled outside the byte alphabet stands for its own text.
-            return piece.chars().map(|c| chars.iter().position(|&b| b == c).map(|b| b as u8)).collect::<Option<Vec<u8>>>().unwrap_or_else(|| piece.into_bytes());
+            return piece
+                .chars()
+                .map(|c| chars.iter().position(|&b| b == c).map(|b| b as u8))
+                .collect::<Option<Vec<u8>>>()
+                .unwrap_or_else(|| piece.into_bytes());
         }
-        match piece.strip_prefix("<0x").and_then(|hex| hex.strip_suffix('>')).filter(|hex| hex.len() == 2).and_then(|hex| u8::from_str_radix(hex, 16).ok()) {
+        match piece
+            .strip_prefix("<0x")
+            .and_then(|hex| hex.strip_suffix('>'))
+            .filter(|hex| hex.len() == 2)
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+        {
             Some(byte) => vec![byte],
             None => piece.replace('▁', " ").into_bytes(),
         }
@@ -76,7 +86,10 @@ impl Tokenizer {
 
     /// The chat-template text of an image question.
     pub fn chat_text(&self, question: &str, system: Option<&str>) -> String {
-        self.first_turn(&format!("<vision_start>{LATENT}<vision_end><vision_start>{IMAGE}<vision_end>\n{question}"), system)
+        self.first_turn(
+            &format!("<vision_start>{LATENT}<vision_end><vision_start>{IMAGE}<vision_end>\n{question}"),
+            system,
+        )
     }
 
     /// The template's system turn, a user turn holding `user` and the assistant's header.
@@ -105,7 +118,9 @@ impl Tokenizer {
         let question = clean_question(question)?;
         let text = match self.backbone {
             Backbone::Phi => format!("<|end|>\n<|user|>\n{question}<|end|>\n<|assistant|>\n"),
-            Backbone::Llama => format!("<|eot_id|><|start_header_id|>user<|end_header_id|>\n\n{question}<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"),
+            Backbone::Llama => format!(
+                "<|eot_id|><|start_header_id|>user<|end_header_id|>\n\n{question}<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"
+            ),
         };
         self.encode(&text, false)
     }
@@ -196,7 +211,11 @@ fn clean_question(text: &str) -> Result<String> {
 
 /// Text as it enters a prompt, trimmed and with no placeholder or vision marker left.
 fn clean_text(text: &str) -> String {
-    [IMAGE, LATENT, "<vision_start>", "<vision_end>"].iter().fold(text.to_owned(), |t, tag| t.replace(tag, "")).trim().to_owned()
+    [IMAGE, LATENT, "<vision_start>", "<vision_end>"]
+        .iter()
+        .fold(text.to_owned(), |t, tag| t.replace(tag, ""))
+        .trim()
+        .to_owned()
 }
 
 /// The text of generated ids, piece by piece, at a cost per id that does not grow with the
@@ -276,7 +295,9 @@ mod tests {
         assert_eq!(p.ids[0], bos);
         assert_eq!(p.ids.iter().filter(|&&x| x == bos).count(), 1, "{:?}", p.ids);
         assert_eq!(p.instructs[0], bos as u32, "the tower's question ids carry BOS too (spec §1.4)");
-        assert!(t.chat_text("first?", None).ends_with("first?<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"));
+        assert!(
+            t.chat_text("first?", None).ends_with("first?<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n")
+        );
         let eot = t.end_of_turn().unwrap();
         assert_eq!(Some(eot), t.token_id("<|eot_id|>"));
         let follow = t.follow_up(" second? ").unwrap();
@@ -289,7 +310,8 @@ mod tests {
     fn a_text_prompt_is_the_image_prompt_without_the_photo() {
         for backbone in [Backbone::Phi, Backbone::Llama] {
             let t = tiny(backbone);
-            let (text, image) = (t.text_prompt("  What is this?\n", None).unwrap(), t.image_prompt("What is this?", None).unwrap());
+            let (text, image) =
+                (t.text_prompt("  What is this?\n", None).unwrap(), t.image_prompt("What is this?", None).unwrap());
             assert!(text.ids.iter().all(|&id| id >= 0) && text.instructs.is_empty());
             // The image prompt's ids, BOS included, without its vision markers, sentinels and
             // the newline after them (one byte token here).
@@ -310,10 +332,20 @@ mod tests {
             assert_eq!(t.chat_text("Where?", None), text.replace("Answer in French.", default));
             // As the template's own: only the system text differs, the question's ids stay.
             for prompt in [Tokenizer::image_prompt, Tokenizer::text_prompt] {
-                let (plain, with) = (prompt(&t, "Where?", None).unwrap(), prompt(&t, "Where?", Some("  Answer in <image>French.\n")).unwrap());
-                assert_eq!(t.decode(&ids(&with)).unwrap(), t.decode(&ids(&plain)).unwrap().replace(default, "Answer in French."));
+                let (plain, with) = (
+                    prompt(&t, "Where?", None).unwrap(),
+                    prompt(&t, "Where?", Some("  Answer in <image>French.\n")).unwrap(),
+                );
+                assert_eq!(
+                    t.decode(&ids(&with)).unwrap(),
+                    t.decode(&ids(&plain)).unwrap().replace(default, "Answer in French.")
+                );
                 assert_eq!(with.instructs, plain.instructs);
-                assert_eq!(with.ids.iter().filter(|&&id| id < 0).count(), plain.ids.iter().filter(|&&id| id < 0).count(), "no image placed");
+                assert_eq!(
+                    with.ids.iter().filter(|&&id| id < 0).count(),
+                    plain.ids.iter().filter(|&&id| id < 0).count(),
+                    "no image placed"
+                );
             }
         }
     }
@@ -344,7 +376,8 @@ mod tests {
     fn streamed_text_of_a_sentencepiece_tokenizer() {
         let pieces = ["<unk>", "<s>", "</s>", "▁Un", "▁caf", "é", "▁in", "▁Z", "ür", "ich", ",", "▁", "▁the", "\n"];
         let bytes = (0..256).map(|b| format!("<0x{b:02X}>"));
-        let vocab: serde_json::Map<_, _> = pieces.iter().map(|p| p.to_string()).chain(bytes).enumerate().map(|(i, p)| (p, i.into())).collect();
+        let vocab: serde_json::Map<_, _> =
+            pieces.iter().map(|p| p.to_string()).chain(bytes).enumerate().map(|(i, p)| (p, i.into())).collect();
         let json = serde_json::json!({
             "version": "1.0", "added_tokens": [{"id": 2, "content": "</s>", "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true}],
             "normalizer": null, "pre_tokenizer": null, "post_processor": null, "truncation": null, "padding": null,
@@ -357,12 +390,20 @@ mod tests {
         let t = Tokenizer::from_bytes(json.to_string().as_bytes(), Backbone::Phi).unwrap();
         let id = |p: &str| t.token_id(p).unwrap_or_else(|| panic!("{p}"));
         // "Un café in Zürich, the 日 (E6 97 A5 as byte tokens)" with an end-of-turn mid-way.
-        let ids: Vec<u32> = ["▁Un", "▁caf", "é", "▁in", "▁Z", "ür", "ich", ",", "</s>", "▁the", "▁", "<0xE6>", "<0x97>", "<0xA5>", "\n"].map(id).to_vec();
+        let ids: Vec<u32> = [
+            "▁Un", "▁caf", "é", "▁in", "▁Z", "ür", "ich", ",", "</s>", "▁the", "▁", "<0xE6>", "<0x97>", "<0xA5>", "\n",
+        ]
+        .map(id)
+        .to_vec();
         let mut stream = t.text_stream();
         let pieces: Vec<String> = (1..=ids.len()).filter_map(|n| stream.next(&ids[..n]).unwrap()).collect();
         assert_eq!(pieces.concat(), "Un café in Zürich, the 日\n");
         let bytes: Vec<u8> = ids.iter().flat_map(|&id| t.token_bytes(id)).collect();
-        assert_eq!(String::from_utf8(bytes).unwrap(), " Un café in Zürich,</s> the 日\n", "each token's own bytes, the first space kept");
+        assert_eq!(
+            String::from_utf8(bytes).unwrap(),
+            " Un café in Zürich,</s> the 日\n",
+            "each token's own bytes, the first space kept"
+        );
         assert_eq!(pieces.concat(), t.decode(&ids).unwrap());
         assert!(pieces.contains(&" the".to_owned()) && pieces.contains(&"日".to_owned()), "{pieces:?}");
         assert_eq!(stream.rest(&ids).unwrap(), "", "all was streamed");
@@ -383,7 +424,10 @@ mod tests {
         let ids = t.encode(text, false).unwrap();
         let bytes: Vec<Vec<u8>> = ids.iter().map(|&id| t.token_bytes(id)).collect();
         assert_eq!(bytes.concat(), text.as_bytes());
-        assert!(bytes.iter().any(|b| std::str::from_utf8(b).is_err()), "a token holding part of a character: a weak test");
+        assert!(
+            bytes.iter().any(|b| std::str::from_utf8(b).is_err()),
+            "a token holding part of a character: a weak test"
+        );
         assert_eq!(t.token_bytes(t.end_of_turn().unwrap()), b"<|eot_id|>");
         assert!(t.token_bytes(u32::MAX).is_empty());
     }

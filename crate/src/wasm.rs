@@ -73,7 +73,15 @@ impl Engine {
     /// dequantised weights.
     #[wasm_bindgen(js_name = checkInt4Matvec)]
     #[allow(clippy::too_many_arguments)]
-    pub async fn check_int4_matvec(&self, m: usize, n: usize, k: usize, group: usize, subgroups: bool, seed: u32) -> Result<f64, JsError> {
+    pub async fn check_int4_matvec(
+        &self,
+        m: usize,
+        n: usize,
+        k: usize,
+        group: usize,
+        subgroups: bool,
+        seed: u32,
+    ) -> Result<f64, JsError> {
         use crate::kernels::int4_matvec::{MatvecShape, check_variant_against_reference};
         check_variant_against_reference(&self.gpu, (m, n, k, group), MatvecShape::DEFAULT, subgroups, seed as u64)
             .await
@@ -87,7 +95,14 @@ impl Engine {
 
     /// The same check for the tiled int4 GEMM (prefill, vision tower).
     #[wasm_bindgen(js_name = checkInt4Matmul)]
-    pub async fn check_int4_matmul(&self, m: usize, n: usize, k: usize, group: usize, seed: u32) -> Result<f64, JsError> {
+    pub async fn check_int4_matmul(
+        &self,
+        m: usize,
+        n: usize,
+        k: usize,
+        group: usize,
+        seed: u32,
+    ) -> Result<f64, JsError> {
         crate::kernels::int4_matmul::check_against_reference(&self.gpu, m, n, k, group, seed as u64)
             .await
             .map_err(js_error)
@@ -105,11 +120,29 @@ impl Engine {
     /// causal or full with a padding bias.
     #[wasm_bindgen(js_name = checkAttention)]
     #[allow(clippy::too_many_arguments)]
-    pub async fn check_attention(&self, heads: usize, kv_heads: usize, rows: usize, keys: usize, head_dim: usize, spare: usize, causal: bool, bias: bool, seed: u32) -> Result<f64, JsError> {
+    pub async fn check_attention(
+        &self,
+        heads: usize,
+        kv_heads: usize,
+        rows: usize,
+        keys: usize,
+        head_dim: usize,
+        spare: usize,
+        causal: bool,
+        bias: bool,
+        seed: u32,
+    ) -> Result<f64, JsError> {
         let mask = if causal { crate::kernels::Mask::Causal } else { crate::kernels::Mask::Full };
-        crate::kernels::attention::check_against_reference(&self.gpu, (heads, kv_heads, rows, keys, head_dim), spare, mask, bias, seed as u64)
-            .await
-            .map_err(js_error)
+        crate::kernels::attention::check_against_reference(
+            &self.gpu,
+            (heads, kv_heads, rows, keys, head_dim),
+            spare,
+            mask,
+            bias,
+            seed as u64,
+        )
+        .await
+        .map_err(js_error)
     }
 
     /// The same check for RMSNorm over `rows` rows of `cols`.
@@ -123,21 +156,52 @@ impl Engine {
     /// `start` of a cache of `capacity` rows.
     #[wasm_bindgen(js_name = checkRope)]
     #[allow(clippy::too_many_arguments)]
-    pub async fn check_rope(&self, s: usize, heads: usize, kv_heads: usize, head_dim: usize, fused: bool, start: usize, capacity: usize, seed: u32) -> Result<f64, JsError> {
-        crate::kernels::rope::check(&self.gpu, (s, heads, kv_heads, head_dim), fused, (start, capacity), seed as u64).await.map_err(js_error)
+    pub async fn check_rope(
+        &self,
+        s: usize,
+        heads: usize,
+        kv_heads: usize,
+        head_dim: usize,
+        fused: bool,
+        start: usize,
+        capacity: usize,
+        seed: u32,
+    ) -> Result<f64, JsError> {
+        crate::kernels::rope::check(&self.gpu, (s, heads, kv_heads, head_dim), fused, (start, capacity), seed as u64)
+            .await
+            .map_err(js_error)
     }
 
     /// The same check for the int4 matvec with SwiGLU: `n` rows of gate, then up.
     #[wasm_bindgen(js_name = checkInt4MatvecSwiglu)]
-    pub async fn check_int4_matvec_swiglu(&self, m: usize, n: usize, k: usize, group: usize, seed: u32) -> Result<f64, JsError> {
-        crate::kernels::int4_matvec::check_swiglu_against_reference(&self.gpu, (m, n, k, group), seed as u64).await.map_err(js_error)
+    pub async fn check_int4_matvec_swiglu(
+        &self,
+        m: usize,
+        n: usize,
+        k: usize,
+        group: usize,
+        seed: u32,
+    ) -> Result<f64, JsError> {
+        crate::kernels::int4_matvec::check_swiglu_against_reference(&self.gpu, (m, n, k, group), seed as u64)
+            .await
+            .map_err(js_error)
     }
 
     /// The same check for the int4 matvec with an RMSNorm of its input, with or without SwiGLU.
     #[wasm_bindgen(js_name = checkInt4MatvecNormed)]
     #[allow(clippy::too_many_arguments)]
-    pub async fn check_int4_matvec_normed(&self, m: usize, n: usize, k: usize, group: usize, swiglu: bool, seed: u32) -> Result<f64, JsError> {
-        crate::kernels::int4_matvec::check_normed_against_reference(&self.gpu, (m, n, k, group), swiglu, seed as u64).await.map_err(js_error)
+    pub async fn check_int4_matvec_normed(
+        &self,
+        m: usize,
+        n: usize,
+        k: usize,
+        group: usize,
+        swiglu: bool,
+        seed: u32,
+    ) -> Result<f64, JsError> {
+        crate::kernels::int4_matvec::check_normed_against_reference(&self.gpu, (m, n, k, group), swiglu, seed as u64)
+            .await
+            .map_err(js_error)
     }
 
     /// Greedy decoding's argmax over `n` random logits and its edge cases (repeated maxima,
@@ -152,7 +216,10 @@ impl Engine {
     /// (plus one if a pick among more logits than the table has rows was not refused).
     #[wasm_bindgen(js_name = checkEmbedding)]
     pub async fn check_embedding(&self, vocab: usize, cols: usize, ids: usize, seed: u32) -> Result<f64, JsError> {
-        crate::kernels::embedding::check(&self.gpu, vocab, cols, ids, seed as u64).await.map(|wrong| wrong as f64).map_err(js_error)
+        crate::kernels::embedding::check(&self.gpu, vocab, cols, ids, seed as u64)
+            .await
+            .map(|wrong| wrong as f64)
+            .map_err(js_error)
     }
 
     /// The same check for SwiGLU over `rows` rows of `inter` gate and `inter` up values.
@@ -208,11 +275,23 @@ impl ShardReader for JsShards {
     fn read(&mut self, shard: &ShardEntry, offset: u64, out: &mut [u8]) -> crate::Result<()> {
         let got = self
             .0
-            .call3(&JsValue::NULL, &JsValue::from_str(&shard.file), &JsValue::from_f64(offset as f64), &JsValue::from_f64(out.len() as f64))
+            .call3(
+                &JsValue::NULL,
+                &JsValue::from_str(&shard.file),
+                &JsValue::from_f64(offset as f64),
+                &JsValue::from_f64(out.len() as f64),
+            )
             .map_err(|e| Error::invalid(&shard.file, format!("read failed: {e:?}")))?;
         let bytes = js_sys::Uint8Array::new(&got);
         if bytes.length() as usize != out.len() {
-            return Err(Error::invalid(&shard.file, format!("{} bytes read at {offset}, {} expected: the cached shard is truncated", bytes.length(), out.len())));
+            return Err(Error::invalid(
+                &shard.file,
+                format!(
+                    "{} bytes read at {offset}, {} expected: the cached shard is truncated",
+                    bytes.length(),
+                    out.len()
+                ),
+            ));
         }
         bytes.copy_to(out);
         Ok(())
@@ -223,7 +302,8 @@ impl ShardReader for JsShards {
 fn capabilities_object(c: crate::gpu::Capabilities) -> Result<JsValue, JsError> {
     let out = js_sys::Object::new();
     for (key, value) in [("f16", c.f16), ("subgroups", c.subgroups)] {
-        js_sys::Reflect::set(&out, &key.into(), &value.into()).map_err(|_| JsError::new("cannot build the capabilities object"))?;
+        js_sys::Reflect::set(&out, &key.into(), &value.into())
+            .map_err(|_| JsError::new("cannot build the capabilities object"))?;
     }
     Ok(out.into())
 }
@@ -287,7 +367,8 @@ impl Model {
         let group = manifest.tensors.iter().find_map(|t| t.group).unwrap_or(32);
         let generation = manifest.generation_config.as_ref().map(|v| v.to_string());
         let mut converted = Converted::new(manifest, JsShards(read));
-        let model = FusionModel::from_converted(&mut converted, &gpu, WeightFormat::Int4 { group }).map_err(js_error)?;
+        let model =
+            FusionModel::from_converted(&mut converted, &gpu, WeightFormat::Int4 { group }).map_err(js_error)?;
         let tokenizer = Tokenizer::from_bytes(tokenizer_json.as_bytes(), model.config.model_type).map_err(js_error)?;
         let engine = QaEngine::new(model, tokenizer, generation.as_deref()).map_err(js_error)?;
         Ok(Model { engine, photos: RefCell::new(Vec::new()), conversation: RefCell::new(None) })
@@ -303,7 +384,10 @@ impl Model {
     #[wasm_bindgen(js_name = encodePhoto)]
     pub async fn encode_photo(&self, rgba: Vec<u8>, width: usize, height: usize) -> Result<u32, JsError> {
         if rgba.len() != width * height * 4 {
-            return Err(js_error(Error::invalid("image", format!("{width}×{height} RGBA needs {} bytes, got {}", width * height * 4, rgba.len()))));
+            return Err(js_error(Error::invalid(
+                "image",
+                format!("{width}×{height} RGBA needs {} bytes, got {}", width * height * 4, rgba.len()),
+            )));
         }
         let rgb: Vec<u8> = rgba.chunks_exact(4).flat_map(|p| [p[0], p[1], p[2]]).collect();
         let views = Views::from_rgb(&rgb, width, height).map_err(js_error)?;
@@ -330,14 +414,31 @@ impl Model {
     /// as JSON (`logprobs`: OpenAI's `logprobs.content`, or null when not asked for; `rebuilt`:
     /// whether the earlier turns were prefilled again before this one, a history replayed or
     /// the cache rebuilt, [`Conversation::rebuilds`]).
-    pub async fn ask(&self, id: Option<u32>, history_json: String, question: String, options_json: String, on_text: js_sys::Function) -> Result<String, JsError> {
-        let history: Vec<(String, String)> = serde_json::from_str(&history_json).map_err(|e| js_error(Error::invalid("history", e.to_string())))?;
-        let o: JsAskOptions = serde_json::from_str(&options_json).map_err(|e| js_error(Error::invalid("options", e.to_string())))?;
+    pub async fn ask(
+        &self,
+        id: Option<u32>,
+        history_json: String,
+        question: String,
+        options_json: String,
+        on_text: js_sys::Function,
+    ) -> Result<String, JsError> {
+        let history: Vec<(String, String)> =
+            serde_json::from_str(&history_json).map_err(|e| js_error(Error::invalid("history", e.to_string())))?;
+        let o: JsAskOptions =
+            serde_json::from_str(&options_json).map_err(|e| js_error(Error::invalid("options", e.to_string())))?;
         let options = o.into_ask_options();
         // Before a history is replayed into a new conversation (GPU work), not only in `ask`.
         options.sampling.check().map_err(js_error)?;
         // The photo is taken out while answering so no RefCell borrow lives across an await.
-        let photo = id.map(|id| self.photos.borrow_mut().get_mut(id as usize).and_then(Option::take).ok_or_else(|| js_error(Error::invalid("photo", format!("no photo {id}"))))).transpose()?;
+        let photo = id
+            .map(|id| {
+                self.photos
+                    .borrow_mut()
+                    .get_mut(id as usize)
+                    .and_then(Option::take)
+                    .ok_or_else(|| js_error(Error::invalid("photo", format!("no photo {id}"))))
+            })
+            .transpose()?;
         let give_back = |photo: Option<Photo>| {
             if let (Some(id), Some(photo)) = (id, photo) {
                 self.photos.borrow_mut()[id as usize] = Some(photo);
@@ -358,7 +459,12 @@ impl Model {
         let rebuilds = conversation.rebuilds();
         let result = self
             .engine
-            .ask(&mut conversation, photo.as_ref(), &question, &options, |piece| on_text.call1(&JsValue::NULL, &JsValue::from_str(piece)).map(|v| v.as_bool() != Some(false)).unwrap_or(false))
+            .ask(&mut conversation, photo.as_ref(), &question, &options, |piece| {
+                on_text
+                    .call1(&JsValue::NULL, &JsValue::from_str(piece))
+                    .map(|v| v.as_bool() != Some(false))
+                    .unwrap_or(false)
+            })
             .await;
         give_back(photo);
         let (decode_path, dropped_turns) = (conversation.decode_path().to_owned(), conversation.dropped_turns());
@@ -374,7 +480,8 @@ impl Model {
             StopReason::Cancelled => "cancelled",
         };
         let t = answer.timings;
-        let timings = serde_json::json!({ "visionMs": t.vision_ms, "prefillMs": t.prefill_ms, "decodeMs": t.decode_ms });
+        let timings =
+            serde_json::json!({ "visionMs": t.vision_ms, "prefillMs": t.prefill_ms, "decodeMs": t.decode_ms });
         let (gpu_bytes, _) = self.engine.model.gpu().memory();
         let logprobs = options.sampling.logprobs.map(|_| self.engine.logprobs_json(&answer));
         Ok(serde_json::json!({ "text": answer.text, "tokens": answer.tokens, "logprobs": logprobs, "promptTokens": answer.prompt_tokens, "droppedTurns": dropped_turns, "rebuilt": rebuilt, "stop": stop, "timings": timings, "gpuBytesInUse": gpu_bytes, "decodePath": decode_path }).to_string())

@@ -48,7 +48,11 @@ try {
       const { bytes, hashedBytes, downloadMs, uploadMs } = globalThis.model.info;
       return { from, bytes, hashedBytes, totalMs: performance.now() - t0, cacheMs: downloadMs, uploadMs };
     }, from);
-    record('loads', l, `${l.from}: ${mb(l.bytes)} in ${s(l.totalMs)}; the offline copy made whole and checked in ${s(l.cacheMs)} (${mb(l.hashedBytes)} hashed), uploaded in ${s(l.uploadMs)} (${(l.bytes / 1e3 / l.uploadMs).toFixed(1)} MB/s)`);
+    record(
+      'loads',
+      l,
+      `${l.from}: ${mb(l.bytes)} in ${s(l.totalMs)}; the offline copy made whole and checked in ${s(l.cacheMs)} (${mb(l.hashedBytes)} hashed), uploaded in ${s(l.uploadMs)} (${(l.bytes / 1e3 / l.uploadMs).toFixed(1)} MB/s)`,
+    );
   }
   // The large model's answers are left out: on SwiftShader one takes over 20 minutes of CPU,
   // which measures SwiftShader, not the engine.
@@ -63,7 +67,11 @@ try {
       for await (const _ of model.ask({ image, question: 'What is in this photo?', maxNewTokens: 32 }));
       return { run, ...model.stats().lastAnswer, tokens: model.lastAnswer.tokens.length };
     }, run);
-    record('answers', a, `answer, ${a.run}: ${a.tokens} tokens; vision ${s(a.visionMs)}, prefill ${s(a.prefillMs)}, first token ${s(a.firstTokenMs)}, decode ${a.decodeTokensPerSecond?.toFixed(1)} tok/s (${a.decodePath}), total ${s(a.totalMs)}`);
+    record(
+      'answers',
+      a,
+      `answer, ${a.run}: ${a.tokens} tokens; vision ${s(a.visionMs)}, prefill ${s(a.prefillMs)}, first token ${s(a.firstTokenMs)}, decode ${a.decodeTokensPerSecond?.toFixed(1)} tok/s (${a.decodePath}), total ${s(a.totalMs)}`,
+    );
   }
   await inPage(() => globalThis.model.unload());
 } finally {

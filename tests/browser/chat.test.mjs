@@ -42,12 +42,21 @@ const content = (r) =>
 // replaced by a random one: most mutations land near valid input, where parsers break.
 function conversation(r) {
   const turns = 1 + Math.floor(r() * 4);
-  const out = [{ role: 'user', content: [{ type: 'image_url', image_url: { url: '/photos/waterview.jpg' } }, { type: 'text', text: 'What is this?' }] }];
+  const out = [
+    {
+      role: 'user',
+      content: [
+        { type: 'image_url', image_url: { url: '/photos/waterview.jpg' } },
+        { type: 'text', text: 'What is this?' },
+      ],
+    },
+  ];
   for (let t = 1; t < turns; t++) out.push({ role: 'assistant', content: pick(r, TEXTS) }, { role: 'user', content: pick(r, TEXTS) });
   if (r() < 0.5) out[Math.floor(r() * out.length)] = message(r);
   return out;
 }
-const message = (r) => pick(r, [() => ({ role: pick(r, ROLES), content: content(r) }), () => null, () => 'user: hi', () => ({ role: 'user' })])();
+const message = (r) =>
+  pick(r, [() => ({ role: pick(r, ROLES), content: content(r) }), () => null, () => 'user: hi', () => ({ role: 'user' })])();
 
 test(`${CASES} random chat histories: a well-formed request or a clear TypeError`, () => {
   const seed = Date.now();
@@ -70,19 +79,35 @@ test(`${CASES} random chat histories: a well-formed request or a clear TypeError
     }
     accepted++;
     // A photo, or none (a text-only chat).
-    assert.ok(out.image === null || (typeof out.image === 'string' && out.image.length > 0), `seed ${seed} case ${i}: ${JSON.stringify(out.image)}`);
+    assert.ok(
+      out.image === null || (typeof out.image === 'string' && out.image.length > 0),
+      `seed ${seed} case ${i}: ${JSON.stringify(out.image)}`,
+    );
     assert.ok(out.system === null || typeof out.system === 'string', `seed ${seed} case ${i}: ${JSON.stringify(out.system)}`);
     assert.equal(typeof out.question, 'string');
     assert.ok(out.question.trim().length > 0);
     for (const turn of out.history) {
-      assert.ok(Array.isArray(turn) && turn.length === 2 && turn.every((t) => typeof t === 'string'), `seed ${seed} case ${i}: ${JSON.stringify(turn)}`);
+      assert.ok(
+        Array.isArray(turn) && turn.length === 2 && turn.every((t) => typeof t === 'string'),
+        `seed ${seed} case ${i}: ${JSON.stringify(turn)}`,
+      );
     }
   }
   assert.ok(accepted > 0, 'some histories are valid');
 });
 
 test('request fields FUSION cannot follow are refused, not ignored', () => {
-  for (const ok of [{}, { n: 1, logprobs: false, logit_bias: {}, tools: [], tool_choice: 'none', response_format: { type: 'text' }, stop: null }, { stop: 'x' }, { stop: ['x', '\n'] }, { model: 'any', user: 'u' }, { stream: true, stream_options: { include_usage: true } }, { stream: false, stream_options: null }, { logprobs: true }, { logprobs: true, top_logprobs: 20 }]) {
+  for (const ok of [
+    {},
+    { n: 1, logprobs: false, logit_bias: {}, tools: [], tool_choice: 'none', response_format: { type: 'text' }, stop: null },
+    { stop: 'x' },
+    { stop: ['x', '\n'] },
+    { model: 'any', user: 'u' },
+    { stream: true, stream_options: { include_usage: true } },
+    { stream: false, stream_options: null },
+    { logprobs: true },
+    { logprobs: true, top_logprobs: 20 },
+  ]) {
     assert.doesNotThrow(() => checkRequest(ok), JSON.stringify(ok));
   }
   for (const [bad, message] of [
@@ -104,7 +129,11 @@ test('request fields FUSION cannot follow are refused, not ignored', () => {
     [{ stream: true, stream_options: { include_usage: 1 } }, /^stream_options.include_usage must be a boolean/],
     [null, /^the request must be an object/],
   ]) {
-    assert.throws(() => checkRequest(bad), (e) => e instanceof TypeError && message.test(e.message), JSON.stringify(bad));
+    assert.throws(
+      () => checkRequest(bad),
+      (e) => e instanceof TypeError && message.test(e.message),
+      JSON.stringify(bad),
+    );
   }
 });
 
@@ -117,19 +146,50 @@ test('well-formed conversations keep their turns', () => {
     { role: 'user', content: 'Any boats?' },
     { role: 'user', content: 'And people?' },
   ]);
-  assert.deepEqual(out, { image: '/photos/waterview.jpg', system: 'Be brief.', question: 'Any boats?\nAnd people?', history: [['What is this?', 'A lake.']] });
+  assert.deepEqual(out, {
+    image: '/photos/waterview.jpg',
+    system: 'Be brief.',
+    question: 'Any boats?\nAnd people?',
+    history: [['What is this?', 'A lake.']],
+  });
   assert.throws(() => toTurns([{ role: 'tool', content: 'x' }]), /messages\[0\]: role must be/);
   assert.throws(() => toTurns([{ role: 'user', content: [img] }]), /no text/);
-  assert.throws(() => toTurns([{ role: 'system', content: [img, { type: 'text', text: 'Be brief.' }] }, { role: 'user', content: 'hi' }]), /messages\[0\]: only a user message may carry an image, not a system message/);
-  assert.throws(() => toTurns([{ role: 'user', content: 'hi' }, { role: 'assistant', content: [img] }, { role: 'user', content: 'and?' }]), /messages\[1\]: only a user message/);
+  assert.throws(
+    () =>
+      toTurns([
+        { role: 'system', content: [img, { type: 'text', text: 'Be brief.' }] },
+        { role: 'user', content: 'hi' },
+      ]),
+    /messages\[0\]: only a user message may carry an image, not a system message/,
+  );
+  assert.throws(
+    () =>
+      toTurns([
+        { role: 'user', content: 'hi' },
+        { role: 'assistant', content: [img] },
+        { role: 'user', content: 'and?' },
+      ]),
+    /messages\[1\]: only a user message/,
+  );
   // System and developer messages, wherever they are, joined in order.
-  const systems = toTurns([{ role: 'developer', content: [{ type: 'text', text: 'Be brief.' }] }, { role: 'user', content: 'hi' }, { role: 'system', content: 'In French.' }]);
+  const systems = toTurns([
+    { role: 'developer', content: [{ type: 'text', text: 'Be brief.' }] },
+    { role: 'user', content: 'hi' },
+    { role: 'system', content: 'In French.' },
+  ]);
   assert.deepEqual(systems, { image: null, system: 'Be brief.\nIn French.', question: 'hi', history: [] });
   // Without a photo anywhere: a text-only chat.
-  assert.deepEqual(toTurns([{ role: 'user', content: 'hi' }, { role: 'assistant', content: 'hello' }, { role: 'user', content: 'who are you?' }]), {
-    image: null,
-    system: null,
-    question: 'who are you?',
-    history: [['hi', 'hello']],
-  });
+  assert.deepEqual(
+    toTurns([
+      { role: 'user', content: 'hi' },
+      { role: 'assistant', content: 'hello' },
+      { role: 'user', content: 'who are you?' },
+    ]),
+    {
+      image: null,
+      system: null,
+      question: 'who are you?',
+      history: [['hi', 'hello']],
+    },
+  );
 });

@@ -54,7 +54,10 @@ export const KERNELS = {
   checkArgmax: [[7], [2049], [32064]],
   // vocab, width, prompt ids (f16 and f32 tables; ids from the CPU and picked on the GPU); the
   // error is the number of elements that differ from the CPU's lookup
-  checkEmbedding: [[37, 47, 9], [1000, 3072, 5]],
+  checkEmbedding: [
+    [37, 47, 9],
+    [1000, 3072, 5],
+  ],
   checkSwiglu: [
     [1, 8192],
     [3, 257],

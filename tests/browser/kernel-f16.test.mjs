@@ -17,9 +17,10 @@ test('Dawn gives the engine shader-f16 and subgroups', () => {
   assert.deepEqual(engine.capabilities(), { f16: true, subgroups: true });
 });
 
-for (const [check, cases] of Object.entries(KERNELS)) test(`${check} in wasm on Dawn with shader-f16 matches the CPU reference`, async () => {
-  const seed = Math.floor(Math.random() * 2 ** 32);
-  const errors = [];
-  for (const args of cases) errors.push(await engine[check](...args, seed));
-  assertWithinTolerance(check, cases, errors, { matmulTolerance: engine.int4MatmulTolerance(), seed });
-});
+for (const [check, cases] of Object.entries(KERNELS))
+  test(`${check} in wasm on Dawn with shader-f16 matches the CPU reference`, async () => {
+    const seed = Math.floor(Math.random() * 2 ** 32);
+    const errors = [];
+    for (const args of cases) errors.push(await engine[check](...args, seed));
+    assertWithinTolerance(check, cases, errors, { matmulTolerance: engine.int4MatmulTolerance(), seed });
+  });

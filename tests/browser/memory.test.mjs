@@ -41,7 +41,12 @@ test('loading a 1 GB model keeps JS heap + wasm memory under 512 MB', async () =
     .catch((e) => assert.fail(`${e}\n${log.join('\n')}`));
   assert.ok(r.bytes >= 1e9, `the model has only ${r.bytes} bytes`);
   const total = r.pageHeapPeak + r.memory.wasmBytes + (r.memory.workerHeapBytes ?? 0);
-  console.log(`1 GB model: page heap peak ${(r.pageHeapPeak / 2 ** 20).toFixed(1)} MiB, wasm ${(r.memory.wasmBytes / 2 ** 20).toFixed(1)} MiB, worker heap ${r.memory.workerHeapBytes === null ? 'n/a' : (r.memory.workerHeapBytes / 2 ** 20).toFixed(1) + ' MiB'}`);
+  console.log(
+    `1 GB model: page heap peak ${(r.pageHeapPeak / 2 ** 20).toFixed(1)} MiB, wasm ${(r.memory.wasmBytes / 2 ** 20).toFixed(1)} MiB, worker heap ${r.memory.workerHeapBytes === null ? 'n/a' : (r.memory.workerHeapBytes / 2 ** 20).toFixed(1) + ' MiB'}`,
+  );
   assert.ok(total < LIMIT, `${(total / 2 ** 20).toFixed(1)} MiB ≥ 512 MiB: ${JSON.stringify(r)}`);
-  assert.ok(r.memory.wasmBytes < WASM_LIMIT, `wasm memory ${(r.memory.wasmBytes / 2 ** 20).toFixed(1)} MiB ≥ 128 MiB: weights are held in wasm`);
+  assert.ok(
+    r.memory.wasmBytes < WASM_LIMIT,
+    `wasm memory ${(r.memory.wasmBytes / 2 ** 20).toFixed(1)} MiB ≥ 128 MiB: weights are held in wasm`,
+  );
 });

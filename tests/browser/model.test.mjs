@@ -51,13 +51,37 @@ function nativeAnswer(image, question, maxTokens, options = []) {
   // (of 4) and these with the workgroup-memory tree: the same tokens at the tiny model's widths
   // (rows of 2 or 3 loads), though another summation order could change one at others.
   const photo = image === null ? [] : ['--image', join(photos, image)];
-  const out = execFileSync(fusionCli, ['ask', '--model', join(models, 'tiny'), '--int4', '--baseline', ...photo, question, '--max-tokens', String(maxTokens), ...options]);
+  const out = execFileSync(fusionCli, [
+    'ask',
+    '--model',
+    join(models, 'tiny'),
+    '--int4',
+    '--baseline',
+    ...photo,
+    question,
+    '--max-tokens',
+    String(maxTokens),
+    ...options,
+  ]);
   return out.toString().trim();
 }
 
 /** The native CLI's `--logprobs` report (OpenAI's `logprobs.content`) of its answer. */
 function nativeLogprobs(image, question, maxTokens, top) {
-  const args = ['ask', '--model', join(models, 'tiny'), '--int4', '--baseline', '--image', join(photos, image), question, '--max-tokens', String(maxTokens), '--logprobs', String(top)];
+  const args = [
+    'ask',
+    '--model',
+    join(models, 'tiny'),
+    '--int4',
+    '--baseline',
+    '--image',
+    join(photos, image),
+    question,
+    '--max-tokens',
+    String(maxTokens),
+    '--logprobs',
+    String(top),
+  ];
   const { status, stderr } = spawnSync(fusionCli, args, { encoding: 'utf8' });
   assert.equal(status, 0, stderr);
   return JSON.parse(stderr.split('\n').find((l) => l.startsWith('{"logprobs"'))).logprobs;
@@ -90,7 +114,9 @@ test('the greedy answer in the browser equals the native CLI', async () => {
 
 test('without a photo the plain LLM answers, as the native CLI does, follow-up included', async () => {
   const [question, followUp] = ['Who are you?', 'And then?'];
-  const [want, wantFollowUp] = nativeAnswer(null, question, 8, ['--then', followUp]).split(`\n> ${followUp}\n`).map((s) => s.trim());
+  const [want, wantFollowUp] = nativeAnswer(null, question, 8, ['--then', followUp])
+    .split(`\n> ${followUp}\n`)
+    .map((s) => s.trim());
   const r = await page.evaluate(
     async ({ question, followUp }) => {
       const { Fusion } = await import('/src/index.js');
@@ -104,7 +130,11 @@ test('without a photo the plain LLM answers, as the native CLI does, follow-up i
         { role: 'user', content: [{ type: 'text', text: followUp }] },
       ];
       const reply = await window.fusion.chat.completions.create({ messages, max_tokens: 8 });
-      return { text: text.trim(), reply: reply.choices[0].message.content, photos: (window.fusion.stats().photosEncoded ?? 0) - photosBefore };
+      return {
+        text: text.trim(),
+        reply: reply.choices[0].message.content,
+        photos: (window.fusion.stats().photosEncoded ?? 0) - photosBefore,
+      };
     },
     { question, followUp },
   );
@@ -113,9 +143,11 @@ test('without a photo the plain LLM answers, as the native CLI does, follow-up i
   assert.equal(r.photos, 0, 'no photo was encoded');
 });
 
-test('a system prompt takes the place of the template\'s, as --system does natively, follow-up included', async () => {
+test("a system prompt takes the place of the template's, as --system does natively, follow-up included", async () => {
   const [system, question, followUp] = ['Answer in French.', 'Who are you?', 'And then?'];
-  const [want, wantFollowUp] = nativeAnswer(null, question, 8, ['--system', system, '--then', followUp]).split(`\n> ${followUp}\n`).map((s) => s.trim());
+  const [want, wantFollowUp] = nativeAnswer(null, question, 8, ['--system', system, '--then', followUp])
+    .split(`\n> ${followUp}\n`)
+    .map((s) => s.trim());
   assert.notEqual(want, nativeAnswer(null, question, 8), 'the system prompt changed nothing: a weak test');
   const r = await page.evaluate(
     async ({ system, question, followUp }) => {
@@ -124,7 +156,12 @@ test('a system prompt takes the place of the template\'s, as --system does nativ
       let text = '';
       for await (const piece of window.fusion.ask({ question, system, maxNewTokens: 8 })) text += piece;
       // The same conversation as OpenAI messages: it goes on in the KV cache.
-      const messages = [{ role: 'system', content: system }, { role: 'user', content: question }, { role: 'assistant', content: text }, { role: 'user', content: followUp }];
+      const messages = [
+        { role: 'system', content: system },
+        { role: 'user', content: question },
+        { role: 'assistant', content: text },
+        { role: 'user', content: followUp },
+      ];
       const reply = await window.fusion.chat.completions.create({ messages, max_tokens: 8 });
       const rebuilt = [window.fusion.lastAnswer.stats.rebuilt];
       // Without its system message: the template's, the earlier turns prefilled again under it.
@@ -172,12 +209,32 @@ test('abort stops the answer; an OpenAI-style follow-up continues the KV cache',
     const chunks = [];
     const messages = [
       { role: 'system', content: 'ignored' },
-      { role: 'user', content: [{ type: 'image_url', image_url: { url: image } }, { type: 'text', text: 'Describe it.' }] },
+      {
+        role: 'user',
+        content: [
+          { type: 'image_url', image_url: { url: image } },
+          { type: 'text', text: 'Describe it.' },
+        ],
+      },
       { role: 'assistant', content: 'a lake' },
       { role: 'user', content: 'And the sky?' },
     ];
-    for await (const chunk of window.fusion.chat.completions.create({ messages, stream: true, stream_options: { include_usage: true }, max_tokens: 2 })) chunks.push(chunk);
-    return { pieces, error, abortedStop: aborted.stop, abortedTokens: aborted.tokens.length, badRole, chunks, photos: window.fusion.stats().photosEncoded - photosBefore };
+    for await (const chunk of window.fusion.chat.completions.create({
+      messages,
+      stream: true,
+      stream_options: { include_usage: true },
+      max_tokens: 2,
+    }))
+      chunks.push(chunk);
+    return {
+      pieces,
+      error,
+      abortedStop: aborted.stop,
+      abortedTokens: aborted.tokens.length,
+      badRole,
+      chunks,
+      photos: window.fusion.stats().photosEncoded - photosBefore,
+    };
   });
   assert.equal(r.error, 'AbortError');
   assert.equal(r.abortedStop, 'cancelled');
@@ -190,12 +247,15 @@ test('abort stops the answer; an OpenAI-style follow-up continues the KV cache',
   const text = texts.map((c) => c.choices[0].delta.content).join('');
   assert.ok(text.length > 0, JSON.stringify(r.chunks));
   assert.equal(finishing.choices[0].finish_reason, 'length');
-  assert.ok([finishing, ...texts].every((c) => c.usage === null), JSON.stringify(r.chunks));
+  assert.ok(
+    [finishing, ...texts].every((c) => c.usage === null),
+    JSON.stringify(r.chunks),
+  );
   assert.deepEqual(usageChunk.choices, []);
   assert.equal(usageChunk.usage.completion_tokens, 2);
   // The follow-up continues the KV cache: only its own turn is prefilled, no image tokens.
   assert.ok(usageChunk.usage.prompt_tokens < 100, JSON.stringify(usageChunk.usage));
-  assert.equal(r.photos, 1, 'the follow-up must reuse the photo\'s tile features');
+  assert.equal(r.photos, 1, "the follow-up must reuse the photo's tile features");
 });
 
 test('stop sequences and repetition penalties: the browser equals the native CLI', async () => {
@@ -218,7 +278,14 @@ test('stop sequences and repetition penalties: the browser equals the native CLI
   const wantCut = nativeAnswer('waterview.jpg', question, 16, ['--stop', stop]);
   assert.equal(wantCut, full.slice(0, full.indexOf(stop)).trim());
   const penalties = { repetitionPenalty: 1.8, frequencyPenalty: 0.6, presencePenalty: 0.3 };
-  const wantPenalised = nativeAnswer('waterview.jpg', question, 16, ['--repetition-penalty', '1.8', '--frequency-penalty', '0.6', '--presence-penalty', '0.3']);
+  const wantPenalised = nativeAnswer('waterview.jpg', question, 16, [
+    '--repetition-penalty',
+    '1.8',
+    '--frequency-penalty',
+    '0.6',
+    '--presence-penalty',
+    '0.3',
+  ]);
   assert.notEqual(wantPenalised, full, 'the penalties changed nothing: a weak test');
 
   const r = await page.evaluate(
@@ -226,11 +293,20 @@ test('stop sequences and repetition penalties: the browser equals the native CLI
       const { Fusion } = await import('/src/index.js');
       window.fusion ??= await Fusion.load('/models/tiny/manifest.json');
       const image = '/photos/waterview.jpg';
-      const messages = [{ role: 'user', content: [{ type: 'image_url', image_url: { url: image } }, { type: 'text', text: question }] }];
+      const messages = [
+        {
+          role: 'user',
+          content: [
+            { type: 'image_url', image_url: { url: image } },
+            { type: 'text', text: question },
+          ],
+        },
+      ];
       const cut = await window.fusion.chat.completions.create({ messages, max_completion_tokens: 16, stop: ['never said', stop] });
       const cutStop = window.fusion.lastAnswer.stop;
       let streamed = '';
-      for await (const chunk of window.fusion.chat.completions.create({ messages, max_tokens: 16, stop, stream: true })) streamed += chunk.choices[0].delta.content ?? '';
+      for await (const chunk of window.fusion.chat.completions.create({ messages, max_tokens: 16, stop, stream: true }))
+        streamed += chunk.choices[0].delta.content ?? '';
       let penalised = '';
       for await (const piece of window.fusion.ask({ image, question, maxNewTokens: 16, ...penalties })) penalised += piece;
       const failure = async (request) => {
@@ -242,15 +318,26 @@ test('stop sequences and repetition penalties: the browser equals the native CLI
         }
       };
       const refused = [];
-      for (const extra of [{ n: 2 }, { top_logprobs: 2 }, { tools: [{ type: 'function' }] }, { response_format: { type: 'json_object' } }, { stop: 5 }, { presence_penalty: 3 }]) {
+      for (const extra of [
+        { n: 2 },
+        { top_logprobs: 2 },
+        { tools: [{ type: 'function' }] },
+        { response_format: { type: 'json_object' } },
+        { stop: 5 },
+        { presence_penalty: 3 },
+      ]) {
         refused.push(await failure(() => window.fusion.chat.completions.create({ messages, max_tokens: 2, ...extra })));
       }
-      refused.push(await failure(async () => {
-        for await (const _ of window.fusion.ask({ image, question, maxNewTokens: 2, repetitionPenalty: 0 }));
-      }));
-      refused.push(await failure(async () => {
-        for await (const _ of window.fusion.ask({ image, maxNewTokens: 2 }));
-      }));
+      refused.push(
+        await failure(async () => {
+          for await (const _ of window.fusion.ask({ image, question, maxNewTokens: 2, repetitionPenalty: 0 }));
+        }),
+      );
+      refused.push(
+        await failure(async () => {
+          for await (const _ of window.fusion.ask({ image, maxNewTokens: 2 }));
+        }),
+      );
       return { cut: cut.choices[0], cutStop, streamed, penalised: penalised.trim(), refused };
     },
     { question, stop, penalties },
@@ -258,16 +345,33 @@ test('stop sequences and repetition penalties: the browser equals the native CLI
   assert.deepEqual([r.cut.message.content, r.cut.finish_reason, r.cutStop], [wantCut, 'stop', 'stop_sequence']);
   assert.equal(r.streamed.trim(), wantCut, 'the stop sequence was streamed, or text before it was not');
   assert.equal(r.penalised, wantPenalised);
-  const expected = [/^TypeError: n is not supported/, /^TypeError: top_logprobs needs logprobs: true/, /^TypeError: tools is not supported/, /^TypeError: response_format is not supported/, /^TypeError: stop must be a string or an array of strings, got number/, /presence_penalty: must be between -2 and 2/, /repetition_penalty: must be more than 0/, /^TypeError: question must be a string, got undefined/];
+  const expected = [
+    /^TypeError: n is not supported/,
+    /^TypeError: top_logprobs needs logprobs: true/,
+    /^TypeError: tools is not supported/,
+    /^TypeError: response_format is not supported/,
+    /^TypeError: stop must be a string or an array of strings, got number/,
+    /presence_penalty: must be between -2 and 2/,
+    /repetition_penalty: must be more than 0/,
+    /^TypeError: question must be a string, got undefined/,
+  ];
   expected.forEach((pattern, i) => assert.match(r.refused[i] ?? 'accepted', pattern));
 });
 
-test('log-probabilities in the browser equal the native CLI\'s, streamed or not', async () => {
+test("log-probabilities in the browser equal the native CLI's, streamed or not", async () => {
   const want = nativeLogprobs('waterview.jpg', QUESTION, 8, 2);
   const r = await page.evaluate(async (question) => {
     const { Fusion } = await import('/src/index.js');
     window.fusion ??= await Fusion.load('/models/tiny/manifest.json');
-    const messages = [{ role: 'user', content: [{ type: 'image_url', image_url: { url: '/photos/waterview.jpg' } }, { type: 'text', text: question }] }];
+    const messages = [
+      {
+        role: 'user',
+        content: [
+          { type: 'image_url', image_url: { url: '/photos/waterview.jpg' } },
+          { type: 'text', text: question },
+        ],
+      },
+    ];
     const request = { messages, max_tokens: 8, logprobs: true, top_logprobs: 2 };
     const whole = await window.fusion.chat.completions.create(request);
     const text = window.fusion.lastAnswer.text;
@@ -277,15 +381,23 @@ test('log-probabilities in the browser equal the native CLI\'s, streamed or not'
   }, QUESTION);
   const got = r.whole.logprobs.content;
   assert.equal(got.length, r.tokens);
-  assert.deepEqual(got.map((t) => [t.bytes, t.top_logprobs.map((a) => a.bytes)]), want.map((t) => [t.bytes, t.top_logprobs.map((a) => a.bytes)]));
+  assert.deepEqual(
+    got.map((t) => [t.bytes, t.top_logprobs.map((a) => a.bytes)]),
+    want.map((t) => [t.bytes, t.top_logprobs.map((a) => a.bytes)]),
+  );
   // SwiftShader's subgroup reductions and lavapipe's workgroup-memory tree sum in other orders.
   const close = (a, b) => Math.abs(a.logprob - b.logprob) < 1e-3;
-  got.forEach((t, i) => assert.ok(close(t, want[i]) && t.top_logprobs.every((a, j) => close(a, want[i].top_logprobs[j])), JSON.stringify([t, want[i]])));
+  got.forEach((t, i) =>
+    assert.ok(close(t, want[i]) && t.top_logprobs.every((a, j) => close(a, want[i].top_logprobs[j])), JSON.stringify([t, want[i]])),
+  );
   // The tokens' bytes are the answer's (whose text keeps a last, partial character as U+FFFD).
   assert.equal(r.text, new TextDecoder().decode(new Uint8Array(got.flatMap((t) => t.bytes))).trim());
   // A stream: null in the text chunks, the whole answer's in the finishing chunk.
   assert.deepEqual(r.chunks.at(-1), r.whole.logprobs);
-  assert.ok(r.chunks.slice(0, -1).every((l) => l === null), JSON.stringify(r.chunks));
+  assert.ok(
+    r.chunks.slice(0, -1).every((l) => l === null),
+    JSON.stringify(r.chunks),
+  );
 });
 
 test('a lost GPU device fails the answer clearly; the next ask recovers from the verified cache', async () => {
@@ -332,7 +444,9 @@ const editCached = (name, position, bytes) =>
   page.evaluate(
     async ({ url, name, position, bytes }) => {
       const root = await navigator.storage.getDirectory();
-      const dir = await (await root.getDirectoryHandle('fusion-models')).getDirectoryHandle(encodeURIComponent(new URL(url, location.href).href));
+      const dir = await (
+        await root.getDirectoryHandle('fusion-models')
+      ).getDirectoryHandle(encodeURIComponent(new URL(url, location.href).href));
       const w = await (await dir.getFileHandle(name)).createWritable({ keepExistingData: true });
       await w.write({ type: 'write', position, data: new Uint8Array(bytes) });
       await w.close();
@@ -346,14 +460,20 @@ test('a truncated download is a clear error, and loading again resumes it', asyn
   assert.match((await load()).error ?? 'loaded', /stopped at \d+ of \d+ bytes.*resumes/);
   shardRequests.length = 0;
   assert.equal((await load()).error, null);
-  assert.ok(shardRequests.some((r) => /^bytes=[1-9]\d*-$/.test(r.range ?? '')), `no resumed request: ${JSON.stringify(shardRequests)}`);
+  assert.ok(
+    shardRequests.some((r) => /^bytes=[1-9]\d*-$/.test(r.range ?? '')),
+    `no resumed request: ${JSON.stringify(shardRequests)}`,
+  );
 });
 
 test('a corrupted cached shard is detected, fetched again and never used', async () => {
   await editCached('shard-00000.bin', 1000, [0x55, 0xaa, 0x55]);
   shardRequests.length = 0;
   assert.equal((await load()).error, null);
-  assert.ok(shardRequests.some((r) => r.url.endsWith('shard-00000.bin') && !r.range), JSON.stringify(shardRequests));
+  assert.ok(
+    shardRequests.some((r) => r.url.endsWith('shard-00000.bin') && !r.range),
+    JSON.stringify(shardRequests),
+  );
 });
 
 test('a verified offline copy is not hashed again, unless it changed since', async () => {

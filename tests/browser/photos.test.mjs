@@ -73,7 +73,11 @@ test('the engine answers about a CMYK photo and refuses a truncated one clearly'
     const png = new Uint8Array(await (await fetch('/photos/rgb16.png')).arrayBuffer());
     let error = null;
     try {
-      for await (const _ of fusion.ask({ image: new Blob([png.subarray(0, 300)], { type: 'image/png' }), question: 'Describe it.', maxNewTokens: 2 }));
+      for await (const _ of fusion.ask({
+        image: new Blob([png.subarray(0, 300)], { type: 'image/png' }),
+        question: 'Describe it.',
+        maxNewTokens: 2,
+      }));
     } catch (e) {
       error = e.message;
     }

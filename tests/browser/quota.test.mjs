@@ -62,7 +62,9 @@ const load = () =>
 const cachedFiles = () =>
   page.evaluate(async (url) => {
     const root = await navigator.storage.getDirectory();
-    const dir = await (await root.getDirectoryHandle('fusion-models')).getDirectoryHandle(encodeURIComponent(new URL(url, location.href).href));
+    const dir = await (
+      await root.getDirectoryHandle('fusion-models')
+    ).getDirectoryHandle(encodeURIComponent(new URL(url, location.href).href));
     const out = {};
     for await (const [name, h] of dir.entries()) out[name] = (await h.getFile()).size;
     return out;
@@ -95,5 +97,8 @@ test('storage filling up mid-download is a clear error; the partial shard resume
   await quota(1 << 30);
   shardRequests.length = 0;
   assert.equal(await load(), 'loaded', log.join('\n'));
-  assert.ok(shardRequests.some((r) => /^bytes=[1-9]\d*-$/.test(r ?? '')), `resumed with a range: ${JSON.stringify(shardRequests)}`);
+  assert.ok(
+    shardRequests.some((r) => /^bytes=[1-9]\d*-$/.test(r ?? '')),
+    `resumed with a range: ${JSON.stringify(shardRequests)}`,
+  );
 });

@@ -7,7 +7,6 @@ import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { serve, launchBrowser, openPage, tinyModel } from './harness.mjs';
 
-
 let server, browser, page, log, models;
 const requests = [];
 const modelRequests = () => requests.filter((r) => r.startsWith('/models/'));

@@ -9,12 +9,22 @@ const web = fileURLToPath(new URL('../../web/', import.meta.url));
 
 test('the offline app shell lists every script, page asset and the wasm engine', () => {
   const sw = readFileSync(`${web}sw.js`, 'utf8');
-  const shell = JSON.parse(sw.match(/const SHELL = (\[[^\]]*\])/)[1].replace(/'/g, '"').replace(/,\s*\]/, ']'));
+  const shell = JSON.parse(
+    sw
+      .match(/const SHELL = (\[[^\]]*\])/)[1]
+      .replace(/'/g, '"')
+      .replace(/,\s*\]/, ']'),
+  );
   const needed = [
     ...readdirSync(`${web}demo`).map((f) => `/demo/${f}`),
-    ...readdirSync(`${web}src`).filter((f) => f.endsWith('.js')).map((f) => `/src/${f}`),
+    ...readdirSync(`${web}src`)
+      .filter((f) => f.endsWith('.js'))
+      .map((f) => `/src/${f}`),
     '/pkg/fusion.js',
     '/pkg/fusion_bg.wasm',
   ];
-  assert.deepEqual(needed.filter((f) => !shell.includes(f)), []);
+  assert.deepEqual(
+    needed.filter((f) => !shell.includes(f)),
+    [],
+  );
 });

@@ -84,9 +84,13 @@ test(`${TURNS} turns in one page keep GPU memory, wasm memory and the JS heap fl
       return [k, { min: Math.min(...ys), max: Math.max(...ys), slope: slope(ys) }];
     }),
   );
-  const shown = Object.entries(stats).map(([k, s]) => `${k} ${s.min.toFixed(1)}–${s.max.toFixed(1)} MB, slope ${s.slope >= 0 ? '+' : ''}${s.slope.toFixed(4)} MB/turn`);
+  const shown = Object.entries(stats).map(
+    ([k, s]) => `${k} ${s.min.toFixed(1)}–${s.max.toFixed(1)} MB, slope ${s.slope >= 0 ? '+' : ''}${s.slope.toFixed(4)} MB/turn`,
+  );
   const turnMs = (rebuild) => median(r.samples.ms.filter((_, i) => i > 0 && rebuilds[i] === rebuild)).toFixed(0);
-  console.log(`soak in the browser: ${TURNS} turns in ${r.seconds.toFixed(0)} s (a follow-up ${turnMs(false)} ms, a rebuild ${turnMs(true)} ms), ${r.photos} photo encoding(s), ${dropped} follow-ups dropped in ${rebuilds.filter(Boolean).length} rebuilds from turn ${rebuilt}; ${shown.join('; ')}`);
+  console.log(
+    `soak in the browser: ${TURNS} turns in ${r.seconds.toFixed(0)} s (a follow-up ${turnMs(false)} ms, a rebuild ${turnMs(true)} ms), ${r.photos} photo encoding(s), ${dropped} follow-ups dropped in ${rebuilds.filter(Boolean).length} rebuilds from turn ${rebuilt}; ${shown.join('; ')}`,
+  );
   assert.equal(r.photos, 1, 'follow-ups must reuse the photo');
   // Bounds: a leak of one KV cache row per layer per turn would be 0.01 MB/turn on the GPU; a
   // history of short turns adds ≈ 0.001 MB/turn to the heaps legitimately.

@@ -15,7 +15,8 @@ use serde_json::json;
 /// A tiny int4 engine on `gpu` with a context of `context` positions.
 pub fn engine(gpu: &Gpu, name: &str, context: usize) -> Engine {
     let dir = super::scratch(&format!("conversation-{name}"));
-    let spec = TinySpec { config_overrides: json!({"tokenizer_model_max_length": context}), ..TinySpec::new(Backbone::Llama) };
+    let spec =
+        TinySpec { config_overrides: json!({"tokenizer_model_max_length": context}), ..TinySpec::new(Backbone::Llama) };
     write_tiny_checkpoint(&dir, &spec).unwrap();
     Engine::load(&dir, gpu, WeightFormat::Int4 { group: 32 }).unwrap()
 }

@@ -123,7 +123,9 @@ async function download(url, dir, name, expected, signal, onBytes) {
       } catch (e) {
         if (signal?.aborted) throw e;
         if (e?.name === 'QuotaExceededError') {
-          throw new Error(`the browser's storage for this site is full: ${url} stopped at ${at} of ${expected} bytes (kept; verified shards are untouched). Free space or evict other models with Fusion.evict(url); loading again resumes it`);
+          throw new Error(
+            `the browser's storage for this site is full: ${url} stopped at ${at} of ${expected} bytes (kept; verified shards are untouched). Free space or evict other models with Fusion.evict(url); loading again resumes it`,
+          );
         }
         throw new Error(`download of ${url} stopped at ${at} of ${expected} bytes (${e.message ?? e}); loading again resumes it`);
       } finally {
@@ -209,7 +211,9 @@ export async function ensureModel(manifestUrl, manifest, { newHasher, onProgress
     if (size >= 0) await remove(dir, shard); // corrupt or stale: never used
     const partSize = Math.max(await fileSize(dir, `${shard.file}.part`), 0);
     if (estimate && estimate.quota - estimate.usage < shard.bytes - partSize) {
-      throw new Error(`not enough storage for ${shard.file}: ${shard.bytes - partSize} bytes needed, ${estimate.quota - estimate.usage} free`);
+      throw new Error(
+        `not enough storage for ${shard.file}: ${shard.bytes - partSize} bytes needed, ${estimate.quota - estimate.usage} free`,
+      );
     }
     let last = partSize;
     await download(new URL(shard.file, base).href, dir, shard.file, shard.bytes, signal, (at) => {

@@ -24,7 +24,8 @@ function imageOf(content, at) {
   for (const [j, part] of (Array.isArray(content) ? content : []).entries()) {
     if (part?.type !== 'image_url') continue;
     const url = typeof part.image_url === 'string' ? part.image_url : part.image_url?.url;
-    if (typeof url !== 'string' || url === '') throw new TypeError(`${at}.content[${j}].image_url must be a URL string or {url}, got ${kind(part.image_url)}`);
+    if (typeof url !== 'string' || url === '')
+      throw new TypeError(`${at}.content[${j}].image_url must be a URL string or {url}, got ${kind(part.image_url)}`);
     image = url;
   }
   return image;
@@ -49,12 +50,14 @@ export function checkRequest(request) {
   if (request === null || typeof request !== 'object') throw new TypeError(`the request must be an object, got ${kind(request)}`);
   for (const [field, asksNothing] of Object.entries(UNSUPPORTED)) {
     const value = request[field];
-    if (value != null && !asksNothing(value)) throw new TypeError(`${field} is not supported (got ${kind(value)}): FUSION answers one message of text`);
+    if (value != null && !asksNothing(value))
+      throw new TypeError(`${field} is not supported (got ${kind(value)}): FUSION answers one message of text`);
   }
   const { stop, stream, stream_options: options, logprobs, top_logprobs: top } = request;
   if (logprobs != null && typeof logprobs !== 'boolean') throw new TypeError(`logprobs must be a boolean, got ${kind(logprobs)}`);
   if (top != null) {
-    if (!Number.isInteger(top) || top < 0 || top > 20) throw new TypeError(`top_logprobs must be an integer from 0 to 20, got ${kind(top)}`);
+    if (!Number.isInteger(top) || top < 0 || top > 20)
+      throw new TypeError(`top_logprobs must be an integer from 0 to 20, got ${kind(top)}`);
     if (logprobs !== true) throw new TypeError('top_logprobs needs logprobs: true');
   }
   if (stop != null && typeof stop !== 'string' && !(Array.isArray(stop) && stop.every((s) => typeof s === 'string'))) {
@@ -62,13 +65,16 @@ export function checkRequest(request) {
   }
   if (options != null) {
     if (!stream) throw new TypeError('stream_options is only allowed with stream: true');
-    if (typeof options !== 'object' || Array.isArray(options)) throw new TypeError(`stream_options must be an object, got ${kind(options)}`);
+    if (typeof options !== 'object' || Array.isArray(options))
+      throw new TypeError(`stream_options must be an object, got ${kind(options)}`);
     const { include_usage: usage } = options;
-    if (usage != null && typeof usage !== 'boolean') throw new TypeError(`stream_options.include_usage must be a boolean, got ${kind(usage)}`);
+    if (usage != null && typeof usage !== 'boolean')
+      throw new TypeError(`stream_options.include_usage must be a boolean, got ${kind(usage)}`);
   }
 }
 
-const kind = (v) => (v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v === 'string' ? JSON.stringify(v.slice(0, 40)) : typeof v);
+const kind = (v) =>
+  v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v === 'string' ? JSON.stringify(v.slice(0, 40)) : typeof v;
 
 /**
  * Split `messages` into the newest photo (`null` when no message has one: a text-only chat,

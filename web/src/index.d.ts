@@ -219,7 +219,12 @@ export interface ChatCompletionChunk {
   created: number;
   model: string;
   /** Empty in the usage chunk (`stream_options.include_usage`). */
-  choices: { index: 0; delta: { role?: 'assistant'; content?: string }; logprobs: ChatLogprobs | null; finish_reason: 'stop' | 'length' | null }[];
+  choices: {
+    index: 0;
+    delta: { role?: 'assistant'; content?: string };
+    logprobs: ChatLogprobs | null;
+    finish_reason: 'stop' | 'length' | null;
+  }[];
   /** With `stream_options.include_usage`: null but in the last chunk. */
   usage?: ChatUsage | null;
 }

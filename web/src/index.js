@@ -91,7 +91,9 @@ export class Fusion {
     if (!('gpu' in navigator)) throw new Error('this browser has no WebGPU (navigator.gpu is missing)');
     const url = new URL(manifestUrl, location.href);
     if (url.origin !== location.origin && !allowedOrigins.includes(url.origin)) {
-      throw new Error(`the model at ${url.href} is on ${url.origin}; models load only from this page's origin (${location.origin}) or an origin listed in allowedOrigins`);
+      throw new Error(
+        `the model at ${url.href} is on ${url.origin}; models load only from this page's origin (${location.origin}) or an origin listed in allowedOrigins`,
+      );
     }
     const model = new Fusion(url.href, workerUrl);
     const abort = () => {
@@ -128,7 +130,24 @@ export class Fusion {
    * generated.
    * @param {{ image?: Blob|File|ImageBitmap|HTMLImageElement|HTMLCanvasElement|OffscreenCanvas|string|URL, question: string, history?: [string, string][], signal?: AbortSignal, maxNewTokens?: number, temperature?: number, topP?: number, seed?: number, stop?: string|string[], repetitionPenalty?: number, frequencyPenalty?: number, presencePenalty?: number, logprobs?: boolean, topLogprobs?: number, system?: string, latents?: number }} request
    */
-  async *ask({ image, question, history = [], signal, maxNewTokens, temperature, topP, seed, stop, repetitionPenalty, frequencyPenalty, presencePenalty, logprobs, topLogprobs, system, latents }) {
+  async *ask({
+    image,
+    question,
+    history = [],
+    signal,
+    maxNewTokens,
+    temperature,
+    topP,
+    seed,
+    stop,
+    repetitionPenalty,
+    frequencyPenalty,
+    presencePenalty,
+    logprobs,
+    topLogprobs,
+    system,
+    latents,
+  }) {
     signal?.throwIfAborted();
     // The wasm boundary would take another type's text (`undefined` asked as "undefined").
     if (typeof question !== 'string') throw new TypeError(`question must be a string, got ${question === null ? 'null' : typeof question}`);
@@ -160,24 +179,29 @@ export class Fusion {
     };
     const onAbort = () => this.#worker.postMessage({ type: Msg.abort, id });
     signal?.addEventListener('abort', onAbort, { once: true });
-    const done = this.#request({ type: Msg.ask, photo, history, question, options }, {
-      id,
-      onText: (piece) => {
-        queue.push(piece);
+    const done = this.#request(
+      { type: Msg.ask, photo, history, question, options },
+      {
+        id,
+        onText: (piece) => {
+          queue.push(piece);
+          wake?.();
+        },
+      },
+    )
+      .then(
+        (result) => {
+          this.#stats.lastAnswer = result.stats;
+          this.lastAnswer = result;
+        },
+        (e) => {
+          failure = e;
+        },
+      )
+      .finally(() => {
+        finished = true;
         wake?.();
-      },
-    }).then(
-      (result) => {
-        this.#stats.lastAnswer = result.stats;
-        this.lastAnswer = result;
-      },
-      (e) => {
-        failure = e;
-      },
-    ).finally(() => {
-      finished = true;
-      wake?.();
-    });
+      });
     try {
       for (;;) {
         if (queue.length) {
@@ -210,7 +234,23 @@ export class Fusion {
 
   #complete(request = {}) {
     checkRequest(request);
-    const { messages, stream = false, stream_options, max_tokens, max_completion_tokens, temperature, top_p, seed, stop, frequency_penalty, presence_penalty, repetition_penalty, logprobs, top_logprobs, signal } = request;
+    const {
+      messages,
+      stream = false,
+      stream_options,
+      max_tokens,
+      max_completion_tokens,
+      temperature,
+      top_p,
+      seed,
+      stop,
+      frequency_penalty,
+      presence_penalty,
+      repetition_penalty,
+      logprobs,
+      top_logprobs,
+      signal,
+    } = request;
     const { image, system, question, history } = toTurns(messages);
     const id = `chatcmpl-${nextId++}`;
     const created = Math.floor(Date.now() / 1000);
@@ -241,9 +281,17 @@ export class Fusion {
       // As OpenAI's: with `stream_options.include_usage`, every chunk has `usage: null` and one
       // more chunk, with no choices, carries the usage.
       const withUsage = stream_options?.include_usage === true;
-      const chunk = (choices) => ({ id, object: 'chat.completion.chunk', created, model: 'fusion', choices, ...(withUsage && { usage: null }) });
+      const chunk = (choices) => ({
+        id,
+        object: 'chat.completion.chunk',
+        created,
+        model: 'fusion',
+        choices,
+        ...(withUsage && { usage: null }),
+      });
       return (async function* () {
-        for await (const content of pieces) yield chunk([{ index: 0, delta: { role: 'assistant', content }, logprobs: null, finish_reason: null }]);
+        for await (const content of pieces)
+          yield chunk([{ index: 0, delta: { role: 'assistant', content }, logprobs: null, finish_reason: null }]);
         yield chunk([{ index: 0, delta: {}, logprobs: logprobsOf(model.lastAnswer), finish_reason: finish() }]);
         if (withUsage) yield { ...chunk([]), usage: usage(model.lastAnswer) };
       })();
@@ -256,7 +304,14 @@ export class Fusion {
         object: 'chat.completion',
         created,
         model: 'fusion',
-        choices: [{ index: 0, message: { role: 'assistant', content: content.trim() }, logprobs: logprobsOf(this.lastAnswer), finish_reason: finish() }],
+        choices: [
+          {
+            index: 0,
+            message: { role: 'assistant', content: content.trim() },
+            logprobs: logprobsOf(this.lastAnswer),
+            finish_reason: finish(),
+          },
+        ],
         usage: usage(this.lastAnswer),
       };
     })();

@@ -53,7 +53,19 @@ async function load({ id, manifestUrl }) {
   const bytes = manifest.shards.reduce((s, sh) => s + sh.bytes, 0);
   // wasm memory only grows, so its size now is its peak.
   const memory = { wasmBytes: (await ready).memory.buffer.byteLength, workerHeapBytes: self.performance.memory?.usedJSHeapSize ?? null };
-  post({ type: Msg.loaded, id, info: { bytes, hashedBytes, downloadMs: t1 - t0, uploadMs: performance.now() - t1, memory, gpu: model.capabilities(), config: manifest.config } });
+  post({
+    type: Msg.loaded,
+    id,
+    info: {
+      bytes,
+      hashedBytes,
+      downloadMs: t1 - t0,
+      uploadMs: performance.now() - t1,
+      memory,
+      gpu: model.capabilities(),
+      config: manifest.config,
+    },
+  });
 }
 
 /** Refuse a model the adapter cannot hold before downloading anything. */
@@ -63,7 +75,9 @@ async function checkLimits(manifest) {
   const largest = Math.max(...manifest.tensors.flatMap((t) => [t.data, t.scales ?? []].flat().map((r) => r.bytes)));
   const { maxBufferSize, maxStorageBufferBindingSize } = adapter.limits;
   if (largest > Math.min(maxBufferSize, maxStorageBufferBindingSize)) {
-    throw new Error(`the model has a ${largest}-byte tensor; this GPU binds at most ${Math.min(maxBufferSize, maxStorageBufferBindingSize)} bytes`);
+    throw new Error(
+      `the model has a ${largest}-byte tensor; this GPU binds at most ${Math.min(maxBufferSize, maxStorageBufferBindingSize)} bytes`,
+    );
   }
 }
 
@@ -133,13 +147,18 @@ self.onmessage = ({ data }) => {
     post({ type: Msg.error, id: data.id, message: `unknown request ${data.type}` });
     return;
   }
-  queue = queue.then(() => handler(data)).catch(async (e) => {
-    // A failure on a destroyed device can surface before device.lost settles: give it a moment,
-    // so the error says what happened.
-    if (device && lostReason === null) await Promise.race([device.lost, new Promise((r) => setTimeout(r, 100))]);
-    // A lost device, or a wasm trap (a panic aborts the engine), leaves nothing to go on with.
-    const fatal = lostReason !== null || e instanceof WebAssembly.RuntimeError;
-    const message = lostReason !== null ? `the GPU device was lost (${lostReason}); the next request reloads the model onto a new device` : (e?.message ?? String(e));
-    post({ type: Msg.error, id: data.id, message, fatal });
-  });
+  queue = queue
+    .then(() => handler(data))
+    .catch(async (e) => {
+      // A failure on a destroyed device can surface before device.lost settles: give it a moment,
+      // so the error says what happened.
+      if (device && lostReason === null) await Promise.race([device.lost, new Promise((r) => setTimeout(r, 100))]);
+      // A lost device, or a wasm trap (a panic aborts the engine), leaves nothing to go on with.
+      const fatal = lostReason !== null || e instanceof WebAssembly.RuntimeError;
+      const message =
+        lostReason !== null
+          ? `the GPU device was lost (${lostReason}); the next request reloads the model onto a new device`
+          : (e?.message ?? String(e));
+      post({ type: Msg.error, id: data.id, message, fatal });
+    });
 };

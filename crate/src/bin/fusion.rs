@@ -180,17 +180,47 @@ fn main() -> ExitCode {
 /// A photo file decoded and cut into the model's views.
 fn read_photo(image: &Path) -> Result<Views> {
     let bytes = std::fs::read(image).map_err(|e| Error::io(image, e))?;
-    let (rgb, w, h) = fusion::image::decode(&bytes).map_err(|e| Error::invalid(image.display().to_string(), e.to_string()))?;
+    let (rgb, w, h) =
+        fusion::image::decode(&bytes).map_err(|e| Error::invalid(image.display().to_string(), e.to_string()))?;
     Views::from_rgb(&rgb, w, h)
 }
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Ask { model, image, question, follow_ups, max_tokens, temperature, top_p, seed, stop, repetition_penalty, frequency_penalty, presence_penalty, logprobs, system, latents, reduced, int4, baseline } => {
+        Command::Ask {
+            model,
+            image,
+            question,
+            follow_ups,
+            max_tokens,
+            temperature,
+            top_p,
+            seed,
+            stop,
+            repetition_penalty,
+            frequency_penalty,
+            presence_penalty,
+            logprobs,
+            system,
+            latents,
+            reduced,
+            int4,
+            baseline,
+        } => {
             if let Some(q) = latents {
                 fusion::config::FusionConfig::latent_side(q)?;
             }
-            let sampling = SamplingOptions { max_new_tokens: max_tokens, temperature, top_p, seed, repetition_penalty, frequency_penalty, presence_penalty, stop, logprobs };
+            let sampling = SamplingOptions {
+                max_new_tokens: max_tokens,
+                temperature,
+                top_p,
+                seed,
+                repetition_penalty,
+                frequency_penalty,
+                presence_penalty,
+                stop,
+                logprobs,
+            };
             sampling.check()?;
             let options = AskOptions { sampling, latents, reduced_side: reduced, system };
             let views = image.map(|image| read_photo(&image)).transpose()?;
@@ -248,8 +278,14 @@ fn run(cli: Cli) -> Result<()> {
                 TinyBackbone::Phi => Backbone::Phi,
                 TinyBackbone::Llama => Backbone::Llama,
             };
-            let config_overrides = context.map_or(serde_json::json!({}), |c| serde_json::json!({ "tokenizer_model_max_length": c }));
-            let spec = fusion::testing::TinySpec { siglip2, seed, config_overrides, ..fusion::testing::TinySpec::new(backbone) };
+            let config_overrides =
+                context.map_or(serde_json::json!({}), |c| serde_json::json!({ "tokenizer_model_max_length": c }));
+            let spec = fusion::testing::TinySpec {
+                siglip2,
+                seed,
+                config_overrides,
+                ..fusion::testing::TinySpec::new(backbone)
+            };
             if large {
                 let spec = fusion::testing::TinySpec { decoder: fusion::testing::DecoderDims::LARGE, ..spec };
                 fusion::testing::write_random_int4(&out, &spec, 32)?;
@@ -267,7 +303,13 @@ fn run(cli: Cli) -> Result<()> {
             let options = fusion::convert::ConvertOptions { group, ..Default::default() };
             let m = fusion::convert::convert(&src, &out, &options)?;
             let bytes: u64 = m.shards.iter().map(|s| s.bytes).sum();
-            println!("wrote {} tensors in {} shards ({:.1} MB) to {}", m.tensors.len(), m.shards.len(), bytes as f64 / 1e6, out.display());
+            println!(
+                "wrote {} tensors in {} shards ({:.1} MB) to {}",
+                m.tensors.len(),
+                m.shards.len(),
+                bytes as f64 / 1e6,
+                out.display()
+            );
             Ok(())
         }
         Command::Bench { models, tokens, repeats, group, stock, f32_model, copy_mib, cpu_only, out } => {
@@ -282,12 +324,21 @@ fn run(cli: Cli) -> Result<()> {
                     BenchShapes::FusionX8b => Shapes::FusionX8b,
                 })
                 .collect();
-            let options = fusion::bench::BenchOptions { shapes, decode_tokens: tokens, repeats, group, stock_matmul: stock, f32_model, copy_bytes: copy_mib << 20 };
+            let options = fusion::bench::BenchOptions {
+                shapes,
+                decode_tokens: tokens,
+                repeats,
+                group,
+                stock_matmul: stock,
+                f32_model,
+                copy_bytes: copy_mib << 20,
+            };
             // Written whole to a neighbour and renamed over the report: a run killed mid-write
             // leaves the last complete report, never half of one.
             let partial = out.with_extension("json.partial");
             let mut save = |report: &serde_json::Value| -> fusion::Result<()> {
-                let text = serde_json::to_string_pretty(report).map_err(|e| Error::invalid("bench report", e.to_string()))?;
+                let text =
+                    serde_json::to_string_pretty(report).map_err(|e| Error::invalid("bench report", e.to_string()))?;
                 std::fs::write(&partial, text + "\n").map_err(|e| Error::io(&partial, e))?;
                 std::fs::rename(&partial, &out).map_err(|e| Error::io(&out, e))
             };

@@ -50,7 +50,12 @@ pub fn pick(gpu: &Gpu, logits: Tensor<1>) -> Result<Pick> {
         let groups = n.div_ceil(chunk);
         // (key, index) pairs, held in an f32 buffer as raw bits.
         let out = gpu.empty_f32(2 * groups);
-        let source = Wgsl { name: OP, text: include_str!("../../../shaders/argmax.wgsl"), constants: vec![("workgroup_size", WORKGROUP), ("items", ITEMS)], flags: flags.clone() };
+        let source = Wgsl {
+            name: OP,
+            text: include_str!("../../../shaders/argmax.wgsl"),
+            constants: vec![("workgroup_size", WORKGROUP), ("items", ITEMS)],
+            flags: flags.clone(),
+        };
         source.launch(gpu, CubeDim::new_1d(WORKGROUP), (groups, 1), &[Read(&input), Write(&out)], &[n as u32, 0, 0, 0]);
         if groups == 1 {
             let index = gpu.read_u32_now(&out);
@@ -104,7 +109,20 @@ pub async fn check(gpu: &Gpu, n: usize, seed: u64) -> Result<usize> {
         with(&[(a, f32::NAN), (b, f32::NAN), (c, top + 2.0)]),
         with(&[(generate::argmax(&random) as usize, f32::NAN)]),
         with(&[(a, f32::INFINITY), (b, f32::INFINITY), (c, f32::NEG_INFINITY)]),
-        random.iter().map(|v| -v.abs() - 1.0).enumerate().map(|(i, v)| if i == a { -0.0 } else if i == b { 0.0 } else { v }).collect(),
+        random
+            .iter()
+            .map(|v| -v.abs() - 1.0)
+            .enumerate()
+            .map(|(i, v)| {
+                if i == a {
+                    -0.0
+                } else if i == b {
+                    0.0
+                } else {
+                    v
+                }
+            })
+            .collect(),
         vec![f32::NEG_INFINITY; n],
         vec![f32::NAN; n],
     ];

@@ -59,14 +59,31 @@ pub enum Mask {
 /// # Shapes
 /// `q [heads, S, hd]`, `k`/`v [kv_heads, capacity ≥ t, hd]`, `bias [t]` → `[heads, S, hd]`,
 /// where `heads` is a multiple of `kv_heads` (GQA: head `h` reads kv head `h / (heads / kv_heads)`).
-pub fn attention<'a>(gpu: &Gpu, q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, keys: impl Into<Keys<'a>>, mask: Mask, bias: Option<Tensor<1>>) -> Result<Tensor<3>> {
+pub fn attention<'a>(
+    gpu: &Gpu,
+    q: Tensor<3>,
+    k: Tensor<3>,
+    v: Tensor<3>,
+    keys: impl Into<Keys<'a>>,
+    mask: Mask,
+    bias: Option<Tensor<1>>,
+) -> Result<Tensor<3>> {
     const OP: &str = "attention";
     let keys = keys.into();
     let t = keys.count;
     let [heads, s, hd] = q.dims();
     let [kv_heads, capacity, khd] = k.dims();
-    if v.dims() != [kv_heads, capacity, hd] || khd != hd || kv_heads == 0 || heads % kv_heads != 0 || t > capacity || t == 0 {
-        return Err(Error::shape(OP, format!("q {:?}, k {:?}, v {:?} with {t} keys do not fit one attention", q.dims(), k.dims(), v.dims())));
+    if v.dims() != [kv_heads, capacity, hd]
+        || khd != hd
+        || kv_heads == 0
+        || heads % kv_heads != 0
+        || t > capacity
+        || t == 0
+    {
+        return Err(Error::shape(
+            OP,
+            format!("q {:?}, k {:?}, v {:?} with {t} keys do not fit one attention", q.dims(), k.dims(), v.dims()),
+        ));
     }
     if s == 0 || hd == 0 || hd > MAX_HEAD_DIM || heads.max(s.div_ceil(ROWS)) > super::source::MAX_WORKGROUPS_PER_DIM {
         return Err(Error::shape(OP, format!("{heads} heads of {s} rows × {hd}: outside what the kernel takes")));
@@ -88,16 +105,36 @@ pub fn attention<'a>(gpu: &Gpu, q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, keys: 
     {
         return decode(gpu, q, k, v, keys, (group, parts), scale);
     }
-    let source = Wgsl { name: OP, text: include_str!("../../../shaders/attention.wgsl"), constants: many_rows_tiling(hd), flags: vec![] };
+    let source = Wgsl {
+        name: OP,
+        text: include_str!("../../../shaders/attention.wgsl"),
+        constants: many_rows_tiling(hd),
+        flags: vec![],
+    };
     let past = if mask == Mask::Causal { t - s } else { 0 };
-    let params = [s as u32, t as u32, group as u32, past as u32, (mask == Mask::Causal) as u32, bias.is_some() as u32, scale.to_bits(), capacity as u32];
+    let params = [
+        s as u32,
+        t as u32,
+        group as u32,
+        past as u32,
+        (mask == Mask::Causal) as u32,
+        bias.is_some() as u32,
+        scale.to_bits(),
+        capacity as u32,
+    ];
     let out = gpu.empty_f32(heads * s * hd);
     let bias = match bias {
         Some(b) => gpu.buffer_of(OP, b)?.handle,
         None => gpu.unused_binding().clone(),
     };
     let [q, k, v] = [gpu.buffer_of(OP, q)?.handle, gpu.buffer_of(OP, k)?.handle, gpu.buffer_of(OP, v)?.handle];
-    source.launch(gpu, CubeDim::new_1d(INVOCATIONS), (s.div_ceil(ROWS), heads), &[Read(&q), Read(&k), Read(&v), Read(&bias), Write(&out)], &params);
+    source.launch(
+        gpu,
+        CubeDim::new_1d(INVOCATIONS),
+        (s.div_ceil(ROWS), heads),
+        &[Read(&q), Read(&k), Read(&v), Read(&bias), Write(&out)],
+        &params,
+    );
     Ok(gpu.tensor_of(out, [heads, s, hd]))
 }
 
@@ -111,7 +148,12 @@ fn many_rows_tiling(hd: usize) -> Vec<(&'static str, u32)> {
     let per_step = hd4.div_ceil(steps);
     let stage = (ROWS + TILE_KEYS) * (per_step | 1);
     let value_rows = 1 << (stage / hd4).min(TILE_KEYS).ilog2();
-    vec![("head_dim", hd as u32), ("dims_per_step", per_step as u32), ("value_rows", value_rows as u32), ("stage", stage as u32)]
+    vec![
+        ("head_dim", hd as u32),
+        ("dims_per_step", per_step as u32),
+        ("value_rows", value_rows as u32),
+        ("stage", stage as u32),
+    ]
 }
 
 /// How many groups of invocations share the decode kernel's P·V (its `parts`): as many as the
@@ -128,7 +170,15 @@ fn decode_parts(max_group: usize, hd: usize) -> Option<u32> {
 }
 
 /// One query row per head: split-K partials, then the merge (see the shader).
-fn decode(gpu: &Gpu, q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, keys: Keys, (group, parts): (usize, u32), scale: f32) -> Result<Tensor<3>> {
+fn decode(
+    gpu: &Gpu,
+    q: Tensor<3>,
+    k: Tensor<3>,
+    v: Tensor<3>,
+    keys: Keys,
+    (group, parts): (usize, u32),
+    scale: f32,
+) -> Result<Tensor<3>> {
     const OP: &str = "attention_decode";
     let [heads, _, hd] = q.dims();
     let [kv_heads, capacity, _] = k.dims();
@@ -168,7 +218,14 @@ fn decode(gpu: &Gpu, q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, keys: Keys, (grou
 }
 
 /// The definition, in f64: scores, softmax, weighted sum. `q [heads·s·hd]`, `k`/`v [kv·t·hd]`.
-pub fn attention_reference(q: &[f32], k: &[f32], v: &[f32], (heads, kv_heads, s, t, hd): (usize, usize, usize, usize, usize), mask: Mask, bias: Option<&[f32]>) -> Vec<f32> {
+pub fn attention_reference(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    (heads, kv_heads, s, t, hd): (usize, usize, usize, usize, usize),
+    mask: Mask,
+    bias: Option<&[f32]>,
+) -> Vec<f32> {
     let group = heads / kv_heads;
     let past = t - s;
     let mut out = vec![0f32; heads * s * hd];
@@ -201,7 +258,14 @@ pub fn attention_reference(q: &[f32], k: &[f32], v: &[f32], (heads, kv_heads, s,
 ///
 /// `spare` extra rows of noise follow each kv head's `t` keys, as in a KV cache with room left:
 /// they must not be read.
-pub async fn check_against_reference(gpu: &Gpu, (heads, kv_heads, s, t, hd): (usize, usize, usize, usize, usize), spare: usize, mask: Mask, with_bias: bool, seed: u64) -> Result<f64> {
+pub async fn check_against_reference(
+    gpu: &Gpu,
+    (heads, kv_heads, s, t, hd): (usize, usize, usize, usize, usize),
+    spare: usize,
+    mask: Mask,
+    with_bias: bool,
+    seed: u64,
+) -> Result<f64> {
     let mut rng = crate::rng::SplitMix64::new(seed);
     let q = rng.normal_vec(heads * s * hd, 1.0);
     let k = rng.normal_vec(kv_heads * t * hd, 1.0);
@@ -210,13 +274,22 @@ pub async fn check_against_reference(gpu: &Gpu, (heads, kv_heads, s, t, hd): (us
         x.chunks(t * hd).flat_map(|head| head.iter().copied().chain(rng.normal_vec(spare * hd, 1e3))).collect()
     };
     // Mask about a quarter of the keys the way the vision tower masks padding.
-    let bias: Option<Vec<f32>> = with_bias.then(|| rng.normal_vec(t, 1.0).into_iter().map(|x| if x > 0.67 { f32::MIN } else { 0.0 }).collect());
+    let bias: Option<Vec<f32>> =
+        with_bias.then(|| rng.normal_vec(t, 1.0).into_iter().map(|x| if x > 0.67 { f32::MIN } else { 0.0 }).collect());
     let want = attention_reference(&q, &k, &v, (heads, kv_heads, s, t, hd), mask, bias.as_deref());
     let dev = gpu.device();
     let tensor = |data: Vec<f32>, shape: [usize; 3]| Tensor::<3>::from_data(TensorData::new(data, shape), dev);
     let bias = bias.map(|b| Tensor::<1>::from_data(TensorData::new(b, [t]), dev));
     let (k_buf, v_buf) = (with_spare(&k, &mut rng), with_spare(&v, &mut rng));
-    let got = attention(gpu, tensor(q, [heads, s, hd]), tensor(k_buf, [kv_heads, t + spare, hd]), tensor(v_buf, [kv_heads, t + spare, hd]), t, mask, bias)?;
+    let got = attention(
+        gpu,
+        tensor(q, [heads, s, hd]),
+        tensor(k_buf, [kv_heads, t + spare, hd]),
+        tensor(v_buf, [kv_heads, t + spare, hd]),
+        t,
+        mask,
+        bias,
+    )?;
     Ok(crate::quant::rel_l2(&crate::gpu::read_f32(got).await?, &want))
 }
 
@@ -228,7 +301,8 @@ mod tests {
     fn many_rows_kernel_fits_workgroup_memory() {
         for hd in 1..=super::MAX_HEAD_DIM {
             let c: std::collections::HashMap<_, _> = many_rows_tiling(hd).into_iter().collect();
-            let (stage, per_step, value_rows) = (c["stage"] as usize, c["dims_per_step"] as usize, c["value_rows"] as usize);
+            let (stage, per_step, value_rows) =
+                (c["stage"] as usize, c["dims_per_step"] as usize, c["value_rows"] as usize);
             // Staged vec4s, probabilities [BC][8], partial maxima [8][8].
             assert!((stage + TILE_KEYS * 8 + 64) * 4 <= WORKGROUP_FLOATS, "hd {hd}");
             // As few steps of S as with steps of 8 vec4s, each at most 8.

@@ -20,8 +20,19 @@ pub fn copy(gpu: &Gpu, src: &Handle, dst: &Handle, len: usize, dst_offset: usize
         return Err(Error::shape("copy", format!("{len} words at {dst_offset}: the copy moves whole vec4s")));
     }
     let groups = GROUPS.min((len / 4).div_ceil(WORKGROUP as usize).max(1) as u32);
-    let source = Wgsl { name: "copy", text: include_str!("../../../shaders/copy.wgsl"), constants: vec![("workgroup_size", WORKGROUP)], flags: vec![] };
-    source.launch(gpu, CubeDim::new_1d(WORKGROUP), (groups as usize, 1), &[Read(src), ReadWrite(dst)], &[(len / 4) as u32, groups * WORKGROUP, (dst_offset / 4) as u32, 0]);
+    let source = Wgsl {
+        name: "copy",
+        text: include_str!("../../../shaders/copy.wgsl"),
+        constants: vec![("workgroup_size", WORKGROUP)],
+        flags: vec![],
+    };
+    source.launch(
+        gpu,
+        CubeDim::new_1d(WORKGROUP),
+        (groups as usize, 1),
+        &[Read(src), ReadWrite(dst)],
+        &[(len / 4) as u32, groups * WORKGROUP, (dst_offset / 4) as u32, 0],
+    );
     Ok(())
 }
 

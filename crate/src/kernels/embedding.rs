@@ -43,7 +43,10 @@ pub fn embedding(gpu: &Gpu, table: Table, ids: Ids) -> Result<Tensor<2>> {
             (ids.len(), gpu.upload_u32(ids), false)
         }
         Ids::Picked(pick) if pick.candidates() > vocab => {
-            return Err(Error::shape("embedding", format!("a token picked among {} logits, for a table of {vocab} tokens", pick.candidates())));
+            return Err(Error::shape(
+                "embedding",
+                format!("a token picked among {} logits, for a table of {vocab} tokens", pick.candidates()),
+            ));
         }
         Ids::Picked(pick) => (1, pick.pair().clone(), true),
     };
@@ -54,9 +57,20 @@ pub fn embedding(gpu: &Gpu, table: Table, ids: Ids) -> Result<Tensor<2>> {
     let (groups_x, groups_y) = grid(pairs.div_ceil(WORKGROUP as usize));
     let out = gpu.empty_f32(rows * cols);
     let flags = [(!f16).then_some("f32_table"), picked.then_some("picked")].into_iter().flatten().collect();
-    let source = Wgsl { name: "embedding", text: include_str!("../../../shaders/embedding.wgsl"), constants: vec![("workgroup_size", WORKGROUP)], flags };
+    let source = Wgsl {
+        name: "embedding",
+        text: include_str!("../../../shaders/embedding.wgsl"),
+        constants: vec![("workgroup_size", WORKGROUP)],
+        flags,
+    };
     let params = [rows as u32, cols as u32, groups_x as u32, vocab as u32];
-    source.launch(gpu, CubeDim::new_1d(WORKGROUP), (groups_x, groups_y), &[Read(&ids), Read(data), Write(&out)], &params);
+    source.launch(
+        gpu,
+        CubeDim::new_1d(WORKGROUP),
+        (groups_x, groups_y),
+        &[Read(&ids), Read(data), Write(&out)],
+        &params,
+    );
     Ok(gpu.tensor_of(out, [rows, cols]))
 }
 
@@ -87,8 +101,12 @@ pub async fn check(gpu: &Gpu, vocab: usize, cols: usize, ids: usize, seed: u64) 
             false => gpu.upload_u32(bytemuck::cast_slice(&values)),
         };
         let table = || Table { data: &data, vocab, cols, f16 };
-        let row = |id: usize| -> Vec<f32> { (id * cols..(id + 1) * cols).map(|i| if f16 { halves[i].to_f32() } else { values[i] }).collect() };
-        let differ = |got: Vec<f32>, want: Vec<f32>| got.len().abs_diff(want.len()) + got.iter().zip(&want).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
+        let row = |id: usize| -> Vec<f32> {
+            (id * cols..(id + 1) * cols).map(|i| if f16 { halves[i].to_f32() } else { values[i] }).collect()
+        };
+        let differ = |got: Vec<f32>, want: Vec<f32>| {
+            got.len().abs_diff(want.len()) + got.iter().zip(&want).filter(|(a, b)| a.to_bits() != b.to_bits()).count()
+        };
         let got = crate::gpu::read_f32(embedding(gpu, table(), Ids::Cpu(&prompt))?).await?;
         wrong += differ(got, prompt.iter().flat_map(|&id| row(id as usize)).collect());
         for peak in peaks {

@@ -73,8 +73,23 @@ fn matmul(gpu: &Gpu, x: Tensor<2>, w: &Int4Matrix, f16: bool, splits: usize) -> 
     if m == 0 || groups.0 > MAX_WORKGROUPS_PER_DIM || groups.1 > MAX_WORKGROUPS_PER_DIM {
         return Err(Error::shape(OP, format!("{m}×{n} output in {splits} slices of k does not fit one dispatch")));
     }
-    let source = Wgsl { name: OP, text: include_str!("../../../shaders/int4_matmul.wgsl"), constants: vec![], flags: if f16 { vec!["f16"] } else { vec![] } };
-    let slices = w.launch(gpu, OP, x, n * splits, source, CubeDim::new_2d(8, 8), groups, &[splits as u32, steps_per_split as u32], &[])?;
+    let source = Wgsl {
+        name: OP,
+        text: include_str!("../../../shaders/int4_matmul.wgsl"),
+        constants: vec![],
+        flags: if f16 { vec!["f16"] } else { vec![] },
+    };
+    let slices = w.launch(
+        gpu,
+        OP,
+        x,
+        n * splits,
+        source,
+        CubeDim::new_2d(8, 8),
+        groups,
+        &[splits as u32, steps_per_split as u32],
+        &[],
+    )?;
     Ok(match splits {
         1 => slices,
         // The kernel wrote `[splits, M, N]` into the buffer of this `[M, splits·N]` tensor.
@@ -88,11 +103,22 @@ pub async fn check_against_reference(gpu: &Gpu, m: usize, n: usize, k: usize, gr
 }
 
 /// The same check in f16 or in f32.
-pub async fn check_precision_against_reference(gpu: &Gpu, dims: (usize, usize, usize, usize), f16: bool, seed: u64) -> Result<f64> {
+pub async fn check_precision_against_reference(
+    gpu: &Gpu,
+    dims: (usize, usize, usize, usize),
+    f16: bool,
+    seed: u64,
+) -> Result<f64> {
     super::check_int4_kernel(gpu, dims, seed, |gpu, x, w| int4_matmul_precision(gpu, x, w, f16)).await
 }
 
 /// The same check with k cut into `splits` ranges.
-pub async fn check_split_against_reference(gpu: &Gpu, dims: (usize, usize, usize, usize), f16: bool, splits: usize, seed: u64) -> Result<f64> {
+pub async fn check_split_against_reference(
+    gpu: &Gpu,
+    dims: (usize, usize, usize, usize),
+    f16: bool,
+    splits: usize,
+    seed: u64,
+) -> Result<f64> {
     super::check_int4_kernel(gpu, dims, seed, |gpu, x, w| int4_matmul_split(gpu, x, w, f16, splits)).await
 }

@@ -125,7 +125,8 @@ impl Int4Matrix {
         let (cols, group) = (first.cols, first.group);
         let words_per_row = Int4Weight::words_per_row(cols, group);
         let groups_per_row = Int4Weight::groups_per_row(cols, group);
-        let aligned = |m: &&Int4Matrix| m.cols == cols && m.group == group && (m.rows * groups_per_row).is_multiple_of(8);
+        let aligned =
+            |m: &&Int4Matrix| m.cols == cols && m.group == group && (m.rows * groups_per_row).is_multiple_of(8);
         if parts.len() < 2 || !parts.iter().all(aligned) {
             return Ok(None);
         }
@@ -162,7 +163,18 @@ impl Int4Matrix {
     /// buffers, and read the same `Params` header (m, n, k, words_per_row, groups_per_row,
     /// words_per_group) followed by words of their own, `extra` (filling 16-byte rows).
     #[allow(clippy::too_many_arguments)]
-    pub(crate) fn launch(&self, gpu: &Gpu, op: &'static str, x: Tensor<2>, y_cols: usize, source: Wgsl, cube_dim: CubeDim, count: (usize, usize), extra: &[u32], more: &[Buffer]) -> Result<Tensor<2>> {
+    pub(crate) fn launch(
+        &self,
+        gpu: &Gpu,
+        op: &'static str,
+        x: Tensor<2>,
+        y_cols: usize,
+        source: Wgsl,
+        cube_dim: CubeDim,
+        count: (usize, usize),
+        extra: &[u32],
+        more: &[Buffer],
+    ) -> Result<Tensor<2>> {
         let [m, k] = x.dims();
         if k != self.padded_cols() {
             self.check_input(op, &x)?;
@@ -179,7 +191,10 @@ impl Int4Matrix {
             (self.group / crate::quant::NIBBLES_PER_WORD) as u32,
         ];
         let params: Vec<u32> = header.into_iter().chain(extra.iter().copied()).collect();
-        let buffers: Vec<Buffer> = [Read(&x.handle), Read(&self.packed), Read(&self.scales), Write(&y)].into_iter().chain(more.iter().copied()).collect();
+        let buffers: Vec<Buffer> = [Read(&x.handle), Read(&self.packed), Read(&self.scales), Write(&y)]
+            .into_iter()
+            .chain(more.iter().copied())
+            .collect();
         source.launch(gpu, cube_dim, count, &buffers, &params);
         Ok(gpu.tensor_of(y, [m, y_cols]))
     }
@@ -232,14 +247,28 @@ enum Epilogue {
 
 /// [`int4_matvec`] with another work split, and with the subgroup or the shared-memory
 /// reduction (`subgroups` only where the device has them).
-pub fn int4_matvec_variant(gpu: &Gpu, x: Tensor<2>, w: &Int4Matrix, shape: MatvecShape, subgroups: bool) -> Result<Tensor<2>> {
+pub fn int4_matvec_variant(
+    gpu: &Gpu,
+    x: Tensor<2>,
+    w: &Int4Matrix,
+    shape: MatvecShape,
+    subgroups: bool,
+) -> Result<Tensor<2>> {
     if subgroups && !gpu.capabilities().subgroups {
         return Err(Error::Gpu(format!("{} has no subgroup operations", gpu.adapter_name())));
     }
     matvec(gpu, x, w, shape, subgroups, None, Epilogue::None)
 }
 
-fn matvec(gpu: &Gpu, x: Tensor<2>, w: &Int4Matrix, shape: MatvecShape, subgroups: bool, norm: Option<Norm>, epilogue: Epilogue) -> Result<Tensor<2>> {
+fn matvec(
+    gpu: &Gpu,
+    x: Tensor<2>,
+    w: &Int4Matrix,
+    shape: MatvecShape,
+    subgroups: bool,
+    norm: Option<Norm>,
+    epilogue: Epilogue,
+) -> Result<Tensor<2>> {
     const OP: &str = "int4_matvec";
     let [m, k] = x.dims();
     if m == 0 || m > MAX_ROWS {
@@ -247,9 +276,17 @@ fn matvec(gpu: &Gpu, x: Tensor<2>, w: &Int4Matrix, shape: MatvecShape, subgroups
     }
     w.check_input(OP, &x)?;
     match &epilogue {
-        Epilogue::Residual(r) if r.dims() != [m, w.rows] => return Err(Error::shape(OP, format!("the residual is {:?}, the output {m}×{}", r.dims(), w.rows))),
+        Epilogue::Residual(r) if r.dims() != [m, w.rows] => {
+            return Err(Error::shape(OP, format!("the residual is {:?}, the output {m}×{}", r.dims(), w.rows)));
+        }
         Epilogue::Swiglu if !w.rows.is_multiple_of(2) || !shape.outputs.is_multiple_of(2) => {
-            return Err(Error::shape(OP, format!("swiglu needs an even number of rows (gate, then up) and of outputs per workgroup: {} rows, {}", w.rows, shape.outputs)));
+            return Err(Error::shape(
+                OP,
+                format!(
+                    "swiglu needs an even number of rows (gate, then up) and of outputs per workgroup: {} rows, {}",
+                    w.rows, shape.outputs
+                ),
+            ));
         }
         _ => {}
     }
@@ -265,7 +302,10 @@ fn matvec(gpu: &Gpu, x: Tensor<2>, w: &Int4Matrix, shape: MatvecShape, subgroups
     };
     let bytes = shape.workgroup_bytes(m, norm.is_some());
     if bytes > WORKGROUP_BYTES {
-        return Err(Error::shape(OP, format!("{shape:?} for {m} rows needs {bytes} bytes of workgroup memory, over WebGPU's {WORKGROUP_BYTES}")));
+        return Err(Error::shape(
+            OP,
+            format!("{shape:?} for {m} rows needs {bytes} bytes of workgroup memory, over WebGPU's {WORKGROUP_BYTES}"),
+        ));
     }
     // The kernel reads x in 16-byte loads up to the packed row length (whole groups): pad with
     // zeros when K is not a whole number of groups (never at the decoders' widths).
@@ -283,29 +323,51 @@ fn matvec(gpu: &Gpu, x: Tensor<2>, w: &Int4Matrix, shape: MatvecShape, subgroups
     let source = Wgsl {
         name: OP,
         text: include_str!("../../../shaders/int4_matvec.wgsl"),
-        constants: vec![("workgroup_size", shape.workgroup), ("rows", m as u32), ("outputs", shape.outputs), ("unroll", shape.unroll), ("swiglu", swiglu as u32)],
-        flags: subgroup_flags(subgroups).into_iter().chain(shape.stage_x.then_some("stage_x")).chain(norm.map(|_| "rms_norm")).collect(),
+        constants: vec![
+            ("workgroup_size", shape.workgroup),
+            ("rows", m as u32),
+            ("outputs", shape.outputs),
+            ("unroll", shape.unroll),
+            ("swiglu", swiglu as u32),
+        ],
+        flags: subgroup_flags(subgroups)
+            .into_iter()
+            .chain(shape.stage_x.then_some("stage_x"))
+            .chain(norm.map(|_| "rms_norm"))
+            .collect(),
     };
     let eps = norm.map_or(0.0, |n| n.eps as f32);
     let norm_weight = norm.map(|n| gpu.buffer_of(OP, n.weight.clone())).transpose()?;
-    let more: Vec<Buffer> = std::iter::once(Read(&residual)).chain(norm_weight.as_ref().map(|b| Read(&b.handle))).collect();
+    let more: Vec<Buffer> =
+        std::iter::once(Read(&residual)).chain(norm_weight.as_ref().map(|b| Read(&b.handle))).collect();
     let extra = [groups_x as u32, add, eps.to_bits(), k as u32, 0, 0];
     w.launch(gpu, OP, x, features, source, CubeDim::new_1d(shape.workgroup), (groups_x, groups_y), &extra, &more)
 }
 
 /// [`int4_matvec`] on fresh random inputs against the CPU reference; returns the relative L2 error.
 pub async fn check_against_reference(gpu: &Gpu, m: usize, n: usize, k: usize, group: usize, seed: u64) -> Result<f64> {
-    check_variant_against_reference(gpu, (m, n, k, group), MatvecShape::DEFAULT, gpu.capabilities().subgroups, seed).await
+    check_variant_against_reference(gpu, (m, n, k, group), MatvecShape::DEFAULT, gpu.capabilities().subgroups, seed)
+        .await
 }
 
 /// The same check for another work split and reduction.
-pub async fn check_variant_against_reference(gpu: &Gpu, dims: (usize, usize, usize, usize), shape: MatvecShape, subgroups: bool, seed: u64) -> Result<f64> {
+pub async fn check_variant_against_reference(
+    gpu: &Gpu,
+    dims: (usize, usize, usize, usize),
+    shape: MatvecShape,
+    subgroups: bool,
+    seed: u64,
+) -> Result<f64> {
     super::check_int4_kernel(gpu, dims, seed, |gpu, x, w| int4_matvec_variant(gpu, x, w, shape, subgroups)).await
 }
 
 /// [`int4_matvec_swiglu`] on fresh random inputs against the CPU reference: the products on the
 /// dequantised weights, then `silu(gate) · up` in f64.
-pub async fn check_swiglu_against_reference(gpu: &Gpu, (m, n, k, group): (usize, usize, usize, usize), seed: u64) -> Result<f64> {
+pub async fn check_swiglu_against_reference(
+    gpu: &Gpu,
+    (m, n, k, group): (usize, usize, usize, usize),
+    seed: u64,
+) -> Result<f64> {
     super::check_int4_kernel_then(gpu, (m, n, k, group), seed, int4_matvec_swiglu, |y| swiglu_reference(&y, n)).await
 }
 
@@ -314,7 +376,10 @@ fn swiglu_reference(y: &[f32], n: usize) -> Vec<f32> {
     y.chunks(n)
         .flat_map(|row| {
             let (gate, up) = row.split_at(n / 2);
-            gate.iter().zip(up).map(|(&g, &u)| (g as f64 / (1.0 + (-g as f64).exp()) * u as f64) as f32).collect::<Vec<_>>()
+            gate.iter()
+                .zip(up)
+                .map(|(&g, &u)| (g as f64 / (1.0 + (-g as f64).exp()) * u as f64) as f32)
+                .collect::<Vec<_>>()
         })
         .collect()
 }
@@ -322,7 +387,12 @@ fn swiglu_reference(y: &[f32], n: usize) -> Vec<f32> {
 /// [`int4_matvec_normed`], or with `swiglu` [`int4_matvec_swiglu_normed`], on fresh random
 /// inputs against the CPU reference: the RMSNorm in f64 (a random weight), then the products
 /// on the dequantised weights.
-pub async fn check_normed_against_reference(gpu: &Gpu, (m, n, k, group): (usize, usize, usize, usize), swiglu: bool, seed: u64) -> Result<f64> {
+pub async fn check_normed_against_reference(
+    gpu: &Gpu,
+    (m, n, k, group): (usize, usize, usize, usize),
+    swiglu: bool,
+    seed: u64,
+) -> Result<f64> {
     const EPS: f64 = 1e-5;
     let gamma = crate::rng::SplitMix64::new(seed ^ 0x5eed).normal_vec(k, 1.0);
     let weight = Tensor::<1>::from_data(burn::tensor::TensorData::new(gamma.clone(), [k]), gpu.device());

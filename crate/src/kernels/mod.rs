@@ -14,7 +14,9 @@ pub mod swiglu;
 pub use argmax::argmax;
 pub use attention::{Mask, attention};
 pub use int4_matmul::int4_matmul;
-pub use int4_matvec::{Int4Matrix, int4_matvec, int4_matvec_add, int4_matvec_normed, int4_matvec_swiglu, int4_matvec_swiglu_normed};
+pub use int4_matvec::{
+    Int4Matrix, int4_matvec, int4_matvec_add, int4_matvec_normed, int4_matvec_swiglu, int4_matvec_swiglu_normed,
+};
 pub use rms_norm::rms_norm;
 pub use rope::{CacheRows, Projections, rope_into_cache};
 pub use swiglu::swiglu;
@@ -70,11 +72,15 @@ pub(crate) async fn check_int4_kernel_with(
     // plain rel. L2): one output of 8 products once summed to -0.0013 from Σ|x·w| = 7.4, and its
     // f32 rounding, exact for the kernel, read as 7.7e-5 of that.
     let abs = |v: &[f32]| v.iter().map(|a| a.abs()).collect::<Vec<_>>();
-    let uncancelled = l2(matvec_reference(&abs(&x), m, &abs(&dequantized), n, k).into_iter().map(f64::from)) / (k as f64).sqrt();
+    let uncancelled =
+        l2(matvec_reference(&abs(&x), m, &abs(&dequantized), n, k).into_iter().map(f64::from)) / (k as f64).sqrt();
     let xt = Tensor::<2>::from_data(TensorData::new(raw_x, [m, k]), gpu.device());
     let got = crate::gpu::read_f32(kernel(gpu, xt, &Int4Matrix::upload(gpu, &w))?).await?;
     if got.len() != want.len() {
-        return Err(crate::Error::shape("int4 kernel check", format!("{} outputs, the reference has {}", got.len(), want.len())));
+        return Err(crate::Error::shape(
+            "int4 kernel check",
+            format!("{} outputs, the reference has {}", got.len(), want.len()),
+        ));
     }
     let diff = l2(got.iter().zip(&want).map(|(&g, &w)| g as f64 - w as f64));
     let size = l2(want.iter().map(|&w| w as f64)).max(uncancelled);

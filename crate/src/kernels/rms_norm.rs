@@ -23,9 +23,20 @@ pub fn rms_norm(gpu: &Gpu, x: Tensor<2>, weight: &Tensor<1>, eps: f64) -> Result
     let (x, w) = (gpu.buffer_of(OP, x)?, gpu.buffer_of(OP, weight.clone())?);
     let y = gpu.empty_f32(rows * cols);
     let (groups_x, groups_y) = grid(rows);
-    let source = Wgsl { name: OP, text: include_str!("../../../shaders/rms_norm.wgsl"), constants: vec![("workgroup_size", WORKGROUP)], flags: vec![] };
+    let source = Wgsl {
+        name: OP,
+        text: include_str!("../../../shaders/rms_norm.wgsl"),
+        constants: vec![("workgroup_size", WORKGROUP)],
+        flags: vec![],
+    };
     let params = [rows as u32, cols as u32, groups_x as u32, (eps as f32).to_bits()];
-    source.launch(gpu, CubeDim::new_1d(WORKGROUP), (groups_x, groups_y), &[Read(&x.handle), Read(&w.handle), Write(&y)], &params);
+    source.launch(
+        gpu,
+        CubeDim::new_1d(WORKGROUP),
+        (groups_x, groups_y),
+        &[Read(&x.handle), Read(&w.handle), Write(&y)],
+        &params,
+    );
     Ok(gpu.tensor_of(y, [rows, cols]))
 }
 
@@ -42,6 +53,11 @@ pub async fn check(gpu: &Gpu, rows: usize, cols: usize, seed: u64) -> Result<f64
         })
         .collect();
     let dev = gpu.device();
-    let got = rms_norm(gpu, Tensor::from_data(TensorData::new(x, [rows, cols]), dev), &Tensor::from_data(TensorData::new(w, [cols]), dev), eps)?;
+    let got = rms_norm(
+        gpu,
+        Tensor::from_data(TensorData::new(x, [rows, cols]), dev),
+        &Tensor::from_data(TensorData::new(w, [cols]), dev),
+        eps,
+    )?;
     Ok(crate::quant::rel_l2(&crate::gpu::read_f32(got).await?, &want))
 }

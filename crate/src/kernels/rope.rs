@@ -39,19 +39,41 @@ pub struct CacheRows<'a> {
 /// # Shapes
 /// `cos`/`sin [S, head_dim]`; `x.x [S, cols]` with q's `heads` heads from column `x.q`, k's and
 /// v's `kv_heads` from `x.k` and `x.v`; `cache.k`/`cache.v [kv_heads, capacity ≥ start + S, head_dim]`
-pub fn rope_into_cache(gpu: &Gpu, x: Projections, (heads, head_dim): (usize, usize), cos: &Tensor<2>, sin: &Tensor<2>, cache: CacheRows) -> Result<Tensor<3>> {
+pub fn rope_into_cache(
+    gpu: &Gpu,
+    x: Projections,
+    (heads, head_dim): (usize, usize),
+    cos: &Tensor<2>,
+    sin: &Tensor<2>,
+    cache: CacheRows,
+) -> Result<Tensor<3>> {
     const OP: &str = "rope";
     let [kv_heads, capacity, cache_hd] = cache.k.dims();
     let [s, cols] = x.x.dims();
     let fits = |offset: usize, n: usize| offset + n * head_dim <= cols;
     if !head_dim.is_multiple_of(2) || !fits(x.q, heads) || !fits(x.k, kv_heads) || !fits(x.v, kv_heads) {
-        return Err(Error::shape(OP, format!("{heads} q heads and {kv_heads} kv heads of {head_dim} from columns {}, {}, {} do not fit {s}×{cols}", x.q, x.k, x.v)));
+        return Err(Error::shape(
+            OP,
+            format!(
+                "{heads} q heads and {kv_heads} kv heads of {head_dim} from columns {}, {}, {} do not fit {s}×{cols}",
+                x.q, x.k, x.v
+            ),
+        ));
     }
     if cos.dims() != [s, head_dim] || sin.dims() != [s, head_dim] {
         return Err(Error::shape(OP, format!("tables {:?} for {s} positions of {head_dim}", cos.dims())));
     }
     if cache.v.dims() != cache.k.dims() || cache_hd != head_dim || cache.start + s > capacity {
-        return Err(Error::shape(OP, format!("cache k {:?}, v {:?} cannot take rows {}..{} of {head_dim}", cache.k.dims(), cache.v.dims(), cache.start, cache.start + s)));
+        return Err(Error::shape(
+            OP,
+            format!(
+                "cache k {:?}, v {:?} cannot take rows {}..{} of {head_dim}",
+                cache.k.dims(),
+                cache.v.dims(),
+                cache.start,
+                cache.start + s
+            ),
+        ));
     }
     let total = (heads + 2 * kv_heads) * s * head_dim;
     let (offsets, x) = ([x.q, x.k, x.v], gpu.buffer_of(OP, x.x)?);
@@ -59,9 +81,23 @@ pub fn rope_into_cache(gpu: &Gpu, x: Projections, (heads, head_dim): (usize, usi
     let (k_cache, v_cache) = (gpu.buffer_in_place(OP, cache.k.clone())?, gpu.buffer_in_place(OP, cache.v.clone())?);
     let q_out = gpu.empty_f32(heads * s * head_dim);
     let (groups_x, groups_y) = grid(total.div_ceil(WORKGROUP as usize));
-    let source = Wgsl { name: OP, text: include_str!("../../../shaders/rope.wgsl"), constants: vec![("workgroup_size", WORKGROUP)], flags: vec![] };
-    let params = [s, heads, kv_heads, head_dim, cols, offsets[0], offsets[1], offsets[2], capacity, total, groups_x, 0].map(|v| v as u32);
-    let buffers = [Read(&x.handle), Read(&cos.handle), Read(&sin.handle), Write(&q_out), ReadWrite(&k_cache.handle), ReadWrite(&v_cache.handle), Read(cache.positions)];
+    let source = Wgsl {
+        name: OP,
+        text: include_str!("../../../shaders/rope.wgsl"),
+        constants: vec![("workgroup_size", WORKGROUP)],
+        flags: vec![],
+    };
+    let params = [s, heads, kv_heads, head_dim, cols, offsets[0], offsets[1], offsets[2], capacity, total, groups_x, 0]
+        .map(|v| v as u32);
+    let buffers = [
+        Read(&x.handle),
+        Read(&cos.handle),
+        Read(&sin.handle),
+        Write(&q_out),
+        ReadWrite(&k_cache.handle),
+        ReadWrite(&v_cache.handle),
+        Read(cache.positions),
+    ];
     source.launch(gpu, CubeDim::new_1d(WORKGROUP), (groups_x, groups_y), &buffers, &params);
     Ok(gpu.tensor_of(q_out, [heads, s, head_dim]))
 }
@@ -71,7 +107,13 @@ pub fn rope_into_cache(gpu: &Gpu, x: Projections, (heads, head_dim): (usize, usi
 /// noise. q, k and v come packed as Phi-3.5's fused projection, or in another order (v, q, k)
 /// with unused columns around their heads. Returns the larger relative L2 error of q and of the
 /// rows written; a change to any other cache row is an error.
-pub async fn check(gpu: &Gpu, (s, heads, kv_heads, head_dim): (usize, usize, usize, usize), fused: bool, (start, capacity): (usize, usize), seed: u64) -> Result<f64> {
+pub async fn check(
+    gpu: &Gpu,
+    (s, heads, kv_heads, head_dim): (usize, usize, usize, usize),
+    fused: bool,
+    (start, capacity): (usize, usize),
+    seed: u64,
+) -> Result<f64> {
     let mut rng = crate::rng::SplitMix64::new(seed);
     let dev = gpu.device();
     let matrix = |data: Vec<f32>, shape: [usize; 2]| Tensor::<2>::from_data(TensorData::new(data, shape), dev);
@@ -89,10 +131,14 @@ pub async fn check(gpu: &Gpu, (s, heads, kv_heads, head_dim): (usize, usize, usi
     let (k_cache, v_cache) = (rng.normal_vec(cache_len, 1.0), rng.normal_vec(cache_len, 1.0));
 
     let half = head_dim / 2;
-    let head = |offset: usize, h: usize, r: usize| -> Vec<f64> { (0..head_dim).map(|d| x[r * cols + offset + h * head_dim + d] as f64).collect() };
+    let head = |offset: usize, h: usize, r: usize| -> Vec<f64> {
+        (0..head_dim).map(|d| x[r * cols + offset + h * head_dim + d] as f64).collect()
+    };
     let rotate = |x: Vec<f64>, r: usize| -> Vec<f32> {
         let t = |d: usize| (cos[r * head_dim + d] as f64, sin[r * head_dim + d] as f64);
-        (0..head_dim).map(|d| (x[d] * t(d).0 + if d < half { -x[d + half] } else { x[d - half] } * t(d).1) as f32).collect()
+        (0..head_dim)
+            .map(|d| (x[d] * t(d).0 + if d < half { -x[d + half] } else { x[d - half] } * t(d).1) as f32)
+            .collect()
     };
     let mut want_q = Vec::with_capacity(heads * s * head_dim);
     for h in 0..heads {
@@ -118,7 +164,12 @@ pub async fn check(gpu: &Gpu, (s, heads, kv_heads, head_dim): (usize, usize, usi
         (heads, head_dim),
         &matrix(cos.clone(), [s, head_dim]),
         &matrix(sin.clone(), [s, head_dim]),
-        CacheRows { k: &k_buf, v: &v_buf, start, positions: &gpu.upload_u32(&[start as u32, (start + s) as u32, 0, 0]) },
+        CacheRows {
+            k: &k_buf,
+            v: &v_buf,
+            start,
+            positions: &gpu.upload_u32(&[start as u32, (start + s) as u32, 0, 0]),
+        },
     )?;
     let q = crate::gpu::read_f32(q).await?;
     let mut errors = vec![crate::quant::rel_l2(&q, &want_q)];
@@ -133,7 +184,10 @@ pub async fn check(gpu: &Gpu, (s, heads, kv_heads, head_dim): (usize, usize, usi
             }
         }
         if got != *before {
-            return Err(Error::Execution(format!("rope: rows of the {name} cache outside {start}..{} changed", start + s)));
+            return Err(Error::Execution(format!(
+                "rope: rows of the {name} cache outside {start}..{} changed",
+                start + s
+            )));
         }
         errors.push(crate::quant::rel_l2(&rows, want));
     }

@@ -5,7 +5,10 @@
 //! Reference: `fusion/model/vision_sampler.py` (`VisionTokenSampler`, `VisionCrossAttentionLayer`,
 //! `CrossAttention`, `MLP`) and `fusion_arch.py::prepare_inputs_labels_for_multimodal`.
 
-use burn::tensor::{Int, Tensor, TensorData, activation::{gelu, softmax}};
+use burn::tensor::{
+    Int, Tensor, TensorData,
+    activation::{gelu, softmax},
+};
 
 use super::linear::Linear;
 use super::norm::LayerNorm;
@@ -34,7 +37,8 @@ pub fn adaptive_max_pool(grid: Tensor<2>, side: usize, out: usize) -> Tensor<2> 
     let grid = grid.reshape([side, side, d]);
     let rows: Vec<Tensor<3>> = (0..out).map(|i| grid.clone().slice([window(i, side, out)]).max_dim(0)).collect();
     let rows = Tensor::cat(rows, 0); // [out, side, d]
-    let cols: Vec<Tensor<3>> = (0..out).map(|j| rows.clone().slice([0..out, window(j, side, out)]).max_dim(1)).collect();
+    let cols: Vec<Tensor<3>> =
+        (0..out).map(|j| rows.clone().slice([0..out, window(j, side, out)]).max_dim(1)).collect();
     Tensor::cat(cols, 1).reshape([out * out, d])
 }
 
@@ -127,7 +131,13 @@ impl Interaction {
     /// # Shapes
     /// `query_state [D]` (the last prompt token's hidden state), `latents [Q, D]`,
     /// `windows [Q, w², D]` → `[Q, D]`
-    pub fn forward(&self, gpu: &Gpu, query_state: Tensor<1>, latents: Tensor<2>, windows: Tensor<3>) -> Result<Tensor<2>> {
+    pub fn forward(
+        &self,
+        gpu: &Gpu,
+        query_state: Tensor<1>,
+        latents: Tensor<2>,
+        windows: Tensor<3>,
+    ) -> Result<Tensor<2>> {
         let [q, d] = latents.dims();
         let keys = windows.dims()[1];
         let heads = INTERACTION_HEADS;

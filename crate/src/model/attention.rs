@@ -4,10 +4,10 @@
 
 use burn::tensor::{Tensor, TensorData, activation::softmax};
 
-pub use crate::kernels::Mask;
-pub use crate::kernels::attention::Keys;
 use crate::error::Result;
 use crate::gpu::Gpu;
+pub use crate::kernels::Mask;
+pub use crate::kernels::attention::Keys;
 
 /// Which implementation runs the operations we wrote kernels for besides the linear layers
 /// (those follow the weight format): attention, and the decoder's RMSNorm, RoPE and SwiGLU.
@@ -29,7 +29,16 @@ pub enum Kernels {
 /// query head `h` reads kv head `h / (heads / kv_heads)`, as HF's `repeat_kv` lays them out.
 // The arguments of attention itself (`kernels::attention::attention`) and the choice of kernels.
 #[allow(clippy::too_many_arguments)]
-pub fn attend<'a>(gpu: &Gpu, imp: Kernels, q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, keys: impl Into<Keys<'a>>, mask: Mask, bias: Option<Tensor<1>>) -> Result<Tensor<3>> {
+pub fn attend<'a>(
+    gpu: &Gpu,
+    imp: Kernels,
+    q: Tensor<3>,
+    k: Tensor<3>,
+    v: Tensor<3>,
+    keys: impl Into<Keys<'a>>,
+    mask: Mask,
+    bias: Option<Tensor<1>>,
+) -> Result<Tensor<3>> {
     let keys = keys.into();
     match imp {
         Kernels::Fused => crate::kernels::attention(gpu, q, k, v, keys, mask, bias),
@@ -48,7 +57,8 @@ fn stock(gpu: &Gpu, q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, mask: Mask, bias: 
     let mut scores = q.matmul(expand(k).swap_dims(1, 2)) * (hd as f64).powf(-0.5);
     if mask == Mask::Causal && s > 1 {
         let past = t - s;
-        let causal: Vec<f32> = (0..s).flat_map(|i| (0..t).map(move |j| if j > past + i { f32::MIN } else { 0.0 })).collect();
+        let causal: Vec<f32> =
+            (0..s).flat_map(|i| (0..t).map(move |j| if j > past + i { f32::MIN } else { 0.0 })).collect();
         scores = scores + Tensor::<2>::from_data(TensorData::new(causal, [s, t]), gpu.device()).unsqueeze::<3>();
     }
     if let Some(b) = bias {

@@ -45,7 +45,11 @@ pub enum Recording {
 /// now when there is none, or when the cache will grow. Leaves `cache.len()` as it was.
 pub(super) fn step(model: &FusionModel, x: Tensor<2>, cache: &mut KvCache) -> Result<Tensor<1>> {
     match cache.recording.take() {
-        Some(Recording::Ready(recorded)) if recorded.model == model.id && cache.capacity() == recorded.capacity && cache.len() < recorded.capacity => {
+        Some(Recording::Ready(recorded))
+            if recorded.model == model.id
+                && cache.capacity() == recorded.capacity
+                && cache.len() < recorded.capacity =>
+        {
             let logits = replay(model, &recorded, x, cache);
             cache.recording = Some(Recording::Ready(recorded));
             logits
@@ -95,7 +99,8 @@ fn replay(model: &FusionModel, recorded: &DecodeGraph, x: Tensor<2>, cache: &KvC
     crate::kernels::copy::copy(gpu, &src.handle, &dst.handle, width, 0)?;
     model.decoder.rewrite_step_inputs(gpu, &recorded.step, cache, 1)?;
     // SAFETY: see `replay_recorded`.
-    unsafe { replay_recorded(&recorded.graph) }.map_err(|e| Error::Execution(format!("replaying the recorded decode step: {e}")))?;
+    unsafe { replay_recorded(&recorded.graph) }
+        .map_err(|e| Error::Execution(format!("replaying the recorded decode step: {e}")))?;
     Ok(recorded.logits.clone())
 }
 
@@ -103,11 +108,17 @@ fn replay(model: &FusionModel, recorded: &DecodeGraph, x: Tensor<2>, cache: &KvC
 /// protocol: prepare, a warm-up run that executes (its allocations are what the recording is
 /// served from: nothing may be allocated or written from the CPU inside the window), then the
 /// recorded run, which does not execute.
-fn record(model: &FusionModel, x: Tensor<2>, cache: &mut KvCache) -> std::result::Result<(DecodeGraph, Tensor<1>), Refused> {
+fn record(
+    model: &FusionModel,
+    x: Tensor<2>,
+    cache: &mut KvCache,
+) -> std::result::Result<(DecodeGraph, Tensor<1>), Refused> {
     let gpu = &model.gpu;
     let client = gpu.client();
     if !x.dims()[1].is_multiple_of(4) {
-        return Err(Refused::Closed("the input row is not a whole number of vec4s (the copy into it moves vec4s)".into()));
+        return Err(Refused::Closed(
+            "the input row is not a whole number of vec4s (the copy into it moves vec4s)".into(),
+        ));
     }
     let refused = |what: &str, e: &dyn std::fmt::Display| format!("recording a decode step: {what}: {e}");
     let step = model.decoder.step_inputs(gpu, cache, 1);

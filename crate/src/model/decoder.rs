@@ -5,7 +5,7 @@
 use burn::tensor::{Tensor, TensorData, activation::silu};
 use cubecl::server::Handle;
 
-use super::attention::{Keys, Kernels, Mask, attend};
+use super::attention::{Kernels, Keys, Mask, attend};
 use super::embedding::Embedding;
 use super::kv_cache::KvCache;
 use super::linear::Linear;
@@ -82,7 +82,8 @@ impl Decoder {
                 let gate_up = match b {
                     Backbone::Phi => GateUp::Fused(p.linear(&strip(lin(L::GateUp)), d, 2 * i, false)?),
                     Backbone::Llama => {
-                        let (gate, up) = (p.linear(&strip(lin(L::Gate)), d, i, false)?, p.linear(&strip(lin(L::Up)), d, i, false)?);
+                        let (gate, up) =
+                            (p.linear(&strip(lin(L::Gate)), d, i, false)?, p.linear(&strip(lin(L::Up)), d, i, false)?);
                         match Linear::stack(p.gpu, &[&gate, &up])? {
                             Some(gate_up) => GateUp::Fused(gate_up),
                             None => GateUp::Split(gate, up),
@@ -99,7 +100,11 @@ impl Decoder {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        let lm_head_name = if c.tie_word_embeddings && p.source.shape(&weights::lm_head()).is_none() { weights::embed_tokens() } else { weights::lm_head() };
+        let lm_head_name = if c.tie_word_embeddings && p.source.shape(&weights::lm_head()).is_none() {
+            weights::embed_tokens()
+        } else {
+            weights::lm_head()
+        };
         Ok(Self {
             width: d,
             heads: h,
@@ -155,7 +160,14 @@ impl Decoder {
     ///
     /// # Shapes
     /// `x [S, D] → [S, D]`
-    pub fn layer(&self, gpu: &Gpu, index: usize, x: Tensor<2>, step: &StepInputs, cache: &mut KvCache) -> Result<Tensor<2>> {
+    pub fn layer(
+        &self,
+        gpu: &Gpu,
+        index: usize,
+        x: Tensor<2>,
+        step: &StepInputs,
+        cache: &mut KvCache,
+    ) -> Result<Tensor<2>> {
         let layer = &self.layers[index];
         let [s, _] = x.dims();
         let (h, kv, hd) = (self.heads, self.kv_heads, self.head_dim);
@@ -180,7 +192,9 @@ impl Decoder {
                 (q, k, v, cache.len() + s)
             }
             Kernels::Stock => {
-                let heads = |at: usize, n: usize| projections.x.clone().slice([0..s, at..at + n * hd]).reshape([s, n, hd]).swap_dims(0, 1);
+                let heads = |at: usize, n: usize| {
+                    projections.x.clone().slice([0..s, at..at + n * hd]).reshape([s, n, hd]).swap_dims(0, 1)
+                };
                 let q = rotate(heads(projections.q, h), &step.cos, &step.sin);
                 let k = rotate(heads(projections.k, kv), &step.cos, &step.sin);
                 let (k, v, keys) = cache.append(index, k, heads(projections.v, kv));

@@ -23,7 +23,9 @@ impl Embedding {
     /// `ids [S] → [S, D]`
     pub fn forward(&self, gpu: &Gpu, ids: Ids) -> Result<Tensor<2>> {
         match self {
-            Embedding::F16 { table, vocab, width } => embedding(gpu, Table { data: table, vocab: *vocab, cols: *width, f16: true }, ids),
+            Embedding::F16 { table, vocab, width } => {
+                embedding(gpu, Table { data: table, vocab: *vocab, cols: *width, f16: true }, ids)
+            }
             Embedding::F32(table) => {
                 let [vocab, cols] = table.dims();
                 let table = gpu.buffer_of("embedding", table.clone())?;

@@ -51,7 +51,13 @@ impl KvCache {
 
     /// The buffers of `layer` with room for `new` positions after the cached ones, for a kernel
     /// to write rows `len() .. len() + new` in place (`kernels::rope_into_cache`).
-    pub(crate) fn reserve(&mut self, layer: usize, [heads, hd]: [usize; 2], new: usize, device: &Device) -> (Tensor<3>, Tensor<3>) {
+    pub(crate) fn reserve(
+        &mut self,
+        layer: usize,
+        [heads, hd]: [usize; 2],
+        new: usize,
+        device: &Device,
+    ) -> (Tensor<3>, Tensor<3>) {
         let (kb, vb) = self.take(layer, [heads, hd], new, device);
         self.layers[layer] = Some((kb.clone(), vb.clone()));
         (kb, vb)
@@ -81,7 +87,9 @@ impl KvCache {
                 let grow = |old: Option<Tensor<3>>| {
                     let fresh = Tensor::<3>::zeros([heads, capacity, hd], device);
                     match old {
-                        Some(old) if start > 0 => fresh.slice_assign([0..heads, 0..start, 0..hd], old.slice([0..heads, 0..start, 0..hd])),
+                        Some(old) if start > 0 => {
+                            fresh.slice_assign([0..heads, 0..start, 0..hd], old.slice([0..heads, 0..start, 0..hd]))
+                        }
                         _ => fresh,
                     }
                 };

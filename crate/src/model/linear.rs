@@ -3,10 +3,10 @@
 
 use burn::tensor::Tensor;
 
-use crate::error::Result;
-use crate::gpu::Gpu;
 use super::attention::Kernels;
 use super::norm::RmsNorm;
+use crate::error::Result;
+use crate::gpu::Gpu;
 use crate::kernels::int4_matvec::{MAX_ROWS, int4_matvec_normed, int4_matvec_swiglu_normed};
 use crate::kernels::{Int4Matrix, int4_matmul, int4_matvec, int4_matvec_add, swiglu};
 
@@ -53,12 +53,16 @@ impl Linear {
     /// formats, unaligned int4 parts).
     pub fn stack(gpu: &Gpu, parts: &[&Linear]) -> Result<Option<Linear>> {
         let Some(first) = parts.first() else { return Ok(None) };
-        if parts.len() < 2 || parts.iter().any(|l| l.bias.is_some() != first.bias.is_some() || l.in_features != first.in_features) {
+        if parts.len() < 2
+            || parts.iter().any(|l| l.bias.is_some() != first.bias.is_some() || l.in_features != first.in_features)
+        {
             return Ok(None);
         }
         let bias = first.bias.is_some().then(|| Tensor::cat(parts.iter().filter_map(|l| l.bias.clone()).collect(), 0));
-        let f32s: Option<Vec<Tensor<2>>> = parts.iter().map(|l| if let LinearWeight::F32(w) = &l.weight { Some(w.clone()) } else { None }).collect();
-        let int4s: Option<Vec<&Int4Matrix>> = parts.iter().map(|l| if let LinearWeight::Int4(w) = &l.weight { Some(w) } else { None }).collect();
+        let f32s: Option<Vec<Tensor<2>>> =
+            parts.iter().map(|l| if let LinearWeight::F32(w) = &l.weight { Some(w.clone()) } else { None }).collect();
+        let int4s: Option<Vec<&Int4Matrix>> =
+            parts.iter().map(|l| if let LinearWeight::Int4(w) = &l.weight { Some(w) } else { None }).collect();
         let weight = match (f32s, int4s) {
             // `[in, out]` each: side by side along `out`.
             (Some(ws), _) => LinearWeight::F32(Tensor::cat(ws, 1)),
@@ -68,7 +72,12 @@ impl Linear {
             },
             _ => return Ok(None),
         };
-        Ok(Some(Linear { weight, bias, in_features: first.in_features, out_features: parts.iter().map(|l| l.out_features).sum() }))
+        Ok(Some(Linear {
+            weight,
+            bias,
+            in_features: first.in_features,
+            out_features: parts.iter().map(|l| l.out_features).sum(),
+        }))
     }
 
     /// `residual + forward(x)`; one launch for a decode step's int4 projection.
@@ -77,7 +86,9 @@ impl Linear {
     /// `x [rows, in]`, `residual [rows, out]` → `[rows, out]`
     pub fn forward_add(&self, gpu: &Gpu, x: Tensor<2>, residual: Tensor<2>) -> Result<Tensor<2>> {
         match &self.weight {
-            LinearWeight::Int4(w) if self.bias.is_none() && x.dims()[0] <= MAX_ROWS => int4_matvec_add(gpu, x, w, residual),
+            LinearWeight::Int4(w) if self.bias.is_none() && x.dims()[0] <= MAX_ROWS => {
+                int4_matvec_add(gpu, x, w, residual)
+            }
             _ => Ok(residual + self.forward(gpu, x)?),
         }
     }
@@ -89,7 +100,9 @@ impl Linear {
     /// `x [rows, in]` → `[rows, out]`
     pub fn forward_normed(&self, gpu: &Gpu, norm: &RmsNorm, x: Tensor<2>) -> Result<Tensor<2>> {
         match &self.weight {
-            LinearWeight::Int4(w) if self.bias.is_none() && x.dims()[0] <= MAX_ROWS => int4_matvec_normed(gpu, x, w, norm.as_kernel_input()),
+            LinearWeight::Int4(w) if self.bias.is_none() && x.dims()[0] <= MAX_ROWS => {
+                int4_matvec_normed(gpu, x, w, norm.as_kernel_input())
+            }
             _ => self.forward(gpu, norm.forward(gpu, Kernels::Fused, x)?),
         }
     }
@@ -102,7 +115,9 @@ impl Linear {
     /// `x [rows, in]` → `[rows, out / 2]`
     pub fn forward_swiglu_normed(&self, gpu: &Gpu, norm: &RmsNorm, x: Tensor<2>) -> Result<Tensor<2>> {
         match &self.weight {
-            LinearWeight::Int4(w) if self.bias.is_none() && x.dims()[0] <= MAX_ROWS => int4_matvec_swiglu_normed(gpu, x, w, norm.as_kernel_input()),
+            LinearWeight::Int4(w) if self.bias.is_none() && x.dims()[0] <= MAX_ROWS => {
+                int4_matvec_swiglu_normed(gpu, x, w, norm.as_kernel_input())
+            }
             _ => swiglu(gpu, self.forward(gpu, norm.forward(gpu, Kernels::Fused, x)?)?),
         }
     }

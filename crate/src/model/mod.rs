@@ -34,8 +34,8 @@ use alignment::{Interaction, adaptive_max_pool, context_windows};
 pub use attention::Kernels;
 use decoder::Decoder;
 pub use kv_cache::KvCache;
-pub use params::WeightFormat;
 use params::Params;
+pub use params::WeightFormat;
 use projector::Projector;
 pub use trace::Trace;
 use trace::record;
@@ -114,25 +114,45 @@ impl FusionModel {
     }
 
     /// Load a converted model (configs from its manifest).
-    pub fn from_converted<R: ShardReader>(converted: &mut Converted<R>, gpu: &Gpu, format: WeightFormat) -> Result<Self> {
+    pub fn from_converted<R: ShardReader>(
+        converted: &mut Converted<R>,
+        gpu: &Gpu,
+        format: WeightFormat,
+    ) -> Result<Self> {
         let m = &converted.manifest;
         let config = FusionConfig::from_json(&m.config.to_string())?;
         let vision = match &m.vision_config {
-            Some(v) => serde_json::from_value(v.clone()).map_err(|e| Error::invalid("manifest.json vision_config", e.to_string()))?,
+            Some(v) => serde_json::from_value(v.clone())
+                .map_err(|e| Error::invalid("manifest.json vision_config", e.to_string()))?,
             None => VisionConfig::defaults(config.tower_kind()),
         };
         Self::from_source(config, &vision, converted, gpu, format)
     }
 
-    pub fn from_source(config: FusionConfig, vision: &VisionConfig, source: &mut dyn TensorSource, gpu: &Gpu, format: WeightFormat) -> Result<Self> {
+    pub fn from_source(
+        config: FusionConfig,
+        vision: &VisionConfig,
+        source: &mut dyn TensorSource,
+        gpu: &Gpu,
+        format: WeightFormat,
+    ) -> Result<Self> {
         gpu.persistent(|| Self::load_weights(config, vision, source, gpu, format))
     }
 
-    fn load_weights(config: FusionConfig, vision: &VisionConfig, source: &mut dyn TensorSource, gpu: &Gpu, format: WeightFormat) -> Result<Self> {
+    fn load_weights(
+        config: FusionConfig,
+        vision: &VisionConfig,
+        source: &mut dyn TensorSource,
+        gpu: &Gpu,
+        format: WeightFormat,
+    ) -> Result<Self> {
         let mut p = Params { source, gpu, format };
         let tower = VisionTower::load(&mut p, config.tower_kind(), vision)?;
         if tower.width != config.mm_hidden_size {
-            return Err(Error::invalid("config.json", format!("mm_hidden_size {} but the tower is {} wide", config.mm_hidden_size, tower.width)));
+            return Err(Error::invalid(
+                "config.json",
+                format!("mm_hidden_size {} but the tower is {} wide", config.mm_hidden_size, tower.width),
+            ));
         }
         let d = config.hidden_size;
         let mm_projector = Projector::load_mm(&mut p, tower.width, d)?;
@@ -140,12 +160,25 @@ impl FusionModel {
         let decoder = Decoder::load(&mut p, &config)?;
         let after = config.interaction_after();
         if let Some(bad) = after.iter().find(|&&l| l >= decoder.depth()) {
-            return Err(Error::invalid("config.json", format!("an interaction layer follows decoder layer {bad}, but there are {}", decoder.depth())));
+            return Err(Error::invalid(
+                "config.json",
+                format!("an interaction layer follows decoder layer {bad}, but there are {}", decoder.depth()),
+            ));
         }
         let interactions = (0..after.len()).map(|k| Interaction::load(&mut p, k, d)).collect::<Result<Vec<_>>>()?;
         static MODELS: AtomicU64 = AtomicU64::new(0);
         let id = MODELS.fetch_add(1, Ordering::Relaxed);
-        Ok(Self { config, gpu: gpu.clone(), tower, mm_projector, aux_projector, interactions, decoder, decode_graphs: AtomicBool::new(gpu.records_decode_steps()), id })
+        Ok(Self {
+            config,
+            gpu: gpu.clone(),
+            tower,
+            mm_projector,
+            aux_projector,
+            interactions,
+            decoder,
+            decode_graphs: AtomicBool::new(gpu.records_decode_steps()),
+            id,
+        })
     }
 
     pub fn gpu(&self) -> &Gpu {
@@ -174,14 +207,20 @@ impl FusionModel {
     }
 
     /// The N image tokens of the question-guided view (spec §3, steps 1–10).
-    fn encode_question_view(&self, views: &Views, instructs: &[u32], trace: &mut Option<&mut Trace>) -> Result<Tensor<2>> {
+    fn encode_question_view(
+        &self,
+        views: &Views,
+        instructs: &[u32],
+        trace: &mut Option<&mut Trace>,
+    ) -> Result<Tensor<2>> {
         if instructs.is_empty() {
             return Err(Error::invalid("prompt", "the question is empty"));
         }
         let states = self.aux_projector.forward(&self.gpu, self.decoder.embed(&self.gpu, Ids::Cpu(instructs))?)?;
         record(trace, || "vision.question_view.instruct_states".into(), &states);
         let question = Question { states, keep: instructs.iter().map(|&id| id != 0).collect() };
-        let features = self.tower.forward(&self.gpu, &[views.view(4)], views.size, Some(&question), trace.as_deref_mut())?;
+        let features =
+            self.tower.forward(&self.gpu, &[views.view(4)], views.size, Some(&question), trace.as_deref_mut())?;
         record(trace, || "vision.question_view.connector_out".into(), &features);
         let [_, _, width] = features.dims();
         let n = self.tower.patches();
@@ -195,7 +234,14 @@ impl FusionModel {
     /// Run the whole prompt through the decoder, with the interaction layers after the listed
     /// layers, filling `cache`; returns the logits of the first new token (spec §1.7–1.9).
     /// `image` is `None` only for text-only prompts (no sentinels; our extension, §10.10).
-    pub fn prefill(&self, prompt: &Prompt, image: Option<(&Views, &ImageContext)>, vision: VisionOptions, cache: &mut KvCache, mut trace: Option<&mut Trace>) -> Result<Tensor<1>> {
+    pub fn prefill(
+        &self,
+        prompt: &Prompt,
+        image: Option<(&Views, &ImageContext)>,
+        vision: VisionOptions,
+        cache: &mut KvCache,
+        mut trace: Option<&mut Trace>,
+    ) -> Result<Tensor<1>> {
         let embedded = self.embed_prompt(prompt, image, vision, cache, trace.as_deref_mut())?;
         self.run_decoder(embedded, cache, trace)
     }
@@ -203,9 +249,10 @@ impl FusionModel {
     /// Image tokens a question puts in the sequence: all N, or the FUSION-L grid.
     fn image_tokens(&self, vision: VisionOptions) -> Result<usize> {
         match vision.reduced_side {
-            Some(m) if m == 0 || m > self.tower.side => {
-                Err(Error::invalid("reduced image tokens", format!("a {m}×{m} grid; it must be 1 to {} per side", self.tower.side)))
-            }
+            Some(m) if m == 0 || m > self.tower.side => Err(Error::invalid(
+                "reduced image tokens",
+                format!("a {m}×{m} grid; it must be 1 to {} per side", self.tower.side),
+            )),
             Some(m) => Ok(m * m),
             None => Ok(self.tower.patches()),
         }
@@ -214,7 +261,9 @@ impl FusionModel {
     /// Positions `prompt` takes in the decoder: its text, plus the image tokens and latents
     /// its sentinels stand for.
     pub fn sequence_len(&self, prompt: &Prompt, vision: VisionOptions) -> Result<usize> {
-        if let Some(bad) = prompt.ids.iter().find(|&&id| id < 0 && id != IMAGE_TOKEN_INDEX && id != LATENT_IMAGE_TOKEN_INDEX) {
+        if let Some(bad) =
+            prompt.ids.iter().find(|&&id| id < 0 && id != IMAGE_TOKEN_INDEX && id != LATENT_IMAGE_TOKEN_INDEX)
+        {
             return Err(Error::invalid("prompt", format!("unknown sentinel id {bad}")));
         }
         let sentinels = prompt.ids.iter().filter(|&&id| id < 0).count();
@@ -223,7 +272,14 @@ impl FusionModel {
 
     /// The first half of [`FusionModel::prefill`]: the question-guided vision, pooling and the
     /// assembled input sequence, so its cost can be timed on its own.
-    pub fn embed_prompt(&self, prompt: &Prompt, image: Option<(&Views, &ImageContext)>, vision: VisionOptions, cache: &KvCache, mut trace: Option<&mut Trace>) -> Result<Embedded> {
+    pub fn embed_prompt(
+        &self,
+        prompt: &Prompt,
+        image: Option<(&Views, &ImageContext)>,
+        vision: VisionOptions,
+        cache: &KvCache,
+        mut trace: Option<&mut Trace>,
+    ) -> Result<Embedded> {
         let gpu = &self.gpu;
         let latents = vision.latents;
         let sentinels: Vec<usize> = prompt.ids.iter().enumerate().filter(|(_, id)| **id < 0).map(|(i, _)| i).collect();
@@ -232,7 +288,12 @@ impl FusionModel {
         if cache.len() + expected > self.config.max_context() {
             return Err(Error::invalid(
                 "prompt",
-                format!("{} positions ({} cached + {expected} new) exceed the model's context of {}", cache.len() + expected, cache.len(), self.config.max_context()),
+                format!(
+                    "{} positions ({} cached + {expected} new) exceed the model's context of {}",
+                    cache.len() + expected,
+                    cache.len(),
+                    self.config.max_context()
+                ),
             ));
         }
         let mut pieces: Vec<Tensor<2>> = Vec::new();
@@ -256,7 +317,13 @@ impl FusionModel {
                 let w = self.config.window_size;
                 let grid_side = 2 * self.tower.side;
                 if side > grid_side || w * side > grid_side {
-                    return Err(Error::invalid("latents", format!("{latents} latents need a {}-wide context grid; the image grid is {grid_side} wide", w * side)));
+                    return Err(Error::invalid(
+                        "latents",
+                        format!(
+                            "{latents} latents need a {}-wide context grid; the image grid is {grid_side} wide",
+                            w * side
+                        ),
+                    ));
                 }
                 record(&mut trace, || "global_grid".into(), &image.grid);
                 let latent0 = adaptive_max_pool(image.grid.clone(), grid_side, side);
@@ -277,9 +344,17 @@ impl FusionModel {
                 text_run(&prompt.ids[second + 1..], &mut pieces, &mut len)?;
                 Some(context_windows(gpu, ctx, side, w))
             }
-            ([_, _], None) => return Err(Error::invalid("prompt", "the prompt has image placeholders but no image was given")),
+            ([_, _], None) => {
+                return Err(Error::invalid("prompt", "the prompt has image placeholders but no image was given"));
+            }
             (s, _) => {
-                return Err(Error::invalid("prompt", format!("{} image placeholders; a prompt holds exactly one image question (two placeholders)", s.len())));
+                return Err(Error::invalid(
+                    "prompt",
+                    format!(
+                        "{} image placeholders; a prompt holds exactly one image question (two placeholders)",
+                        s.len()
+                    ),
+                ));
             }
         };
         if len == 0 {
@@ -292,7 +367,12 @@ impl FusionModel {
 
     /// The second half of [`FusionModel::prefill`]: the decoder over the embedded prompt with
     /// the interaction layers, filling `cache`; returns the first new token's logits.
-    pub fn run_decoder(&self, embedded: Embedded, cache: &mut KvCache, mut trace: Option<&mut Trace>) -> Result<Tensor<1>> {
+    pub fn run_decoder(
+        &self,
+        embedded: Embedded,
+        cache: &mut KvCache,
+        mut trace: Option<&mut Trace>,
+    ) -> Result<Tensor<1>> {
         let gpu = &self.gpu;
         let d = self.config.hidden_size;
         let Embedded { mut x, len, latents, vision_pos, windows: context } = embedded;
@@ -301,7 +381,9 @@ impl FusionModel {
         for l in 0..self.decoder.depth() {
             x = self.decoder.layer(gpu, l, x, &step, cache)?;
             record(&mut trace, || format!("prefill.layer_{l}.out"), &x);
-            let (Some(k), Some(windows), Some(vp)) = (after.iter().position(|&a| a == l), &context, vision_pos) else { continue };
+            let (Some(k), Some(windows), Some(vp)) = (after.iter().position(|&a| a == l), &context, vision_pos) else {
+                continue;
+            };
             // Interaction k rewrites only the latent rows, conditioned on the last prompt
             // token's state at this depth (spec §5.2–5.3).
             let query_state = x.clone().slice([len - 1..len, 0..d]).reshape([d]);
@@ -349,7 +431,10 @@ impl FusionModel {
 
     fn decode_from(&self, token: Ids, cache: &mut KvCache) -> Result<Tensor<1>> {
         if cache.len() + 1 > self.config.max_context() {
-            return Err(Error::invalid("generation", format!("the context of {} positions is full", self.config.max_context())));
+            return Err(Error::invalid(
+                "generation",
+                format!("the context of {} positions is full", self.config.max_context()),
+            ));
         }
         let x = self.decoder.embed(&self.gpu, token)?;
         let logits = match self.decoder.kernels == Kernels::Fused && self.decode_graphs.load(Ordering::Relaxed) {

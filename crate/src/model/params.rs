@@ -18,7 +18,9 @@ use crate::quant::Int4Weight;
 pub enum WeightFormat {
     F32,
     /// Quantised at load time to the int4 group format with this group size.
-    Int4 { group: usize },
+    Int4 {
+        group: usize,
+    },
 }
 
 pub struct Params<'a> {
@@ -59,15 +61,26 @@ impl Params<'_> {
         if matches!(self.format, WeightFormat::Int4 { .. }) {
             if let Some(t) = self.source.upload(&name, DType::Int4, self.gpu)? {
                 if t.shape != [out_features, in_features] {
-                    return Err(Error::invalid(&name, format!("expected shape [{out_features}, {in_features}], the model has {:?}", t.shape)));
+                    return Err(Error::invalid(
+                        &name,
+                        format!("expected shape [{out_features}, {in_features}], the model has {:?}", t.shape),
+                    ));
                 }
-                let (Some(group), Some(scales)) = (t.group, t.scales) else { return Err(Error::invalid(&name, "int4 without scales")) };
+                let (Some(group), Some(scales)) = (t.group, t.scales) else {
+                    return Err(Error::invalid(&name, "int4 without scales"));
+                };
                 let weight = LinearWeight::Int4(Int4Matrix::from_gpu(out_features, in_features, group, t.data, scales));
                 return Ok(Linear { weight, bias, in_features, out_features });
             }
             if let Some(q) = self.source.int4(&name)? {
                 if (q.rows, q.cols) != (out_features, in_features) {
-                    return Err(Error::invalid(&name, format!("expected shape [{out_features}, {in_features}], the model has [{}, {}]", q.rows, q.cols)));
+                    return Err(Error::invalid(
+                        &name,
+                        format!(
+                            "expected shape [{out_features}, {in_features}], the model has [{}, {}]",
+                            q.rows, q.cols
+                        ),
+                    ));
                 }
                 let weight = LinearWeight::Int4(Int4Matrix::upload(self.gpu, &q));
                 return Ok(Linear { weight, bias, in_features, out_features });
@@ -78,7 +91,14 @@ impl Params<'_> {
     }
 
     /// A linear layer from a row-major `[out, in]` weight already on the host, in the load format.
-    pub fn linear_from(&self, name: &str, w: Vec<f32>, in_features: usize, out_features: usize, bias: Option<Tensor<1>>) -> Result<Linear> {
+    pub fn linear_from(
+        &self,
+        name: &str,
+        w: Vec<f32>,
+        in_features: usize,
+        out_features: usize,
+        bias: Option<Tensor<1>>,
+    ) -> Result<Linear> {
         let weight = match self.format {
             WeightFormat::F32 => return Ok(self.dense_from(w, in_features, out_features, bias)),
             WeightFormat::Int4 { group } => {
@@ -100,7 +120,10 @@ impl Params<'_> {
     pub fn embedding(&mut self, name: &str, vocab: usize, width: usize) -> Result<Embedding> {
         if let Some(t) = self.source.upload(name, DType::F16, self.gpu)? {
             if t.shape != [vocab, width] {
-                return Err(Error::invalid(name, format!("expected shape [{vocab}, {width}], the model has {:?}", t.shape)));
+                return Err(Error::invalid(
+                    name,
+                    format!("expected shape [{vocab}, {width}], the model has {:?}", t.shape),
+                ));
             }
             return Ok(Embedding::F16 { table: t.data, vocab, width });
         }

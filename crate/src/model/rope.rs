@@ -22,7 +22,10 @@ impl Rope {
             None => Self { inv_freq: default, scale: 1.0 },
             Some(RopeScaling::LongRope { short_factor, long_factor }) => {
                 if short_factor.len() != dim / 2 || long_factor.len() != dim / 2 {
-                    return Err(Error::invalid("config.json", format!("rope_scaling factor lists must have head_dim/2 = {} entries", dim / 2)));
+                    return Err(Error::invalid(
+                        "config.json",
+                        format!("rope_scaling factor lists must have head_dim/2 = {} entries", dim / 2),
+                    ));
                 }
                 // [§10.12] The context is capped at original_max_position_embeddings, so only the
                 // short factors are ever used.
@@ -32,7 +35,12 @@ impl Rope {
                 let inv_freq = (0..dim / 2).map(|i| 1.0 / (short_factor[i] * base.powf(exponent(i)))).collect();
                 Self { inv_freq, scale: scale as f32 }
             }
-            Some(RopeScaling::Llama3 { factor, low_freq_factor, high_freq_factor, original_max_position_embeddings }) => {
+            Some(RopeScaling::Llama3 {
+                factor,
+                low_freq_factor,
+                high_freq_factor,
+                original_max_position_embeddings,
+            }) => {
                 let old = *original_max_position_embeddings as f32;
                 let (low_wavelen, high_wavelen) = (old / low_freq_factor, old / high_freq_factor);
                 let inv_freq = default

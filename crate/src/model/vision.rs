@@ -83,25 +83,42 @@ pub struct VisionTower {
 impl VisionTower {
     /// Widths come from tensor shapes (§10.8); the head count from the tower config.
     pub fn load(p: &mut Params, kind: TowerKind, config: &VisionConfig) -> Result<Self> {
-        let shape = |p: &Params, name: &str| p.source.shape(name).ok_or_else(|| Error::invalid(name, "tensor missing from the checkpoint"));
+        let shape = |p: &Params, name: &str| {
+            p.source.shape(name).ok_or_else(|| Error::invalid(name, "tensor missing from the checkpoint"))
+        };
         let pos_name = weights::position_embedding();
-        let [n, width] = shape(p, &pos_name)?[..] else { return Err(Error::invalid(pos_name, "expected a 2-D tensor")) };
+        let [n, width] = shape(p, &pos_name)?[..] else {
+            return Err(Error::invalid(pos_name, "expected a 2-D tensor"));
+        };
         let patch_name = format!("{}.weight", weights::patch_embedding());
         let patch = match shape(p, &patch_name)?[..] {
             [c, 3, ph, pw] if c == width && ph == pw => ph,
-            ref s => return Err(Error::invalid(patch_name, format!("expected [{width}, 3, p, p], the checkpoint has {s:?}"))),
+            ref s => {
+                return Err(Error::invalid(
+                    patch_name,
+                    format!("expected [{width}, 3, p, p], the checkpoint has {s:?}"),
+                ));
+            }
         };
         let side = config.image_size / patch;
         if side * side != n {
-            return Err(Error::invalid(pos_name, format!("{n} positions do not make a square grid of {patch}-px patches over {} px", config.image_size)));
+            return Err(Error::invalid(
+                pos_name,
+                format!("{n} positions do not make a square grid of {patch}-px patches over {} px", config.image_size),
+            ));
         }
         let fc1_name = format!("{}.weight", weights::vision_layer(0, "mlp.fc1"));
         let intermediate = shape(p, &fc1_name)?[0];
-        let depth = (0..).take_while(|&l| p.source.shape(&format!("{}.weight", weights::vision_layer(l, "layer_norm1"))).is_some()).count();
+        let depth = (0..)
+            .take_while(|&l| p.source.shape(&format!("{}.weight", weights::vision_layer(l, "layer_norm1"))).is_some())
+            .count();
         if depth < 2 * kind.early_layers() {
             return Err(Error::invalid(
                 "vision tower",
-                format!("{depth} encoder layers; a {kind:?} tower needs at least {} for its feature connector", 2 * kind.early_layers()),
+                format!(
+                    "{depth} encoder layers; a {kind:?} tower needs at least {} for its feature connector",
+                    2 * kind.early_layers()
+                ),
             ));
         }
         let heads = config.num_attention_heads;
@@ -117,7 +134,9 @@ impl VisionTower {
         let layers = (0..depth)
             .map(|l| {
                 let name = |part: &str| weights::vision_layer(l, part);
-                let attn = |p: &mut Params, which: &str| p.linear(&name(&format!("self_attn.{which}_proj")), width, width, true);
+                let attn = |p: &mut Params, which: &str| {
+                    p.linear(&name(&format!("self_attn.{which}_proj")), width, width, true)
+                };
                 let (q, k, v) = (attn(p, "q")?, attn(p, "k")?, attn(p, "v")?);
                 Ok(VisionLayer {
                     ln1: p.layer_norm(&name("layer_norm1"), width, eps)?,
@@ -161,24 +180,39 @@ impl VisionTower {
     ///
     /// # Shapes
     /// `views`: `B` slices of `[3, size, size]` normalised pixels.
-    pub fn forward(&self, gpu: &Gpu, views: &[&[f32]], size: usize, question: Option<&Question>, mut trace: Option<&mut Trace>) -> Result<Tensor<3>> {
+    pub fn forward(
+        &self,
+        gpu: &Gpu,
+        views: &[&[f32]],
+        size: usize,
+        question: Option<&Question>,
+        mut trace: Option<&mut Trace>,
+    ) -> Result<Tensor<3>> {
         let (b, n, c) = (views.len(), self.patches(), self.width);
         if views.iter().any(|v| v.len() != 3 * size * size) || size < self.side * self.patch {
-            return Err(Error::shape("vision tower", format!("views must be [3, {size}, {size}] with size ≥ {}", self.side * self.patch)));
+            return Err(Error::shape(
+                "vision tower",
+                format!("views must be [3, {size}, {size}] with size ≥ {}", self.side * self.patch),
+            ));
         }
         if question.is_some() && b != 1 {
             return Err(Error::shape("vision tower", "a question guides exactly one view"));
         }
         let pp = 3 * self.patch * self.patch;
-        let pixels = Tensor::<2>::from_data(burn::tensor::TensorData::new(self.patchify(views, size), [b * n, pp]), gpu.device());
-        let patches = self.patch_embed.forward(gpu, pixels)?.reshape([b, n, c]) + self.position.clone().unsqueeze::<3>();
+        let pixels = Tensor::<2>::from_data(
+            burn::tensor::TensorData::new(self.patchify(views, size), [b * n, pp]),
+            gpu.device(),
+        );
+        let patches =
+            self.patch_embed.forward(gpu, pixels)?.reshape([b, n, c]) + self.position.clone().unsqueeze::<3>();
 
         // Question rows get no position embedding (spec §3.3).
         let (mut h, key_bias) = match question {
             Some(q) => {
                 let t = q.keep.len();
                 let h = Tensor::cat(vec![patches, q.states.clone().unsqueeze::<3>()], 1);
-                let bias: Vec<f32> = (0..n).map(|_| 0.0).chain(q.keep.iter().map(|&k| if k { 0.0 } else { f32::MIN })).collect();
+                let bias: Vec<f32> =
+                    (0..n).map(|_| 0.0).chain(q.keep.iter().map(|&k| if k { 0.0 } else { f32::MIN })).collect();
                 (h, Some(Tensor::<1>::from_data(burn::tensor::TensorData::new(bias, [n + t]), gpu.device())))
             }
             None => (patches, None),
@@ -216,7 +250,15 @@ impl VisionLayer {
     ///
     /// # Shapes
     /// `h [B, L, C] → [B, L, C]`; `key_bias [L]`.
-    fn forward(&self, gpu: &Gpu, attention: Kernels, h: Tensor<3>, heads: usize, key_bias: Option<Tensor<1>>, quirk_rows: Option<usize>) -> Result<Tensor<3>> {
+    fn forward(
+        &self,
+        gpu: &Gpu,
+        attention: Kernels,
+        h: Tensor<3>,
+        heads: usize,
+        key_bias: Option<Tensor<1>>,
+        quirk_rows: Option<usize>,
+    ) -> Result<Tensor<3>> {
         let [b, l, c] = h.dims();
         let hd = c / heads;
         let x = self.ln1.forward(h.clone());
@@ -226,7 +268,8 @@ impl VisionLayer {
         let rows = quirk_rows.unwrap_or(l);
         let flat = |t: Tensor<4>, len: usize| t.reshape([b * heads, len, hd]);
         let q = flat(q.slice([0..b, 0..heads, 0..rows]), rows);
-        let mut attn = attend(gpu, attention, q, flat(k, l), flat(v.clone(), l), l, Mask::Full, key_bias)?.reshape([b, heads, rows, hd]);
+        let mut attn = attend(gpu, attention, q, flat(k, l), flat(v.clone(), l), l, Mask::Full, key_bias)?
+            .reshape([b, heads, rows, hd]);
         if rows < l {
             let mean_v = v.mean_dim(2).expand([b, heads, l - rows, hd]);
             attn = Tensor::cat(vec![attn, mean_v], 2);
