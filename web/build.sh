@@ -8,7 +8,7 @@ source .ci/env.sh
 
 export RUSTC_BOOTSTRAP=1 CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER=wasm-ld-19
 # cdylib only here: native builds stay rlib and skip linking a shared library.
-PATH="/usr/bin:$PATH" cargo rustc --quiet --release --package fusion-vlm --lib \
+PATH="/usr/bin:$PATH" cargo rustc --quiet --timings --release --package fusion-vlm --lib \
     --target wasm32-unknown-unknown -Zbuild-std=std,panic_abort --crate-type cdylib
 # Without the `name` section (function names for stack traces): it was 25 of the module's 51 MB
 # (gzip: 5.5 MB → 4.3 MB), downloaded by every first visit and shipped in the npm package.

@@ -108,13 +108,6 @@ impl Engine {
             .map_err(js_error)
     }
 
-    /// The relative L2 error [`Engine::check_int4_matmul`] may show on this device: wider where
-    /// the GEMM multiplies in f16.
-    #[wasm_bindgen(js_name = int4MatmulTolerance)]
-    pub fn int4_matmul_tolerance(&self) -> f64 {
-        crate::kernels::int4_matmul::tolerance(self.gpu.capabilities().f16)
-    }
-
     /// The same check for fused attention: `heads` query heads over `kv_heads`, `rows` query
     /// rows against `keys` keys of width `head_dim` (followed by `spare` unused cache rows),
     /// causal or full with a padding bias.

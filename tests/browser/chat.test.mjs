@@ -58,8 +58,55 @@ function conversation(r) {
 const message = (r) =>
   pick(r, [() => ({ role: pick(r, ROLES), content: content(r) }), () => null, () => 'user: hi', () => ({ role: 'user' })])();
 
+// The test's own reading of OpenAI's message shapes, apart from web/src/chat.js: the parser's
+// error must name the first message at fault (malformed, an image outside a user message, an
+// assistant message before any user message), or, when none is, what is wrong with the
+// conversation as a whole.
+const isPart = (p) =>
+  (p?.type === 'text' && typeof p.text === 'string') ||
+  (p?.type === 'image_url' &&
+    ((typeof p.image_url === 'string' && p.image_url !== '') || (typeof p.image_url?.url === 'string' && p.image_url.url !== '')));
+const isMessage = (m) =>
+  m !== null &&
+  typeof m === 'object' &&
+  ['system', 'developer', 'user', 'assistant'].includes(m.role) &&
+  (typeof m.content === 'string' || (Array.isArray(m.content) && m.content.every(isPart)));
+const hasImage = (m) => Array.isArray(m.content) && m.content.some((p) => p?.type === 'image_url');
+const textOf = (m) =>
+  typeof m.content === 'string'
+    ? m.content
+    : m.content
+        .filter((p) => p.type === 'text')
+        .map((p) => p.text)
+        .join('\n');
+const atFault = (m, before) =>
+  !isMessage(m) || (m.role !== 'user' && hasImage(m)) || (m.role === 'assistant' && !before.some((p) => p.role === 'user'));
+
+function assertNamesTheFault(message, messages, where) {
+  const fail = (why) => assert.fail(`${where}: ${why}: ${JSON.stringify(message)} for ${JSON.stringify(messages)?.slice(0, 400)}`);
+  if (!Array.isArray(messages) || messages.length === 0) {
+    if (message !== 'messages must be a non-empty array') fail('not an array, or empty, yet the error says otherwise');
+    return;
+  }
+  const first = messages.findIndex((m, k) => atFault(m, messages.slice(0, k)));
+  if (first >= 0) {
+    if (!message.startsWith(`messages[${first}]`)) fail(`messages[${first}] is the first message at fault`);
+    return;
+  }
+  const chat = messages.filter((m) => m.role === 'user' || m.role === 'assistant');
+  if (chat.at(-1)?.role !== 'user') {
+    if (message !== 'the last message must come from the user') fail('the conversation ends with an assistant message');
+    return;
+  }
+  const question = chat
+    .slice(chat.findLastIndex((m) => m.role !== 'user') + 1)
+    .map(textOf)
+    .join('');
+  if (question.trim() !== '' || !message.startsWith('the last user message has no text')) fail('no message is at fault');
+}
+
 test(`${CASES} random chat histories: a well-formed request or a clear TypeError`, () => {
-  const seed = Date.now();
+  const seed = Number(process.env.FUSION_FUZZ_SEED ?? Date.now());
   const r = rng(seed);
   let accepted = 0;
   for (let i = 0; i < CASES; i++) {
@@ -74,7 +121,7 @@ test(`${CASES} random chat histories: a well-formed request or a clear TypeError
       out = toTurns(messages);
     } catch (e) {
       assert.ok(e instanceof TypeError, `seed ${seed} case ${i}: ${e?.constructor?.name}: ${e?.message}`);
-      assert.match(e.message, /messages|message|photo|question/, `seed ${seed} case ${i}: unclear: ${e.message}`);
+      assertNamesTheFault(e.message, messages, `seed ${seed} case ${i}`);
       continue;
     }
     accepted++;

@@ -69,3 +69,70 @@ export async function openPage(context, url) {
   await page.goto(url);
   return { page, log };
 }
+
+/**
+ * Samples the JS memory of `page` and of its workers every `ms` through the DevTools protocol:
+ * each one's V8 heap and the backing stores of its ArrayBuffers (where downloaded bytes sit;
+ * `performance.memory` counts neither those nor anything in a worker, which has none). Not a
+ * WebAssembly memory: `model.info.memory.wasmBytes` says that. Start it before the workers start;
+ * `await sampler.stop()` gives `{ pagePeakBytes, workerPeakBytes, workers, samples }`: the highest
+ * page figure, the highest sum over the workers in one sampling round, how many workers were
+ * seen, and how many rounds measured at least one.
+ */
+export async function sampleHeaps(context, page, ms = 20) {
+  const cdp = await context.newCDPSession(page);
+  const workers = new Set();
+  const pending = new Map();
+  let nextId = 0;
+  const bytesOf = (usage) => (usage ? usage.usedSize + usage.backingStorageSize : 0);
+  cdp.on('Target.attachedToTarget', (e) => e.targetInfo.type === 'worker' && workers.add(e.sessionId));
+  cdp.on('Target.receivedMessageFromTarget', (e) => {
+    const reply = JSON.parse(e.message);
+    pending.get(reply.id)?.resolve(bytesOf(reply.result));
+  });
+  // A worker that ends (unload() terminates it) never answers what was in flight: those read 0.
+  cdp.on('Target.detachedFromTarget', (e) => {
+    workers.delete(e.sessionId);
+    for (const p of pending.values()) if (p.sessionId === e.sessionId) p.resolve(0);
+  });
+  // Not flattened: the workers' replies come back as events of this session, which
+  // playwright-core's CDPSession can send and receive (it cannot address a child session).
+  await cdp.send('Target.setAutoAttach', { autoAttach: true, waitForDebuggerOnStart: false, flatten: false });
+  const workerBytes = (sessionId) =>
+    new Promise((resolve) => {
+      const id = ++nextId;
+      const done = (bytes) => {
+        pending.delete(id);
+        resolve(bytes);
+      };
+      pending.set(id, { sessionId, resolve: done });
+      const message = JSON.stringify({ id, method: 'Runtime.getHeapUsage' });
+      cdp.send('Target.sendMessageToTarget', { sessionId, message }).catch(() => done(0));
+    });
+  const peaks = { pagePeakBytes: 0, workerPeakBytes: 0, workers: 0, samples: 0 };
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      const sessions = [...workers];
+      const [page, ...each] = await Promise.all([cdp.send('Runtime.getHeapUsage').then(bytesOf, () => 0), ...sessions.map(workerBytes)]);
+      peaks.pagePeakBytes = Math.max(peaks.pagePeakBytes, page);
+      peaks.workers = Math.max(peaks.workers, sessions.length);
+      if (sessions.length > 0) {
+        peaks.workerPeakBytes = Math.max(
+          peaks.workerPeakBytes,
+          each.reduce((a, b) => a + b, 0),
+        );
+        peaks.samples++;
+      }
+      await new Promise((r) => setTimeout(r, ms));
+    }
+  })();
+  return {
+    async stop() {
+      running = false;
+      await loop;
+      await cdp.detach().catch(() => {});
+      return peaks;
+    },
+  };
+}

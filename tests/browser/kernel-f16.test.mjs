@@ -22,5 +22,5 @@ for (const [check, cases] of Object.entries(KERNELS))
     const seed = Math.floor(Math.random() * 2 ** 32);
     const errors = [];
     for (const args of cases) errors.push(await engine[check](...args, seed));
-    assertWithinTolerance(check, cases, errors, { matmulTolerance: engine.int4MatmulTolerance(), seed });
+    assertWithinTolerance(check, cases, errors, { f16: engine.capabilities().f16, seed });
   });

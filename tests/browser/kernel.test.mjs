@@ -41,16 +41,16 @@ test('the engine sees subgroups, asked for by device.js, and no shader-f16', asy
 for (const [check, cases] of Object.entries(KERNELS))
   test(`${check} in wasm on WebGPU matches the CPU reference`, async () => {
     const seed = Math.floor(Math.random() * 2 ** 32);
-    const { errors, matmulTolerance } = await page.evaluate(
+    const { errors, f16 } = await page.evaluate(
       async ({ check, cases, seed }) => {
         const wasm = await import('/pkg/fusion.js');
         await wasm.default();
         const engine = await wasm.Engine.create();
         const errors = [];
         for (const args of cases) errors.push(await engine[check](...args, seed));
-        return { errors, matmulTolerance: engine.int4MatmulTolerance() };
+        return { errors, f16: engine.capabilities().f16 };
       },
       { check, cases, seed },
     );
-    assertWithinTolerance(check, cases, errors, { matmulTolerance, seed, log });
+    assertWithinTolerance(check, cases, errors, { f16, seed, log });
   });

@@ -232,17 +232,21 @@ export async function ensureModel(manifestUrl, manifest, { newHasher, onProgress
   return { dir, hashedBytes };
 }
 
-/** Open every shard for synchronous reads: `read(file, offset, length) → Uint8Array`. */
+/** Open every shard for synchronous reads: `read(file, offset, length) → Uint8Array`, valid until the next read. */
 export async function openShards(dir, manifest) {
   const handles = new Map();
   for (const shard of manifest.shards) {
     handles.set(shard.file, await (await dir.getFileHandle(shard.file)).createSyncAccessHandle());
   }
+  // One buffer for every read, grown when a read is longer: the engine copies each read into
+  // wasm memory at once. A new array per read left the whole model in garbage ArrayBuffers for
+  // the collector while it loaded (tests/browser/memory.test.mjs measures the worker's).
+  let buf = new Uint8Array(0);
   return {
     read(file, offset, length) {
-      const buf = new Uint8Array(length);
-      const n = handles.get(file).read(buf, { at: offset });
-      return n === length ? buf : buf.subarray(0, n);
+      if (buf.length < length) buf = new Uint8Array(length);
+      const n = handles.get(file).read(buf.subarray(0, length), { at: offset });
+      return buf.subarray(0, n);
     },
     close() {
       for (const h of handles.values()) h.close();

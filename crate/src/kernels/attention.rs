@@ -295,7 +295,7 @@ pub async fn check_against_reference(
 
 #[cfg(test)]
 mod tests {
-    use super::{TILE_KEYS, WORKGROUP_FLOATS, decode_parts, many_rows_tiling};
+    use super::{DECODE_CHUNK, DECODE_WORKGROUP, TILE_KEYS, WORKGROUP_FLOATS, decode_parts, many_rows_tiling};
 
     #[test]
     fn many_rows_kernel_fits_workgroup_memory() {
@@ -307,23 +307,55 @@ mod tests {
             assert!((stage + TILE_KEYS * 8 + 64) * 4 <= WORKGROUP_FLOATS, "hd {hd}");
             // As few steps of S as with steps of 8 vec4s, each at most 8.
             assert!(per_step <= 8 && hd.div_ceil(4).div_ceil(per_step) == hd.div_ceil(32), "hd {hd}");
+            // V rows staged at a time: the most that fit where Q and K were, as a power of two
+            // dividing the tile (the shader's loop over a tile's keys).
             assert!(TILE_KEYS.is_multiple_of(value_rows) && value_rows * hd.div_ceil(4) <= stage, "hd {hd}");
+            let twice = 2 * value_rows;
+            assert!(
+                !(TILE_KEYS.is_multiple_of(twice) && twice * hd.div_ceil(4) <= stage),
+                "hd {hd}: {twice} V rows would fit too"
+            );
         }
-        let tiling = |hd| many_rows_tiling(hd).into_iter().map(|(_, v)| v).collect::<Vec<_>>();
-        assert_eq!(tiling(72), [72, 6, 16, 448]);
-        assert_eq!(tiling(96), [96, 8, 16, 576]);
-        assert_eq!(tiling(256), [256, 8, 8, 576]);
+    }
+
+    /// The decode shader's `var<workgroup>` arrays in floats, in declaration order with each
+    /// array at its element's alignment (vec4: 4 floats), as counted from
+    /// `shaders/attention_decode.wgsl` apart from `decode_parts`'s own sum.
+    fn decode_shader_floats(max_group: usize, hd: usize, parts: usize) -> usize {
+        let (wg, chunk) = (DECODE_WORKGROUP as usize, DECODE_CHUNK as usize);
+        let (q_group, dots, probs, top) = (max_group * hd, max_group * wg, max_group * chunk, max_group);
+        let outs = parts * max_group * hd;
+        (q_group + dots + probs + top).next_multiple_of(4) + outs + 1
     }
 
     #[test]
     fn decode_kernel_fits_workgroup_memory_or_steps_aside() {
-        // Phi-3.5 (group 1, 96 wide): 5 parts, one per 24 vec4s of 128 invocations; LLaMA-3.1
-        // (group 4, 128 wide): 4; group 8 of 128: 1; group 8 of 256, or odd widths: the
-        // many-rows kernel instead.
-        assert_eq!(decode_parts(1, 96), Some(5));
-        assert_eq!(decode_parts(4, 128), Some(4));
-        assert_eq!(decode_parts(8, 128), Some(1));
-        assert_eq!(decode_parts(8, 256), None);
-        assert_eq!(decode_parts(2, 9), None);
+        let wg = DECODE_WORKGROUP as usize;
+        for max_group in [1, 2, 4, 8] {
+            for hd in 1..=super::MAX_HEAD_DIM {
+                let fits = |parts: usize| {
+                    decode_shader_floats(max_group, hd, parts) <= WORKGROUP_FLOATS && parts * (hd / 4) <= wg
+                };
+                match decode_parts(max_group, hd) {
+                    // As many parts as fit: each part a vec4 of a value row per invocation.
+                    Some(parts) => {
+                        let parts = parts as usize;
+                        assert!(
+                            hd.is_multiple_of(4) && parts >= 1 && fits(parts),
+                            "group {max_group}, hd {hd}: {parts} parts do not fit"
+                        );
+                        assert!(!fits(parts + 1), "group {max_group}, hd {hd}: {} parts would fit too", parts + 1);
+                    }
+                    // The many-rows kernel takes it: not whole vec4s, or not even one part fits.
+                    None => assert!(
+                        !hd.is_multiple_of(4) || !fits(1),
+                        "group {max_group}, hd {hd}: the decode kernel would fit"
+                    ),
+                }
+            }
+        }
+        // The published shapes take the decode kernel: Phi-3.5 (group 1, 96 wide), LLaMA-3.1
+        // (group 4, 128 wide).
+        assert!(decode_parts(1, 96).is_some() && decode_parts(4, 128).is_some());
     }
 }

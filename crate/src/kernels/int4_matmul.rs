@@ -53,13 +53,6 @@ pub fn splits_for(m: usize, n: usize, k: usize) -> usize {
     TARGET_WORKGROUPS.div_ceil(blocks.max(1)).min(steps / MIN_STEPS_PER_SPLIT).max(1)
 }
 
-/// The relative L2 error the product may have against the CPU reference on the dequantised
-/// weights: f32 sums far under 1e-5; in f16, x and the weights each rounded to f16 (2^-11
-/// relative, ≈ 3e-4 in L2 each) and 16-product f16 sums.
-pub fn tolerance(f16: bool) -> f64 {
-    if f16 { 3e-3 } else { 1e-5 }
-}
-
 fn matmul(gpu: &Gpu, x: Tensor<2>, w: &Int4Matrix, f16: bool, splits: usize) -> Result<Tensor<2>> {
     const OP: &str = "int4_matmul";
     let (m, n) = (x.dims()[0], w.rows);

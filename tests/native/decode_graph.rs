@@ -4,10 +4,8 @@
 //! and a recording refused once its window was open, which costs one answer and nothing else.
 //! Also: weights loaded so that a recording never has to move them.
 
-mod common;
-
-use common::chat::{ask, engine, options, photo};
-use common::gpu;
+use crate::common::chat::{ask, engine, options, photo};
+use crate::common::gpu;
 use fusion::config::Backbone;
 use fusion::gpu::Gpu;
 use fusion::kernels::argmax::argmax;

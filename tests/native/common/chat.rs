@@ -1,8 +1,6 @@
 //! A tiny LLaMA-backbone engine and the steps of a conversation with it about a sample photo,
 //! for the conversation tests and the soak.
 
-use std::path::{Path, PathBuf};
-
 use fusion::Gpu;
 use fusion::config::Backbone;
 use fusion::engine::{AskOptions, Conversation, Engine, Photo};
@@ -22,7 +20,7 @@ pub fn engine(gpu: &Gpu, name: &str, context: usize) -> Engine {
 }
 
 pub fn views() -> Views {
-    let path: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/photos/waterview.jpg");
+    let path = super::test_file("photos/waterview.jpg");
     let (rgb, w, h) = fusion::image::decode(&std::fs::read(path).unwrap()).unwrap();
     Views::from_rgb(&rgb, w, h).unwrap()
 }

@@ -1,8 +1,6 @@
 //! `fusion ask` end to end on generated checkpoints, and bad input: each failure is a clear
 //! error that names the problem, exit code 1, never a panic.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -11,11 +9,11 @@ use fusion::testing::{TinySpec, write_tiny_checkpoint};
 use serde_json::json;
 
 fn photo(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/photos").join(name)
+    crate::common::test_file("photos").join(name)
 }
 
 fn checkpoint(name: &str, spec: TinySpec) -> PathBuf {
-    let dir = common::scratch(&format!("cli-{name}"));
+    let dir = crate::common::scratch(&format!("cli-{name}"));
     write_tiny_checkpoint(&dir, &spec).unwrap();
     dir
 }

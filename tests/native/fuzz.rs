@@ -2,8 +2,6 @@
 //! (`FUSION_FUZZ_ITERS`, default 2000) so it runs in CI: manifests, safetensors shards, photo
 //! bytes, tokenizer input. Every case must end in `Ok` or a clear `Err`: never a panic.
 
-mod common;
-
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
 
@@ -14,8 +12,18 @@ fn iterations() -> usize {
     std::env::var("FUSION_FUZZ_ITERS").ok().and_then(|v| v.parse().ok()).unwrap_or(2000)
 }
 
+/// `FUSION_FUZZ_SEED` to replay a failure, else a fresh seed from the clock; read once, so the
+/// seed a failure prints is the one its cases were drawn from.
 fn seed() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64)
+    std::env::var("FUSION_FUZZ_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64)
+    })
+}
+
+/// A seed and the generator it starts.
+fn seeded() -> (u64, SplitMix64) {
+    let seed = seed();
+    (seed, SplitMix64::new(seed))
 }
 
 /// Flip, insert, delete or truncate a few bytes.
@@ -38,12 +46,12 @@ fn mutate(rng: &mut SplitMix64, input: &[u8]) -> Vec<u8> {
 
 fn no_panic(what: &str, seed: u64, i: usize, f: impl FnOnce()) {
     if catch_unwind(AssertUnwindSafe(f)).is_err() {
-        panic!("{what}: case {i} of seed {seed} panicked");
+        panic!("{what}: case {i} of seed {seed} panicked (FUSION_FUZZ_SEED={seed} replays it)");
     }
 }
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = common::scratch(&format!("fuzz-{name}"));
+    let dir = crate::common::scratch(&format!("fuzz-{name}"));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
@@ -57,7 +65,7 @@ fn manifests_and_shards() {
     let manifest = std::fs::read(out.join("manifest.json")).unwrap();
     let shard = std::fs::read(src.join("model-00002-of-00002.safetensors")).unwrap();
     let header_len = 8 + u64::from_le_bytes(shard[..8].try_into().unwrap()) as usize;
-    let (s, mut rng) = (seed(), SplitMix64::new(seed()));
+    let (s, mut rng) = seeded();
     let target = scratch("mutated");
     for i in 0..iterations() {
         let m = mutate(&mut rng, &manifest);
@@ -84,8 +92,7 @@ fn manifests_and_shards() {
 
 #[test]
 fn photo_bytes() {
-    let jpeg = std::fs::read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/photos/extreme_ironing.jpg"))
-        .unwrap();
+    let jpeg = std::fs::read(crate::common::test_file("photos/extreme_ironing.jpg")).unwrap();
     // A PNG header claiming 20000×20000 pixels: refused by the size limit, never allocated.
     let mut huge = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
     huge.extend_from_slice(&20000u32.to_be_bytes());
@@ -95,7 +102,7 @@ fn photo_bytes() {
     assert!(fusion::image::decode(&[]).is_err());
     let e = fusion::image::decode(&b"GIF89a\x01\0\x01\0"[..]).expect_err("a truncated GIF is refused");
     assert!(e.to_string().contains("cannot decode the photo"), "{e}");
-    let (s, mut rng) = (seed(), SplitMix64::new(seed()));
+    let (s, mut rng) = seeded();
     for i in 0..iterations() / 10 {
         let m = mutate(&mut rng, &jpeg[..jpeg.len().min(4096)]);
         no_panic("image", s, i, || {
@@ -106,13 +113,12 @@ fn photo_bytes() {
     }
 }
 
-/// The same photo in encodings a browser or phone may hand us (made with Pillow from
-/// `shared/photos/waterview.jpg`, `tests/photos/`) decodes to (nearly) the same RGB pixels as
-/// its 8-bit PNG: 16 bits per channel, grayscale 16-bit, CMYK JPEG, and the first frame of
+/// The same photo in encodings a browser or phone may hand us (`tests/photos/`, made with
+/// Pillow from `waterview.jpg`) decodes to (nearly) the same RGB pixels as its 8-bit PNG: 16 bits per channel, grayscale 16-bit, CMYK JPEG, and the first frame of
 /// animated GIF, PNG and WebP.
 #[test]
 fn unusual_photo_encodings_decode_like_the_8_bit_photo() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/photos");
+    let dir = crate::common::test_file("photos");
     let read = |name: &str| {
         fusion::image::decode(&std::fs::read(dir.join(name)).unwrap()).unwrap_or_else(|e| panic!("{name}: {e}"))
     };
@@ -145,7 +151,7 @@ fn tokenizer_input() {
     let dir = scratch("tok");
     fusion::testing::write_tiny_checkpoint(&dir, &fusion::testing::TinySpec::new(Backbone::Phi)).unwrap();
     let t = fusion::tokenizer::Tokenizer::load(&dir, Backbone::Phi).unwrap();
-    let (s, mut rng) = (seed(), SplitMix64::new(seed()));
+    let (s, mut rng) = seeded();
     for i in 0..iterations() {
         let len = (rng.next_u64() % 300) as usize;
         let text: String = (0..len)

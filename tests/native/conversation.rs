@@ -2,12 +2,10 @@
 //! kept, a question that cannot fit refused clearly) and conversations that go on after their
 //! GPU device is lost. The 300-turn soak is `tests/soak.rs`, alone in its process.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::chat::{ask, engine, options, photo, views};
-use common::gpu;
+use crate::common::chat::{ask, engine, options, photo, views};
+use crate::common::gpu;
 use fusion::config::Backbone;
 use fusion::engine::{Answer, AskOptions, Conversation, Engine, Photo, StopReason};
 use fusion::generate::SamplingOptions;
@@ -438,7 +436,7 @@ fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
 #[test]
 fn a_lost_device_fails_its_answer_clearly_and_the_next_question_recovers() {
     // A converted model (int4 shards pinned by sha256), as the CLI and the browser load it.
-    let root = common::scratch("device-lost");
+    let root = crate::common::scratch("device-lost");
     let (src, dir) = (root.join("checkpoint"), root.join("converted"));
     write_tiny_checkpoint(&src, &TinySpec::new(Backbone::Phi)).unwrap();
     fusion::convert::convert(&src, &dir, &Default::default()).unwrap();

@@ -1,11 +1,9 @@
 //! The model against golden fixtures from the original reference implementation
-//! (`shared/fixtures/tiny-{phi,llama}`): every stage separately (vision hidden states,
+//! (`tests/fixtures/tiny-{phi,llama}`): every stage separately (vision hidden states,
 //! connector, image tokens, global grid, pooled latents and context, the assembled sequence,
 //! each decoder layer, each interaction), then 8 greedy steps with their logits; and each
 //! fixture converted to int4, against its dequantised and its original weights.
 //! Tolerance: relative L2 < 1e-4 in f32, exact ids (the fixtures' README).
-
-mod common;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -19,7 +17,7 @@ use safetensors::{Dtype, SafeTensors};
 const TOL: f64 = 1e-4;
 
 fn fixture_dir(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures").join(name);
+    let dir = crate::common::test_file("fixtures").join(name);
     assert!(dir.join("config.json").exists(), "golden fixture {} is missing", dir.display());
     dir
 }
@@ -70,7 +68,7 @@ fn read(trace: &Trace, name: &str) -> Vec<f32> {
 fn golden(name: &str, vision_layers: &[usize], attention: Kernels) {
     let dir = fixture_dir(name);
     let fx = Fixture::open(&dir);
-    let mut model = FusionModel::load(&dir, common::gpu(), WeightFormat::F32).unwrap();
+    let mut model = FusionModel::load(&dir, crate::common::gpu(), WeightFormat::F32).unwrap();
     model.set_kernels(attention);
 
     let (_, _, views) = fx.tensor("inputs", "views_rgb_u8");
@@ -218,7 +216,7 @@ fn int4_conversion_stays_close_to_f32(name: &str) {
 
     // The device's own kernels (f16 GEMMs on lavapipe) and WebGPU's baseline (SwiftShader's).
     let mut int4_prefill = Vec::new();
-    for gpu in [common::gpu().clone(), common::gpu().clone().baseline()] {
+    for gpu in [crate::common::gpu().clone(), crate::common::gpu().clone().baseline()] {
         let mut ids = Vec::new();
         let int4 = greedy_logits(
             &FusionModel::load(&out, &gpu, WeightFormat::Int4 { group: 32 }).unwrap(),
@@ -259,7 +257,7 @@ fn int4_conversion_stays_close_to_f32(name: &str) {
     }
 
     let f32_logits = greedy_logits(
-        &FusionModel::load(&dir, common::gpu(), WeightFormat::F32).unwrap(),
+        &FusionModel::load(&dir, crate::common::gpu(), WeightFormat::F32).unwrap(),
         &fx,
         1,
         |_, _| unreachable!(),

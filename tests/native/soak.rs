@@ -1,12 +1,15 @@
-//! 300 turns of one conversation about a photo, far past the context limit: GPU memory and the
-//! process's resident memory must stay flat. Alone in its own test binary, because RSS is the
+//! 150 turns of one conversation about a photo, far past the context limit: GPU memory and the
+//! process's resident memory must stay flat. Alone in a process of its own, because RSS is the
 //! whole process's: other tests running beside it on other threads (a model converted, a device
-//! renewed) would show in it as growth.
+//! renewed) would show in it as growth. The test runs this binary again for itself alone.
 
-mod common;
+use std::process::Command;
 
-use common::chat::{ask, engine, options, photo};
-use common::gpu;
+use crate::common::chat::{ask, engine, options, photo};
+use crate::common::gpu;
+
+/// Set in the process that runs the soak alone.
+const ALONE: &str = "FUSION_SOAK_ALONE";
 
 /// Theil–Sen slope of `ys` against their index: the median of the slopes between every two
 /// samples. A steady leak shows in every pair; a one-time step (the allocator reserving another
@@ -25,7 +28,16 @@ fn rss_bytes() -> f64 {
 
 #[test]
 fn three_hundred_turns_keep_memory_flat() {
-    let turns: usize = std::env::var("FUSION_SOAK_TURNS").ok().and_then(|v| v.parse().ok()).unwrap_or(300);
+    if std::env::var_os(ALONE).is_none() {
+        let status = Command::new(std::env::current_exe().unwrap())
+            .args(["soak::three_hundred_turns_keep_memory_flat", "--exact", "--nocapture", "--test-threads=1"])
+            .env(ALONE, "1")
+            .status()
+            .unwrap();
+        assert!(status.success(), "the soak failed in its own process: {status} (its output is above)");
+        return;
+    }
+    let turns: usize = std::env::var("FUSION_SOAK_TURNS").ok().and_then(|v| v.parse().ok()).unwrap_or(150);
     let engine = engine(gpu(), "soak", 3000);
     let photo = photo(&engine);
     let o = options(3);
