@@ -503,10 +503,10 @@ mod tests {
     /// The distribution a sampler should draw from, worked out here in f64 apart from the
     /// sampler's code: the logits penalised for `answer`, softmax at `temperature`, cut to the
     /// smallest most-likely prefix holding `top_p` of the mass, renormalised.
-    fn expected_distribution(logits: &[f64], answer: &[usize], o: &SamplingOptions) -> Vec<f64> {
+    fn expected_distribution(logits: &[f64], answer: &[u32], o: &SamplingOptions) -> Vec<f64> {
         let mut l = logits.to_vec();
         for (token, v) in l.iter_mut().enumerate() {
-            let count = answer.iter().filter(|&&t| t == token).count() as f64;
+            let count = answer.iter().filter(|&&t| t as usize == token).count() as f64;
             if count > 0.0 {
                 let r = o.repetition_penalty as f64;
                 *v = if *v > 0.0 { *v / r } else { *v * r }
@@ -549,26 +549,24 @@ mod tests {
     #[test]
     fn sampling_follows_the_softmax_after_penalties_temperature_and_top_p() {
         let logits = [2.0, 1.5, 1.0, 0.3, -0.5, -1.0];
-        let answer = [0, 0, 3];
         let penalties = SamplingOptions {
             repetition_penalty: 1.3,
             frequency_penalty: 0.4,
             presence_penalty: 0.2,
             ..Default::default()
         };
-        // (options, tokens the nucleus keeps, the chi-square 0.999 quantile for that many − 1)
-        let cases = [
-            (SamplingOptions { temperature: 0.7, top_p: 0.9, seed: 11, ..penalties.clone() }, 3, 13.82),
-            (SamplingOptions { temperature: 1.3, top_p: 1.0, seed: 12, ..penalties.clone() }, 6, 20.52),
-            (SamplingOptions { temperature: 1.0, top_p: 0.6, seed: 13, ..Default::default() }, 2, 10.83),
+        // (options, the answer's tokens so far, tokens the nucleus keeps, the chi-square 0.999
+        // quantile for that many − 1 degrees of freedom)
+        let cases: [(_, &[u32], _, _); 3] = [
+            (SamplingOptions { temperature: 0.7, top_p: 0.9, seed: 11, ..penalties.clone() }, &[0, 0, 3], 3, 13.82),
+            (SamplingOptions { temperature: 1.3, top_p: 1.0, seed: 12, ..penalties.clone() }, &[0, 0, 3], 6, 20.52),
+            (SamplingOptions { temperature: 1.0, top_p: 0.6, seed: 13, ..Default::default() }, &[], 2, 10.83),
         ];
-        for (o, kept, quantile) in cases {
-            let p = expected_distribution(&logits, if o.presence_penalty != 0.0 { &answer } else { &[] }, &o);
+        for (o, answer, kept, quantile) in cases {
+            let p = expected_distribution(&logits, answer, &o);
             assert_eq!(p.iter().filter(|&&p| p > 0.0).count(), kept, "{o:?}: the case's nucleus");
             let mut s = Sampler::new(o.clone());
-            if o.presence_penalty != 0.0 {
-                answer.iter().for_each(|&t| s.accept(t as u32));
-            }
+            answer.iter().for_each(|&t| s.accept(t));
             let mut counts = [0usize; 6];
             for _ in 0..30_000 {
                 let mut l = logits.map(|v| v as f32);
