@@ -19,6 +19,7 @@ use crate::manifest::{
     ALIGN, DType, FORMAT, FORMAT_VERSION, MAX_SHARD_BYTES, Manifest, Range, ShardEntry, TensorEntry,
 };
 use crate::quant::Int4Weight;
+use crate::tokenizer::{TOKENIZER_FILE, Tokenizer};
 use crate::weights;
 
 pub struct ConvertOptions {
@@ -143,10 +144,14 @@ pub fn convert(src: &Path, out: &Path, options: &ConvertOptions) -> Result<Manif
     let config_text =
         std::fs::read_to_string(src.join("config.json")).map_err(|e| Error::io(src.join("config.json"), e))?;
     let fusion = crate::config::FusionConfig::from_json(&config_text)?;
-    let tokenizer = match std::fs::read(src.join("tokenizer.json")) {
-        Ok(t) => Some(t),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(Error::io(src.join("tokenizer.json"), e)),
+    // The tokenizer first: a checkpoint whose tokenizer cannot be built is refused before
+    // gigabytes are converted. A slow one (Phi-3.5's) is written as one JSON file.
+    let tokenizer = Tokenizer::load(src, fusion.model_type)?;
+    let tokenizer_bytes = match tokenizer.file_name() {
+        TOKENIZER_FILE => {
+            std::fs::read(src.join(TOKENIZER_FILE)).map_err(|e| Error::io(src.join(TOKENIZER_FILE), e))?
+        }
+        _ => tokenizer.to_bytes()?,
     };
     let mut checkpoint = Checkpoint::open(src)?;
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
@@ -186,13 +191,12 @@ pub fn convert(src: &Path, out: &Path, options: &ConvertOptions) -> Result<Manif
         config: serde_json::from_str(&config_text).map_err(|e| Error::invalid("config.json", e.to_string()))?,
         vision_config: read_json(&src.join(&fusion.mm_vision_tower).join("config.json"))?,
         generation_config: read_json(&src.join("generation_config.json"))?,
-        tokenizer: tokenizer.is_some().then(|| "tokenizer.json".into()),
+        tokenizer: Some(tokenizer.file_name().into()),
         shards,
         tensors,
     };
-    if let Some(t) = tokenizer {
-        std::fs::write(out.join("tokenizer.json"), t).map_err(|e| Error::io(out.join("tokenizer.json"), e))?;
-    }
+    let tokenizer_path = out.join(tokenizer.file_name());
+    std::fs::write(&tokenizer_path, tokenizer_bytes).map_err(|e| Error::io(&tokenizer_path, e))?;
     let text = serde_json::to_string_pretty(&manifest).map_err(|e| Error::invalid("manifest.json", e.to_string()))?;
     std::fs::write(out.join("manifest.json"), text).map_err(|e| Error::io(out.join("manifest.json"), e))?;
     Ok(manifest)

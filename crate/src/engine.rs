@@ -2,7 +2,7 @@
 //! answers streamed token by token. The CLI and the wasm API both drive this.
 
 use crate::config::OneOrMany;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::generate::{Sampler, SamplingOptions, StopText, TokenLogprob};
 use crate::gpu::{now_ms, read_f32};
 use crate::image::Views;
@@ -114,13 +114,20 @@ impl Engine {
     #[cfg(not(target_family = "wasm"))]
     pub fn load(dir: &std::path::Path, gpu: &crate::Gpu, format: crate::model::WeightFormat) -> Result<Self> {
         let model = FusionModel::load(dir, gpu, format)?;
-        let tokenizer = Tokenizer::load(dir, model.config.model_type)?;
-        // A converted model carries it in its manifest (already verified by the model load:
-        // only the manifest is read here, not the shards again).
+        let backbone = model.config.model_type;
+        // A converted model names its tokenizer and carries its generation config in its
+        // manifest (already verified by the model load: only the manifest is read here).
         let manifest = dir.join("manifest.json");
-        let generation = match std::fs::read_to_string(&manifest) {
-            Ok(text) => crate::manifest::Manifest::from_json(&text)?.generation_config.map(|v| v.to_string()),
-            Err(_) => std::fs::read_to_string(dir.join("generation_config.json")).ok(),
+        let (tokenizer, generation) = match std::fs::read_to_string(&manifest) {
+            Ok(text) => {
+                let manifest = crate::manifest::Manifest::from_json(&text)?;
+                let path = dir.join(manifest.tokenizer.as_deref().unwrap_or(crate::tokenizer::TOKENIZER_FILE));
+                let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+                (Tokenizer::from_bytes(&bytes, backbone)?, manifest.generation_config.map(|v| v.to_string()))
+            }
+            Err(_) => {
+                (Tokenizer::load(dir, backbone)?, std::fs::read_to_string(dir.join("generation_config.json")).ok())
+            }
         };
         Self::new(model, tokenizer, generation.as_deref())
     }
@@ -206,10 +213,10 @@ impl Engine {
             }
         }
         conversation.photo_prompt = conversation.cache.len();
-        let mut ids = self.tokenizer.encode(&history[0].1, false)?;
+        let mut ids = self.tokenizer.continuation(&history[0].1)?;
         for (question, answer) in &later[dropped..] {
             ids.extend(self.tokenizer.follow_up(question)?);
-            ids.extend(self.tokenizer.encode(answer, false)?);
+            ids.extend(self.tokenizer.continuation(answer)?);
         }
         if !ids.is_empty() {
             let prompt = Prompt { ids: ids.into_iter().map(i64::from).collect(), instructs: Vec::new() };
@@ -242,9 +249,9 @@ impl Engine {
         let first = self
             .model
             .sequence_len(&self.first_prompt(photo, first_q, options)?, options.vision(&self.model.config))?
-            + self.tokenizer.encode(first_a, false)?.len();
+            + self.tokenizer.continuation(first_a)?.len();
         let turn = |q: &str, a: &str| -> Result<usize> {
-            Ok(self.tokenizer.follow_up(q)?.len() + self.tokenizer.encode(a, false)?.len())
+            Ok(self.tokenizer.follow_up(q)?.len() + self.tokenizer.continuation(a)?.len())
         };
         let ask = if question.is_empty() { 0 } else { turn(question, "")? }
             + ANSWER_ROOM.min(options.sampling.max_new_tokens);
@@ -480,7 +487,7 @@ impl Engine {
             if stop == StopReason::StopSequence || (stop == StopReason::Cancelled && text.holds_back()) {
                 cache.truncate(before);
                 let answer = text.shown().trim().to_owned();
-                let pending = self.tokenizer.encode(&answer, false)?;
+                let pending = self.tokenizer.continuation(&answer)?;
                 (answer, pending)
             } else {
                 // Text held back as a possible stop sequence's start is the answer's after all.

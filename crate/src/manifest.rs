@@ -62,7 +62,8 @@ pub struct Manifest {
     pub vision_config: Option<serde_json::Value>,
     #[serde(default)]
     pub generation_config: Option<serde_json::Value>,
-    /// `tokenizer.json` next to the manifest, when the checkpoint had one.
+    /// The tokenizer file next to the manifest (`tokenizer.json`, or the slow tokenizer's
+    /// `tokenizer.slow.json`).
     #[serde(default)]
     pub tokenizer: Option<String>,
     pub shards: Vec<ShardEntry>,

@@ -118,7 +118,8 @@ fn specials(backbone: Backbone) -> Vec<&'static str> {
     s
 }
 
-pub(crate) fn tokenizer_json(backbone: Backbone) -> serde_json::Value {
+/// A byte-level BPE `tokenizer.json` with the template's special tokens (no merges: one token per byte).
+pub fn tokenizer_json(backbone: Backbone) -> serde_json::Value {
     let map = crate::tokenizer::byte_level_chars();
     let vocab: serde_json::Map<String, serde_json::Value> =
         map.iter().enumerate().map(|(i, c)| (c.to_string(), json!(i))).collect();

@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use fusion::config::Backbone;
 use fusion::generate::argmax;
 use fusion::image::{Views, views_u8};
 use fusion::model::{FusionModel, Kernels, Prompt, Trace, VisionOptions, WeightFormat};
@@ -20,6 +21,26 @@ fn fixture_dir(name: &str) -> PathBuf {
     let dir = crate::common::test_file("fixtures").join(name);
     assert!(dir.join("config.json").exists(), "golden fixture {} is missing", dir.display());
     dir
+}
+
+/// A copy of fixture `dir` with a tokenizer, which `fusion convert` requires (the fixtures
+/// carry weights and reference outputs only, and stay as they were made).
+fn with_tokenizer(dir: &Path) -> PathBuf {
+    fn copy(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let path = entry.unwrap().path();
+            let target = to.join(path.file_name().unwrap());
+            if path.is_dir() { copy(&path, &target) } else { std::fs::copy(&path, &target).map(drop).unwrap() }
+        }
+    }
+    let name = dir.file_name().unwrap().to_string_lossy();
+    let copied = crate::common::scratch(&format!("checkpoint-{name}"));
+    copy(dir, &copied);
+    let config: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
+    let backbone = if config["model_type"] == "fusion_llama" { Backbone::Llama } else { Backbone::Phi };
+    std::fs::write(copied.join("tokenizer.json"), fusion::testing::tokenizer_json(backbone).to_string()).unwrap();
+    copied
 }
 
 struct Fixture {
@@ -207,7 +228,8 @@ fn int4_conversion_stays_close_to_f32(name: &str) {
     const STEPS: usize = 8;
     let dir = fixture_dir(name);
     let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("int4-{name}"));
-    let manifest = convert(&dir, &out, &ConvertOptions { group: 32, max_shard_bytes: 64 << 10 }).unwrap();
+    let options = ConvertOptions { group: 32, max_shard_bytes: 64 << 10 };
+    let manifest = convert(&with_tokenizer(&dir), &out, &options).unwrap();
     assert!(
         manifest.shards.len() > 3 && manifest.tensors.iter().any(|t| t.data.len() > 1),
         "small shards must split tensors"

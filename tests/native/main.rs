@@ -10,3 +10,4 @@ mod fuzz;
 mod golden;
 mod kernels;
 mod soak;
+mod tokenizers;

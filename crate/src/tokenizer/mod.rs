@@ -1,29 +1,57 @@
-//! The checkpoint's `tokenizer.json` through the `tokenizers` crate, FUSION's chat templates
-//! (`fusion/conversation.py`, spec §6.3) and the sentinel-splicing of `tokenizer_image_token`.
+//! The checkpoint's tokenizer, FUSION's chat templates (`fusion/conversation.py`, spec §6.3)
+//! and the sentinel-splicing of `tokenizer_image_token`.
+//!
+//! Two kinds of tokenizer, as the reference loads them: LLaMA-3.1's `tokenizer.json` through
+//! the `tokenizers` crate, and Phi-3.5's slow SentencePiece tokenizer ([`slow`]).
+
+mod sentencepiece;
+pub mod slow;
 
 use std::path::Path;
 
 use crate::config::Backbone;
 use crate::error::{Error, Result};
 use crate::model::{IMAGE_TOKEN_INDEX, LATENT_IMAGE_TOKEN_INDEX, Prompt};
+use slow::SlowTokenizer;
 use tokenizers::DecoderWrapper;
 
 const IMAGE: &str = "<image>";
+/// A converted model's tokenizer file: the checkpoint's `tokenizer.json`, or the slow
+/// tokenizer's own JSON.
+pub const TOKENIZER_FILE: &str = "tokenizer.json";
+pub const SLOW_TOKENIZER_FILE: &str = "tokenizer.slow.json";
 const LATENT: &str = "<latent_image>";
 
 pub struct Tokenizer {
-    inner: tokenizers::Tokenizer,
+    inner: Inner,
     backbone: Backbone,
-    /// Whether the vocabulary spells bytes as GPT-2's byte-level characters (LLaMA 3's), not
-    /// as SentencePiece pieces (Phi-3.5's).
-    byte_level: bool,
+}
+
+enum Inner {
+    /// A `tokenizer.json`; `byte_level`: whether the vocabulary spells bytes as GPT-2's
+    /// byte-level characters (LLaMA 3's), not as SentencePiece pieces.
+    Fast {
+        tokenizer: Box<tokenizers::Tokenizer>,
+        byte_level: bool,
+    },
+    Slow(Box<SlowTokenizer>),
 }
 
 const PHI_SYSTEM: &str = "You are a helpful AI assistant.";
 const LLAMA_SYSTEM: &str = "You are a helpful, highly intelligent language and vision assistant. You are able to understand the visual content that the user provides, and assist the user with a variety of tasks using natural language. Whenever an image is present in the conversation, very carefully examine it and consider its content when formulating your response.";
 
 impl Tokenizer {
+    /// A tokenizer file: a `tokenizer.json`, or the slow tokenizer's JSON that `fusion convert`
+    /// writes ([`SlowTokenizer::to_json`]).
     pub fn from_bytes(json: &[u8], backbone: Backbone) -> Result<Self> {
+        #[derive(serde::Deserialize)]
+        struct Format {
+            format: Option<String>,
+        }
+        let format = serde_json::from_slice::<Format>(json).map_err(|e| Error::invalid("tokenizer", e.to_string()))?;
+        if format.format.as_deref() == Some(slow::FORMAT) {
+            return Ok(Self { inner: Inner::Slow(Box::new(SlowTokenizer::from_json(json)?)), backbone });
+        }
         let inner =
             tokenizers::Tokenizer::from_bytes(json).map_err(|e| Error::invalid("tokenizer.json", e.to_string()))?;
         let byte_level = |d: &DecoderWrapper| matches!(d, DecoderWrapper::ByteLevel(_));
@@ -32,21 +60,70 @@ impl Tokenizer {
             Some(d) => byte_level(d),
             None => false,
         };
-        Ok(Self { inner, backbone, byte_level })
+        Ok(Self { inner: Inner::Fast { tokenizer: Box::new(inner), byte_level }, backbone })
     }
 
+    /// The tokenizer of a checkpoint or converted model folder.
+    ///
+    /// [OPEN §10.6, decided] When the folder holds both a slow tokenizer (`tokenizer.model`
+    /// with a `tokenizer_config.json` naming `LlamaTokenizer`) and a `tokenizer.json`, the slow
+    /// one is used: the reference loads `use_fast=False`, and the fast file's ids can differ.
     pub fn load(dir: &Path, backbone: Backbone) -> Result<Self> {
-        let path = dir.join("tokenizer.json");
+        if SlowTokenizer::present(dir)? {
+            return Ok(Self { inner: Inner::Slow(Box::new(SlowTokenizer::load(dir)?)), backbone });
+        }
+        let path = dir.join(TOKENIZER_FILE);
         Self::from_bytes(&std::fs::read(&path).map_err(|e| Error::io(&path, e))?, backbone)
     }
 
+    /// The file this tokenizer is written to in a converted model (its manifest names it).
+    pub fn file_name(&self) -> &'static str {
+        match self.inner {
+            Inner::Fast { .. } => TOKENIZER_FILE,
+            Inner::Slow(_) => SLOW_TOKENIZER_FILE,
+        }
+    }
+
+    /// The tokenizer as one file's bytes, for [`Self::from_bytes`].
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        match &self.inner {
+            Inner::Fast { tokenizer, .. } => tokenizer
+                .to_string(false)
+                .map(String::into_bytes)
+                .map_err(|e| Error::invalid("tokenizer", e.to_string())),
+            Inner::Slow(t) => t.to_json().map(String::into_bytes),
+        }
+    }
+
+    /// The ids of a whole text, with the tokenizer's BOS (and EOS) when `special`.
     pub fn encode(&self, text: &str, special: bool) -> Result<Vec<u32>> {
-        Ok(self.inner.encode(text, special).map_err(|e| Error::invalid("tokenizer", e.to_string()))?.get_ids().to_vec())
+        match &self.inner {
+            Inner::Fast { tokenizer, .. } => Ok(tokenizer
+                .encode(text, special)
+                .map_err(|e| Error::invalid("tokenizer", e.to_string()))?
+                .get_ids()
+                .to_vec()),
+            Inner::Slow(t) => Ok(t.encode(text, special)),
+        }
+    }
+
+    /// The ids of text that goes on from a turn marker of the template (an answer, a
+    /// follow-up's turn), as the reference's ids of the whole conversation hold them.
+    pub fn continuation(&self, text: &str) -> Result<Vec<u32>> {
+        match &self.inner {
+            Inner::Fast { .. } => self.encode(text, false),
+            Inner::Slow(t) => Ok(t.continuation(text)),
+        }
     }
 
     /// Text of generated ids, special tokens skipped (`skip_special_tokens=True`).
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
-        self.inner.decode(ids, true).map_err(|e| Error::invalid("tokenizer", e.to_string()))
+        match &self.inner {
+            Inner::Fast { tokenizer, .. } => {
+                tokenizer.decode(ids, true).map_err(|e| Error::invalid("tokenizer", e.to_string()))
+            }
+            Inner::Slow(t) => Ok(t.decode(ids)),
+        }
     }
 
     /// New text of an answer as its ids arrive ([`TextStream`]).
@@ -55,7 +132,10 @@ impl Tokenizer {
     }
 
     pub fn token_id(&self, token: &str) -> Option<u32> {
-        self.inner.token_to_id(token)
+        match &self.inner {
+            Inner::Fast { tokenizer, .. } => tokenizer.token_to_id(token),
+            Inner::Slow(t) => t.token_id(token),
+        }
     }
 
     /// The bytes token `id` puts in the text (OpenAI's `logprobs[].bytes`; a token may hold
@@ -63,8 +143,12 @@ impl Tokenizer {
     /// a SentencePiece piece's `▁` as a space and `<0xNN>` as byte NN, a special token's text.
     /// Empty for an id outside the vocabulary.
     pub fn token_bytes(&self, id: u32) -> Vec<u8> {
-        let Some(piece) = self.inner.id_to_token(id) else { return Vec::new() };
-        if self.byte_level {
+        let (tokenizer, byte_level) = match &self.inner {
+            Inner::Fast { tokenizer, byte_level } => (tokenizer, *byte_level),
+            Inner::Slow(t) => return t.token_bytes(id),
+        };
+        let Some(piece) = tokenizer.id_to_token(id) else { return Vec::new() };
+        if byte_level {
             let chars = byte_level_chars();
             // A special token spelled outside the byte alphabet stands for its own text.
             return piece
@@ -122,7 +206,7 @@ impl Tokenizer {
                 "<|eot_id|><|start_header_id|>user<|end_header_id|>\n\n{question}<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"
             ),
         };
-        self.encode(&text, false)
+        self.continuation(&text)
     }
 
     /// The end-of-turn token of the chat template, when the vocabulary has it.
@@ -178,10 +262,9 @@ impl Tokenizer {
         Ok(Prompt { ids: ids.into_iter().map(i64::from).collect(), instructs: Vec::new() })
     }
 
-    /// The token the tokenizer's post-processor puts first (BOS), if any.
+    /// The token the tokenizer puts first (BOS), if any.
     fn bos_id(&self) -> Option<u32> {
-        let probe = self.inner.encode("", true).ok()?;
-        probe.get_ids().first().copied()
+        self.encode("", true).ok()?.first().copied()
     }
 }
 
