@@ -141,11 +141,43 @@ fn read_json(path: &Path) -> Result<Option<serde_json::Value>> {
 
 /// Convert `src` (a Hugging Face FUSION checkpoint) into `out`.
 pub fn convert(src: &Path, out: &Path, options: &ConvertOptions) -> Result<Manifest> {
+    convert_with_progress(src, out, options, &mut |_| {})
+}
+
+/// How far a conversion is: the tensor just written, and the source bytes read so far.
+pub struct Progress<'a> {
+    pub tensor: &'a str,
+    pub done_bytes: u64,
+    pub total_bytes: u64,
+}
+
+/// [`convert`], calling `progress` after each tensor. The whole checkpoint is checked first
+/// ([`crate::check`]: config, every tensor and shape, the shards whole, the tokenizer, the room
+/// on the output's disk); any problem fails the conversion before anything is written, with
+/// every problem named.
+pub fn convert_with_progress(
+    src: &Path,
+    out: &Path,
+    options: &ConvertOptions,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Manifest> {
+    let report = crate::check::check(src);
+    if report.folder == crate::check::Folder::Converted {
+        return Err(Error::invalid(
+            src.display().to_string(),
+            "this is a converted model already (it has manifest.json)",
+        ));
+    }
+    if !report.ok() {
+        return Err(Error::invalid(
+            src.display().to_string(),
+            format!("not converted, nothing written:\n  - {}", report.problems.join("\n  - ")),
+        ));
+    }
+    check_room(out, report.int4_bytes)?;
     let config_text =
         std::fs::read_to_string(src.join("config.json")).map_err(|e| Error::io(src.join("config.json"), e))?;
     let fusion = crate::config::FusionConfig::from_json(&config_text)?;
-    // The tokenizer first: a checkpoint whose tokenizer cannot be built is refused before
-    // gigabytes are converted. A slow one (Phi-3.5's) is written as one JSON file.
     let tokenizer = Tokenizer::load(src, fusion.model_type)?;
     let tokenizer_bytes = match tokenizer.file_name() {
         TOKENIZER_FILE => {
@@ -157,6 +189,9 @@ pub fn convert(src: &Path, out: &Path, options: &ConvertOptions) -> Result<Manif
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let mut names: Vec<String> = checkpoint.names().map(str::to_owned).collect();
     names.sort();
+    let numel = |shape: &[usize]| shape.iter().map(|&d| d as u64).product::<u64>();
+    let total_bytes = names.iter().filter_map(|n| checkpoint.shape(n)).map(|s| numel(&s)).sum();
+    let mut done_bytes = 0;
 
     let mut shards = Shards::new(out, options.max_shard_bytes);
     let mut tensors = Vec::with_capacity(names.len());
@@ -181,6 +216,8 @@ pub fn convert(src: &Path, out: &Path, options: &ConvertOptions) -> Result<Manif
             }
             DType::F32 => shards.tensor(name, t.shape, dtype, bytemuck::cast_slice(&t.data), None)?,
         };
+        done_bytes += numel(&entry.shape);
+        progress(Progress { tensor: &entry.name, done_bytes, total_bytes });
         tensors.push(entry);
     }
     let shards = shards.finish()?;
@@ -200,4 +237,26 @@ pub fn convert(src: &Path, out: &Path, options: &ConvertOptions) -> Result<Manif
     let text = serde_json::to_string_pretty(&manifest).map_err(|e| Error::invalid("manifest.json", e.to_string()))?;
     std::fs::write(out.join("manifest.json"), text).map_err(|e| Error::io(out.join("manifest.json"), e))?;
     Ok(manifest)
+}
+
+/// Refuse to start a conversion that would fill the output's disk (`needed` bytes, with 1 %
+/// to spare); where the free space cannot be read, convert anyway.
+fn check_room(out: &Path, needed: u64) -> Result<()> {
+    #[cfg(unix)]
+    {
+        // The output folder may not exist yet: ask about the nearest one that does.
+        let existing = out.ancestors().find(|p| p.exists()).unwrap_or(Path::new("."));
+        if let Ok(stat) = rustix::fs::statvfs(existing) {
+            let free = stat.f_bavail.saturating_mul(stat.f_frsize);
+            let needed = needed + needed / 100;
+            if free < needed {
+                return Err(Error::invalid(
+                    out.display().to_string(),
+                    format!("the converted model needs {needed} bytes; the disk has {free} free (nothing written)"),
+                ));
+            }
+        }
+    }
+    let _ = (out, needed);
+    Ok(())
 }

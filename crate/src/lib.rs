@@ -8,6 +8,8 @@
 
 #[cfg(not(target_family = "wasm"))]
 pub mod bench;
+#[cfg(not(target_family = "wasm"))]
+pub mod check;
 pub mod config;
 #[cfg(not(target_family = "wasm"))]
 pub mod convert;

@@ -148,6 +148,16 @@ struct IndexFile {
 
 impl Checkpoint {
     pub fn open(dir: &Path) -> Result<Self> {
+        let (shards, problems) = Self::scan(dir)?;
+        match problems.into_iter().next() {
+            Some(e) => Err(e),
+            None => Ok(shards),
+        }
+    }
+
+    /// Open every shard the folder lists; the shards that cannot be read are left out and
+    /// their errors returned beside the rest (`fusion check` reports them all at once).
+    pub fn scan(dir: &Path) -> Result<(Self, Vec<Error>)> {
         let index_path = dir.join("model.safetensors.index.json");
         let files: Vec<String> = if index_path.exists() {
             let text = std::fs::read_to_string(&index_path).map_err(|e| Error::io(&index_path, e))?;
@@ -167,20 +177,25 @@ impl Checkpoint {
         };
         let mut shards = Vec::with_capacity(files.len());
         let mut index = HashMap::new();
-        for (i, file) in files.iter().enumerate() {
+        let mut problems = Vec::new();
+        for file in &files {
             if file.contains('/') || file.contains("..") {
                 return Err(Error::invalid(
                     index_path.display().to_string(),
                     format!("shard name `{file}` leaves the checkpoint folder"),
                 ));
             }
-            let shard = Shard::open(&dir.join(file))?;
-            for name in shard.entries.keys() {
-                index.insert(name.clone(), i);
+            match Shard::open(&dir.join(file)) {
+                Ok(shard) => {
+                    for name in shard.entries.keys() {
+                        index.insert(name.clone(), shards.len());
+                    }
+                    shards.push(shard);
+                }
+                Err(e) => problems.push(e),
             }
-            shards.push(shard);
         }
-        Ok(Self { shards, index })
+        Ok((Self { shards, index }, problems))
     }
 
     pub fn names(&self) -> impl Iterator<Item = &str> {

@@ -153,7 +153,7 @@ fn weights_fill_the_memory_they_reserve() {
         let gpu = Gpu::noop().unwrap();
         let ((in_use, reserved), persistent) = (gpu.memory(), gpu.persistent_bytes());
         let spec = TinySpec {
-            decoder: DecoderDims { width: 512, heads: 8, kv_heads: 2, intermediate: 1536, layers: 5 },
+            decoder: DecoderDims { width: 512, heads: 8, kv_heads: 2, intermediate: 1536, layers: 5, head_dim: None },
             ..TinySpec::new(backbone)
         };
         let mut source = RandomModel::new(&spec, 32).unwrap();

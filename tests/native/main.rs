@@ -9,5 +9,6 @@ mod decode_graph;
 mod fuzz;
 mod golden;
 mod kernels;
+mod published;
 mod soak;
 mod tokenizers;

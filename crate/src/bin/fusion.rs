@@ -99,6 +99,19 @@ enum Command {
         /// with random weights, for memory and speed tests.
         #[arg(long)]
         large: bool,
+        /// What the published repository holds (FUSION[-X]-Phi3.5-3B, FUSION[-X]-LLaMA3.1-8B):
+        /// every key at the real layer counts, the full config with the tower as a hub id, bf16
+        /// shards, the tokenizer files it ships; tiny widths.
+        #[arg(long, conflicts_with_all = ["large", "context"])]
+        published: bool,
+    },
+    /// Say what a checkpoint or converted model folder is (variant, tower, parameters, int4
+    /// size, GPU memory) and every problem with it, without a GPU; exits 1 on a problem.
+    Check {
+        dir: PathBuf,
+        /// The context to size the GPU memory for (default: the model's own).
+        #[arg(long)]
+        context: Option<usize>,
     },
     /// Convert a Hugging Face checkpoint to int4 shards (≤ 256 MB) and a manifest.
     Convert {
@@ -273,19 +286,31 @@ fn run(cli: Cli) -> Result<()> {
                 n => Err(Error::Execution(format!("{n} question(s) went unanswered: the GPU device was lost"))),
             }
         }
-        Command::Tiny { out, backbone, siglip2, seed, context, large } => {
+        Command::Check { dir, context } => {
+            let report = fusion::check::check(&dir);
+            print!("{report}");
+            if let (Some(context), Some(bytes)) = (context, context.and_then(|c| report.gpu_bytes(c))) {
+                println!("GPU memory at a {context}-position context: {:.2} GB + working buffers", bytes as f64 / 1e9);
+            }
+            if report.ok() {
+                Ok(())
+            } else {
+                Err(Error::invalid(dir.display().to_string(), "the model folder has problems (listed above)"))
+            }
+        }
+        Command::Tiny { out, backbone, siglip2, seed, context, large, published } => {
             let backbone = match backbone {
                 TinyBackbone::Phi => Backbone::Phi,
                 TinyBackbone::Llama => Backbone::Llama,
             };
             let config_overrides =
                 context.map_or(serde_json::json!({}), |c| serde_json::json!({ "tokenizer_model_max_length": c }));
-            let spec = fusion::testing::TinySpec {
-                siglip2,
-                seed,
-                config_overrides,
-                ..fusion::testing::TinySpec::new(backbone)
+            let base = if published {
+                fusion::testing::TinySpec::published(backbone, siglip2)
+            } else {
+                fusion::testing::TinySpec::new(backbone)
             };
+            let spec = fusion::testing::TinySpec { siglip2, seed, config_overrides, ..base };
             if large {
                 let spec = fusion::testing::TinySpec { decoder: fusion::testing::DecoderDims::LARGE, ..spec };
                 fusion::testing::write_random_int4(&out, &spec, 32)?;
@@ -301,7 +326,17 @@ fn run(cli: Cli) -> Result<()> {
         }),
         Command::Convert { src, out, group } => {
             let options = fusion::convert::ConvertOptions { group, ..Default::default() };
-            let m = fusion::convert::convert(&src, &out, &options)?;
+            // On a terminal, a bar over the source's weights; nothing when stderr is not one.
+            let bar = indicatif::ProgressBar::new(0).with_style(
+                indicatif::ProgressStyle::with_template("{bar:40} {percent:>3}% {msg} (ETA {eta})")
+                    .map_err(|e| Error::invalid("progress bar", e.to_string()))?,
+            );
+            let m = fusion::convert::convert_with_progress(&src, &out, &options, &mut |p| {
+                bar.set_length(p.total_bytes);
+                bar.set_position(p.done_bytes);
+                bar.set_message(p.tensor.to_owned());
+            })?;
+            bar.finish_and_clear();
             let bytes: u64 = m.shards.iter().map(|s| s.bytes).sum();
             println!(
                 "wrote {} tensors in {} shards ({:.1} MB) to {}",

@@ -83,23 +83,9 @@ pub struct VisionTower {
 impl VisionTower {
     /// Widths come from tensor shapes (§10.8); the head count from the tower config.
     pub fn load(p: &mut Params, kind: TowerKind, config: &VisionConfig) -> Result<Self> {
-        let shape = |p: &Params, name: &str| {
-            p.source.shape(name).ok_or_else(|| Error::invalid(name, "tensor missing from the checkpoint"))
-        };
-        let pos_name = weights::position_embedding();
-        let [n, width] = shape(p, &pos_name)?[..] else {
-            return Err(Error::invalid(pos_name, "expected a 2-D tensor"));
-        };
-        let patch_name = format!("{}.weight", weights::patch_embedding());
-        let patch = match shape(p, &patch_name)?[..] {
-            [c, 3, ph, pw] if c == width && ph == pw => ph,
-            ref s => {
-                return Err(Error::invalid(
-                    patch_name,
-                    format!("expected [{width}, 3, p, p], the checkpoint has {s:?}"),
-                ));
-            }
-        };
+        let weights::TowerShape { width, intermediate, patch, positions: n, layers: depth } =
+            weights::TowerShape::from_shapes(|name| p.source.shape(name))?;
+        let (pos_name, patch_name) = (weights::position_embedding(), format!("{}.weight", weights::patch_embedding()));
         let side = config.image_size / patch;
         if side * side != n {
             return Err(Error::invalid(
@@ -107,11 +93,6 @@ impl VisionTower {
                 format!("{n} positions do not make a square grid of {patch}-px patches over {} px", config.image_size),
             ));
         }
-        let fc1_name = format!("{}.weight", weights::vision_layer(0, "mlp.fc1"));
-        let intermediate = shape(p, &fc1_name)?[0];
-        let depth = (0..)
-            .take_while(|&l| p.source.shape(&format!("{}.weight", weights::vision_layer(l, "layer_norm1"))).is_some())
-            .count();
         if depth < 2 * kind.early_layers() {
             return Err(Error::invalid(
                 "vision tower",
