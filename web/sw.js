@@ -2,7 +2,7 @@
 // with the network off; other same-origin requests (a model's manifest.json and tokenizer.json)
 // go to the network first and fall back to the last copy. Model shards are never cached here:
 // the engine keeps its verified copy in OPFS (web/src/cache.js), once.
-const CACHE = 'fusion-shell-v2';
+const CACHE = 'fusion-shell-v3';
 const SHELL = [
   '/demo/',
   '/demo/index.html',
@@ -16,6 +16,7 @@ const SHELL = [
   '/src/cache.js',
   '/src/protocol.js',
   '/src/device.js',
+  '/src/photo.js',
   '/pkg/fusion.js',
   '/pkg/fusion_bg.wasm',
 ];

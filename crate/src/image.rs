@@ -69,22 +69,67 @@ pub fn views_u8(rgb: &[u8], width: usize, height: usize) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// Decode a photo file's bytes to RGB (natively; the browser decodes with `createImageBitmap`).
+/// Decode a photo file's bytes to RGB (natively; the browser decodes with `createImageBitmap`),
+/// the way a person sees it: turned by its EXIF orientation, as browsers show it and
+/// `createImageBitmap` decodes it by default (a phone stores a portrait photo as landscape
+/// pixels and orientation 6). A JPEG cut short is refused ([`jpeg_is_whole`]): decoders fill
+/// the missing part with gray and say nothing.
 #[cfg(not(target_family = "wasm"))]
 pub fn decode(bytes: &[u8]) -> Result<(Vec<u8>, usize, usize)> {
-    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+    use image::ImageDecoder;
+    let reader = image::ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| Error::invalid("image", e.to_string()))?;
+    if reader.format() == Some(image::ImageFormat::Jpeg) && !jpeg_is_whole(bytes) {
+        return Err(Error::invalid("image", "cannot decode the photo: the JPEG file is truncated"));
+    }
+    let cannot = |e: image::ImageError| Error::invalid("image", format!("cannot decode the photo: {e}"));
+    let mut decoder = reader.into_decoder().map_err(cannot)?;
     // A 20000×20000 photo would need 1.2 GB as RGB: refuse what no phone camera makes.
     let mut limits = image::Limits::default();
     limits.max_image_width = Some(MAX_SIDE as u32);
     limits.max_image_height = Some(MAX_SIDE as u32);
     limits.max_alloc = Some(512 << 20);
-    reader.limits(limits);
-    let img = reader.decode().map_err(|e| Error::invalid("image", format!("cannot decode the photo: {e}")))?;
+    decoder.set_limits(limits).map_err(cannot)?;
+    let orientation = decoder.orientation().map_err(cannot)?;
+    let mut img = image::DynamicImage::from_decoder(decoder).map_err(cannot)?;
+    img.apply_orientation(orientation);
     let rgb = img.to_rgb8();
     let (w, h) = (rgb.width() as usize, rgb.height() as usize);
     Ok((rgb.into_raw(), w, h))
+}
+
+/// Whether a JPEG file reaches its end-of-image marker: its segments are walked by their
+/// lengths (so an EXIF thumbnail's own markers are skipped) and each scan's entropy-coded data
+/// to the next marker. Data after the end (some phones append their own) is allowed. The
+/// browser package runs the same walk before decoding (`web/src/photo.js`).
+pub fn jpeg_is_whole(bytes: &[u8]) -> bool {
+    let mut at = 2; // past SOI
+    while at + 1 < bytes.len() {
+        if bytes[at] != 0xFF {
+            return false;
+        }
+        let marker = bytes[at + 1];
+        match marker {
+            0xD9 => return true,
+            // Fill bytes, and markers without a length (RSTn, a stray SOI).
+            0xFF => at += 1,
+            0x01 | 0xD0..=0xD8 => at += 2,
+            _ => {
+                let Some(len) = bytes.get(at + 2..at + 4).map(|l| u16::from_be_bytes([l[0], l[1]]) as usize) else {
+                    return false;
+                };
+                at += 2 + len;
+                if marker == 0xDA {
+                    // Entropy-coded data: to the next 0xFF that is not a stuffed 0x00 or a restart.
+                    while at + 1 < bytes.len() && !(bytes[at] == 0xFF && !matches!(bytes[at + 1], 0x00 | 0xD0..=0xD7)) {
+                        at += 1;
+                    }
+                }
+            }
+        }
+    }
+    false
 }
 
 /// Largest photo side accepted.

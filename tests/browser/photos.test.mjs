@@ -27,14 +27,27 @@ after(async () => {
 });
 
 // The same tolerances as the native test (tests/fuzz.rs): mean absolute difference per channel.
-const ENCODINGS = { 'rgb16.png': 1, 'cmyk.jpg': 6, 'animated.gif': 8, 'animated.png': 0, 'animated.webp': 8 };
+// exif6.jpg and exif3.jpg: the photo stored turned, with the EXIF orientation that turns it back.
+const ENCODINGS = {
+  'rgb16.png': 1,
+  'cmyk.jpg': 6,
+  'animated.gif': 8,
+  'animated.png': 0,
+  'animated.webp': 8,
+  'exif6.jpg': 3,
+  'exif3.jpg': 3,
+};
 
 test('unusual encodings decode in the browser like the 8-bit photo', async () => {
   const r = await page.evaluate(async (names) => {
     // As web/src/index.js and worker.js do it.
     async function rgba(name) {
       const blob = await (await fetch(`/photos/${name}`)).blob();
-      const bitmap = await createImageBitmap(blob, { colorSpaceConversion: 'none', premultiplyAlpha: 'none' });
+      const bitmap = await createImageBitmap(blob, {
+        colorSpaceConversion: 'none',
+        premultiplyAlpha: 'none',
+        imageOrientation: 'from-image',
+      });
       const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
       const ctx = canvas.getContext('2d', { colorSpace: 'srgb', willReadFrequently: true });
       ctx.drawImage(bitmap, 0, 0);
@@ -63,7 +76,7 @@ test('unusual encodings decode in the browser like the 8-bit photo', async () =>
   }
 });
 
-test('the engine answers about a CMYK photo and refuses a truncated one clearly', async () => {
+test('the engine answers about a CMYK photo and refuses truncated ones clearly', async () => {
   const r = await page.evaluate(async () => {
     const { Fusion } = await import('/src/index.js');
     const fusion = await Fusion.load('/models/tiny/manifest.json');
@@ -81,13 +94,26 @@ test('the engine answers about a CMYK photo and refuses a truncated one clearly'
     } catch (e) {
       error = e.message;
     }
-    // The model still answers after the refusal.
+    // A JPEG cut short: the browser would decode it (gray where bytes are missing); the package refuses it.
+    const jpeg = new Uint8Array(await (await fetch('/photos/waterview.jpg')).arrayBuffer());
+    let truncated = null;
+    try {
+      for await (const _ of fusion.ask({
+        image: new Blob([jpeg.subarray(0, jpeg.length / 2)]),
+        question: 'Describe it.',
+        maxNewTokens: 1,
+      }));
+    } catch (e) {
+      truncated = e.message;
+    }
+    // The model still answers after the refusals.
     let after = '';
     for await (const piece of fusion.ask({ image: '/photos/animated.gif', question: 'Describe it.', maxNewTokens: 1 })) after += piece;
     await fusion.unload();
-    return { tokens: answer.tokens.length, photo: fusion.stats().photo, error, afterTokens: fusion.lastAnswer.tokens.length };
+    return { tokens: answer.tokens.length, photo: fusion.stats().photo, error, truncated, afterTokens: fusion.lastAnswer.tokens.length };
   });
   assert.ok(r.tokens > 0 && r.photo.tiles > 0, `${JSON.stringify(r)}\n${log.join('\n')}`);
   assert.match(r.error ?? '', /cannot decode the image/);
+  assert.match(r.truncated ?? '', /cannot decode the image: the JPEG file is truncated/);
   assert.ok(r.afterTokens > 0, JSON.stringify(r));
 });

@@ -113,9 +113,25 @@ fn photo_bytes() {
     }
 }
 
+/// A JPEG cut short is refused, wherever the cut falls; a whole one with bytes after its end
+/// (as some phones append) is not.
+#[test]
+fn a_truncated_jpeg_is_refused() {
+    for name in ["waterview.jpg", "exif6.jpg", "cmyk.jpg"] {
+        let jpeg = std::fs::read(crate::common::test_file("photos").join(name)).unwrap();
+        for cut in [jpeg.len() - 2, jpeg.len() * 3 / 4, jpeg.len() / 2, 600] {
+            let e = fusion::image::decode(&jpeg[..cut]).expect_err(name).to_string();
+            assert!(e.contains("the JPEG file is truncated"), "{name} cut at {cut}: {e}");
+        }
+        let mut trailed = jpeg.clone();
+        trailed.extend_from_slice(b"SEFH\0\0\0\0trailer of a phone's own");
+        assert!(fusion::image::decode(&trailed).is_ok(), "{name} with a trailer");
+    }
+}
+
 /// The same photo in encodings a browser or phone may hand us (`tests/photos/`, made with
-/// Pillow from `waterview.jpg`) decodes to (nearly) the same RGB pixels as its 8-bit PNG: 16 bits per channel, grayscale 16-bit, CMYK JPEG, and the first frame of
-/// animated GIF, PNG and WebP.
+/// Pillow from `waterview.jpg`) decodes to (nearly) the same RGB pixels as its 8-bit PNG: 16 bits per channel, grayscale 16-bit, CMYK JPEG, the first frame of
+/// animated GIF, PNG and WebP, and JPEGs with an EXIF orientation.
 #[test]
 fn unusual_photo_encodings_decode_like_the_8_bit_photo() {
     let dir = crate::common::test_file("photos");
@@ -126,9 +142,17 @@ fn unusual_photo_encodings_decode_like_the_8_bit_photo() {
     let mean_abs =
         |a: &[u8], b: &[u8]| a.iter().zip(b).map(|(x, y)| (*x as f64 - *y as f64).abs()).sum::<f64>() / b.len() as f64;
     // (file, mean absolute difference allowed per channel value: lossy and palette formats differ a little)
-    for (name, tol) in
-        [("rgb16.png", 1.0), ("cmyk.jpg", 6.0), ("animated.gif", 8.0), ("animated.png", 0.0), ("animated.webp", 8.0)]
-    {
+    // exif6.jpg and exif3.jpg store the photo turned (90° counter-clockwise, 180°) with the EXIF
+    // orientation (6, 3) that turns it back: decoded, it is the photo as a person sees it.
+    for (name, tol) in [
+        ("rgb16.png", 1.0),
+        ("cmyk.jpg", 6.0),
+        ("animated.gif", 8.0),
+        ("animated.png", 0.0),
+        ("animated.webp", 8.0),
+        ("exif6.jpg", 3.0),
+        ("exif3.jpg", 3.0),
+    ] {
         let (got, gw, gh) = read(name);
         assert_eq!((gw, gh), (w, h), "{name}");
         let d = mean_abs(&got, &want);

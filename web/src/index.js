@@ -3,22 +3,28 @@
 import { Msg } from './protocol.js';
 import { cachedModels, evictModel } from './cache.js';
 import { checkRequest, toTurns } from './chat.js';
+import { checkPhotoBlob } from './photo.js';
 
 let nextId = 1;
 const UNLOADED = () => new Error('the model was unloaded: load it again with Fusion.load');
 
-/** Turn any supported image input into an ImageBitmap (decoded by the browser). */
+/**
+ * Turn any supported image input into an ImageBitmap (decoded by the browser), turned by its EXIF
+ * orientation as the browser shows it (createImageBitmap's default, `imageOrientation: 'from-image'`;
+ * the native engine does the same). A file (URL, Blob) that is a truncated JPEG is refused.
+ */
 async function toBitmap(image) {
   if (typeof image === 'string' || image instanceof URL) {
     const res = await fetch(image);
     if (!res.ok) throw new Error(`fetching ${image}: HTTP ${res.status}`);
     image = await res.blob();
   }
+  if (typeof Blob !== 'undefined' && image instanceof Blob) await checkPhotoBlob(image);
   if (typeof HTMLImageElement !== 'undefined' && image instanceof HTMLImageElement && !image.complete) {
     await image.decode();
   }
   try {
-    return await createImageBitmap(image, { colorSpaceConversion: 'none', premultiplyAlpha: 'none' });
+    return await createImageBitmap(image, { colorSpaceConversion: 'none', premultiplyAlpha: 'none', imageOrientation: 'from-image' });
   } catch (e) {
     throw new Error(`cannot decode the image: ${e.message ?? e}`);
   }
