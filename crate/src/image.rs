@@ -122,7 +122,8 @@ pub fn jpeg_is_whole(bytes: &[u8]) -> bool {
                 at += 2 + len;
                 if marker == 0xDA {
                     // Entropy-coded data: to the next 0xFF that is not a stuffed 0x00 or a restart.
-                    while at + 1 < bytes.len() && !(bytes[at] == 0xFF && !matches!(bytes[at + 1], 0x00 | 0xD0..=0xD7)) {
+                    let in_scan = |at: usize| bytes[at] != 0xFF || matches!(bytes[at + 1], 0x00 | 0xD0..=0xD7);
+                    while at + 1 < bytes.len() && in_scan(at) {
                         at += 1;
                     }
                 }
