@@ -10,6 +10,7 @@ const SHELL = [
   '/demo/style.css',
   '/demo/app.webmanifest',
   '/demo/icon.svg',
+  '/demo/models.json',
   '/src/index.js',
   '/src/chat.js',
   '/src/worker.js',

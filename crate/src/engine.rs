@@ -2,7 +2,7 @@
 //! answers streamed token by token. The CLI and the wasm API both drive this.
 
 use crate::config::OneOrMany;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::generate::{Sampler, SamplingOptions, StopText, TokenLogprob};
 use crate::gpu::{now_ms, read_f32};
 use crate::image::Views;
@@ -122,7 +122,7 @@ impl Engine {
             Ok(text) => {
                 let manifest = crate::manifest::Manifest::from_json(&text)?;
                 let path = dir.join(manifest.tokenizer.as_deref().unwrap_or(crate::tokenizer::TOKENIZER_FILE));
-                let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+                let bytes = std::fs::read(&path).map_err(|e| crate::error::Error::io(&path, e))?;
                 (Tokenizer::from_bytes(&bytes, backbone)?, manifest.generation_config.map(|v| v.to_string()))
             }
             Err(_) => {

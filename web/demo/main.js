@@ -1,10 +1,13 @@
-// The demo page: load the default model (or ?model=URL), ask about a photo (or without one),
-// stream the answer.
+// The demo page: pick a model from models.json (or ?model=URL), load it with progress, ask about
+// a photo (or without one), stream the answer. models.json lists the models the page knows (an
+// operator points each `manifest` at where they host converted shards); the first one, or
+// ?model=, loads at start; a cached one can be deleted.
 import { Fusion } from '../src/index.js';
 
 const $ = (id) => document.getElementById(id);
 const status = $('status');
-const MODEL = new URLSearchParams(location.search).get('model') ?? '/models/tiny/manifest.json';
+const asked = new URLSearchParams(location.search).get('model');
+const absolute = (url) => new URL(url, location.href).href;
 
 function show(state, text) {
   status.dataset.state = state;
@@ -14,40 +17,105 @@ function show(state, text) {
 }
 
 const mb = (b) => `${(b / 1e6).toFixed(1)} MB`;
+const size = (b) => (b >= 1e9 ? `${(b / 1e9).toFixed(1)} GB` : mb(b));
 
 let model = null;
 let photo = null; // the current photo (a Blob); its tile features are computed once
 let history = [];
 let controller = null;
 
-async function start() {
-  if (!('gpu' in navigator) || !(await navigator.gpu.requestAdapter())) {
-    throw new Error('this browser has no WebGPU adapter');
+/** The models the page knows: models.json, with ?model= first when it is not listed. */
+async function catalog() {
+  let list = [];
+  try {
+    const res = await fetch('models.json');
+    if (res.ok) list = await res.json();
+  } catch {
+    // No list: the page still opens ?model= or the default.
   }
-  show('loading', 'Loading the model…');
+  if (list.length === 0) list = [{ name: 'Default model', manifest: '/models/tiny/manifest.json' }];
+  if (asked && !list.some((m) => absolute(m.manifest) === absolute(asked))) list.unshift({ name: asked, manifest: asked });
+  return list;
+}
+
+let models = [];
+let loaded = null; // the index of the model loaded
+
+/** The picker: each model with its size and whether it is offline already. */
+async function showModels(selected) {
+  const offline = new Set(await Fusion.cached());
+  $('model').replaceChildren(
+    ...models.map((m, i) => {
+      const facts = [m.variant, m.bytes && size(m.bytes), offline.has(absolute(m.manifest)) && 'offline'].filter(Boolean);
+      const label = facts.length ? `${m.name} (${facts.join(', ')})` : m.name;
+      return Object.assign(document.createElement('option'), { value: i, textContent: label, selected: i === selected });
+    }),
+  );
+  $('delete').disabled = !offline.has(absolute(models[selected].manifest));
+}
+
+async function load(i) {
+  const entry = models[i];
+  $('ask').hidden = true;
+  await model?.unload();
+  model = null;
+  loaded = null;
+  history = [];
+  $('chat').replaceChildren();
+  // A random-weight model answers noise; say so, and how to open a real one.
+  $('notice').hidden = !entry.random;
+  show('loading', `Loading ${entry.name}…`);
   const progress = $('progress');
   progress.hidden = false;
   try {
-    model = await Fusion.load(MODEL, {
+    model = await Fusion.load(entry.manifest, {
       onProgress: ({ loaded, total, etaSeconds }) => {
         progress.max = total;
         progress.value = loaded;
         const eta = etaSeconds == null || loaded === total ? '' : `, about ${Math.ceil(etaSeconds)} s left`;
-        show('loading', `Loading the model: ${mb(loaded)} of ${mb(total)}${eta}`);
+        show('loading', `Loading ${entry.name}: ${mb(loaded)} of ${mb(total)}${eta}`);
       },
     });
   } catch (e) {
     if (/HTTP 404/.test(e.message)) {
-      show('ready', `WebGPU ready. No model at ${MODEL} yet (run web/demo.sh, or pass ?model=URL).`);
+      show('ready', `WebGPU ready. No model at ${entry.manifest} yet (see models/README.md, or pass ?model=URL).`);
       return;
     }
     throw e;
   } finally {
     progress.hidden = true;
+    await showModels(i);
   }
-  show('model', `Model ready (${mb(model.info.bytes)}, cached for offline use).`);
+  loaded = i;
+  show('model', `${entry.name} ready (${mb(model.info.bytes)}, cached for offline use).`);
   $('ask').hidden = false;
 }
+
+async function start() {
+  if (!('gpu' in navigator) || !(await navigator.gpu.requestAdapter())) {
+    throw new Error('this browser has no WebGPU adapter');
+  }
+  models = await catalog();
+  const first = asked ? models.findIndex((m) => absolute(m.manifest) === absolute(asked)) : 0;
+  await showModels(first);
+  $('models').hidden = false;
+  await load(first);
+}
+
+const fail = (e) => show('error', `Cannot load: ${e.message ?? e}`);
+$('model').addEventListener('change', (e) => load(Number(e.target.value)).catch(fail));
+$('delete').addEventListener('click', async () => {
+  const i = Number($('model').value);
+  if (loaded === i) {
+    await model.unload();
+    model = null;
+    loaded = null;
+    $('ask').hidden = true;
+  }
+  await Fusion.evict(models[i].manifest);
+  await showModels(i);
+  show('ready', `Deleted the offline copy of ${models[i].name}. Choose it again to download it.`);
+});
 
 function setPhoto(blob) {
   if (!blob?.type.startsWith('image/')) return;

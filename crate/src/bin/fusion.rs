@@ -104,6 +104,10 @@ enum Command {
         /// shards, the tokenizer files it ships; tiny widths.
         #[arg(long, conflicts_with_all = ["large", "context"])]
         published: bool,
+        /// With --published: the real widths too, the published model's full size (the 3B is
+        /// 10 GB of bf16, written in a few MB of memory), to measure a conversion.
+        #[arg(long, requires = "published")]
+        full_size: bool,
     },
     /// Say what a checkpoint or converted model folder is (variant, tower, parameters, int4
     /// size, GPU memory) and every problem with it, without a GPU; exits 1 on a problem.
@@ -298,14 +302,16 @@ fn run(cli: Cli) -> Result<()> {
                 Err(Error::invalid(dir.display().to_string(), "the model folder has problems (listed above)"))
             }
         }
-        Command::Tiny { out, backbone, siglip2, seed, context, large, published } => {
+        Command::Tiny { out, backbone, siglip2, seed, context, large, published, full_size } => {
             let backbone = match backbone {
                 TinyBackbone::Phi => Backbone::Phi,
                 TinyBackbone::Llama => Backbone::Llama,
             };
             let config_overrides =
                 context.map_or(serde_json::json!({}), |c| serde_json::json!({ "tokenizer_model_max_length": c }));
-            let base = if published {
+            let base = if full_size {
+                fusion::testing::TinySpec::published_full_size(backbone, siglip2)
+            } else if published {
                 fusion::testing::TinySpec::published(backbone, siglip2)
             } else {
                 fusion::testing::TinySpec::new(backbone)

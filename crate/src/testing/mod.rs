@@ -8,7 +8,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use half::bf16;
-use safetensors::tensor::{Dtype, TensorView};
+use std::fs::File;
+use std::io::{BufWriter, Write};
+
+use safetensors::tensor::Dtype;
 use serde_json::json;
 
 use crate::config::Backbone;
@@ -123,6 +126,16 @@ impl TinySpec {
         }
     }
 
+    /// [`TinySpec::published`] at the real widths: the published model's size (the 3B is 10 GB
+    /// of bf16), for measuring what converting one costs.
+    pub fn published_full_size(backbone: Backbone, x: bool) -> Self {
+        let decoder = match backbone {
+            Backbone::Phi => DecoderDims::PHI_3_5_MINI,
+            Backbone::Llama => DecoderDims::LLAMA_3_1_8B,
+        };
+        Self { decoder, tower: if x { TowerDims::GIANT } else { TowerDims::SO400M }, ..Self::published(backbone, x) }
+    }
+
     /// The shapes of every tensor ([`weights::layout`]).
     pub fn dims(&self) -> weights::Dims {
         let (patch, tower_layers, _) = tower(self);
@@ -218,23 +231,47 @@ pub fn tokenizer_json(backbone: Backbone) -> serde_json::Value {
     })
 }
 
-/// A generated tensor: shape, values, stored dtype.
-type Item = (Vec<usize>, Vec<f32>, Dtype);
-
-struct Tensors {
-    rng: SplitMix64,
-    /// name → (shape, values, stored dtype); no values when only the layout is wanted
-    items: BTreeMap<String, Item>,
+/// A tensor to generate: where it goes, how its random values are drawn, how it is stored.
+struct Planned {
+    /// Left out of the checkpoint (`TinySpec::omit`); its values are still drawn.
+    omitted: bool,
+    name: String,
+    shape: Vec<usize>,
+    std: f32,
+    mean: f32,
     dtype: Dtype,
-    values: bool,
 }
 
-impl Tensors {
-    fn put(&mut self, name: String, shape: &[usize], std: f32, mean: f32) {
-        let n = shape.iter().product();
-        let v =
-            if self.values { self.rng.normal_vec(n, std).into_iter().map(|x| x + mean).collect() } else { Vec::new() };
-        self.items.insert(name, (shape.to_vec(), v, self.dtype));
+impl Planned {
+    fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    fn bytes(&self) -> usize {
+        self.len() * self.dtype.bitsize() / 8
+    }
+
+    /// Its stored bytes, in chunks (memory stays at one chunk whatever the model's size), its
+    /// values drawn from `rng` in order: every tensor in layout order, so a spec and seed give
+    /// the same weights whatever the shards.
+    fn write(&self, rng: &mut SplitMix64, out: &mut impl Write) -> std::io::Result<()> {
+        const CHUNK: usize = 1 << 20;
+        let mut left = self.len();
+        let mut buf = Vec::with_capacity(CHUNK * 4);
+        while left > 0 {
+            buf.clear();
+            for _ in 0..left.min(CHUNK) {
+                let x = rng.normal() * self.std + self.mean;
+                match self.dtype {
+                    Dtype::BF16 => buf.extend(bf16::from_f32(x).to_le_bytes()),
+                    Dtype::F16 => buf.extend(half::f16::from_f32(x).to_le_bytes()),
+                    _ => buf.extend(x.to_le_bytes()),
+                }
+            }
+            out.write_all(&buf)?;
+            left -= left.min(CHUNK);
+        }
+        Ok(())
     }
 }
 
@@ -246,44 +283,43 @@ fn tower(spec: &TinySpec) -> (usize, usize, &'static str) {
     }
 }
 
-/// Every tensor of the model `spec` describes ([`weights::layout`]), with random values when
-/// `values`: linear weights at unit output scale, norm weights near 1, biases near 0.
-fn tensors(spec: &TinySpec, values: bool) -> Tensors {
-    let mut t = Tensors { rng: SplitMix64::new(spec.seed), items: BTreeMap::new(), dtype: Dtype::F32, values };
-    for weights::TensorSpec { name, shape, .. } in weights::layout(&spec.dims()) {
-        let (std, mean) = if name == weights::position_embedding() {
-            (0.5, 0.0)
-        } else if name == weights::embed_tokens() {
-            (1.0, 0.0)
-        } else if shape.len() == 1 {
-            if name.ends_with(".bias") { (0.1, 0.0) } else { (0.1, 1.0) }
-        } else {
-            (1.0 / (shape[1..].iter().product::<usize>() as f32).sqrt(), 0.0)
-        };
-        // The tower in f32, the projectors in f16, the rest in bf16 as the published
-        // checkpoints store it: every dtype the loader reads is exercised.
-        t.dtype = if spec.published {
-            Dtype::BF16
-        } else if name.starts_with("model.vision_tower") {
-            Dtype::F32
-        } else if name.starts_with("model.mm_projector") || name.starts_with("model.aux_projector") {
-            Dtype::F16
-        } else {
-            Dtype::BF16
-        };
-        t.put(name, &shape, std, mean);
-    }
-    if let Some(name) = &spec.omit {
-        t.items.remove(name);
-    }
-    t
+/// Every tensor of the model `spec` describes ([`weights::layout`]) and how its random values
+/// are drawn: linear weights at unit output scale, norm weights near 1, biases near 0.
+fn plan(spec: &TinySpec) -> Vec<Planned> {
+    weights::layout(&spec.dims())
+        .into_iter()
+        .map(|weights::TensorSpec { name, shape, .. }| {
+            let (std, mean) = if name == weights::position_embedding() {
+                (0.5, 0.0)
+            } else if name == weights::embed_tokens() {
+                (1.0, 0.0)
+            } else if shape.len() == 1 {
+                if name.ends_with(".bias") { (0.1, 0.0) } else { (0.1, 1.0) }
+            } else {
+                (1.0 / (shape[1..].iter().product::<usize>() as f32).sqrt(), 0.0)
+            };
+            // The tower in f32, the projectors in f16, the rest in bf16 as the published
+            // checkpoints store it: every dtype the loader reads is exercised.
+            let dtype = if spec.published {
+                Dtype::BF16
+            } else if name.starts_with("model.vision_tower") {
+                Dtype::F32
+            } else if name.starts_with("model.mm_projector") || name.starts_with("model.aux_projector") {
+                Dtype::F16
+            } else {
+                Dtype::BF16
+            };
+            Planned { omitted: spec.omit.as_ref() == Some(&name), name, shape, std, mean, dtype }
+        })
+        .collect()
 }
 
-/// Write a tiny checkpoint into `dir` (created if needed).
+/// Write a tiny checkpoint into `dir` (created if needed). The tensors are streamed to their
+/// shards, so a checkpoint at a published model's full size (`TinySpec::published` with real
+/// widths: 10 GB for the 3B) is written in a few MB of memory.
 pub fn write_tiny_checkpoint(dir: &Path, spec: &TinySpec) -> Result<()> {
-    let io = |e| Error::io(dir, e);
-    std::fs::create_dir_all(dir).map_err(io)?;
-    let t = tensors(spec, true);
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let planned = plan(spec);
 
     // The compact layout: the tower, then the rest. The published one: as many shards as the
     // repositories have (2 for the 3B, 4 for the 8B), cut by size. The index maps every tensor
@@ -292,47 +328,28 @@ pub fn write_tiny_checkpoint(dir: &Path, spec: &TinySpec) -> Result<()> {
         (false, _) | (true, Backbone::Phi) => 2,
         (true, Backbone::Llama) => 4,
     };
-    let total: usize = t.items.values().map(|(shape, _, _)| shape.iter().product::<usize>()).sum();
+    let total: usize = planned.iter().map(Planned::len).sum();
+    let mut parts: Vec<Vec<&Planned>> = vec![Vec::new(); count];
     let mut seen = 0;
-    let shard_of = |name: &str, shape: &[usize], seen: &mut usize| {
-        if !spec.published {
-            return usize::from(!name.starts_with("model.vision_tower"));
-        }
-        let i = (*seen * count / total.max(1)).min(count - 1);
-        *seen += shape.iter().product::<usize>();
-        i
-    };
-    let mut parts: Vec<Vec<(&String, &Item)>> = vec![Vec::new(); count];
-    for item in &t.items {
-        parts[shard_of(item.0, &item.1.0, &mut seen)].push(item);
+    for t in &planned {
+        let i = if spec.published {
+            (seen * count / total.max(1)).min(count - 1)
+        } else {
+            usize::from(!t.name.starts_with("model.vision_tower"))
+        };
+        seen += t.len();
+        parts[i].push(t);
     }
+    // Each shard holds a run of the layout (the tower first), so writing the shards in order
+    // draws every tensor's values in layout order.
+    let mut rng = SplitMix64::new(spec.seed);
     let mut weight_map = serde_json::Map::new();
     for (i, mine) in parts.iter().enumerate() {
         let shard = format!("model-{:05}-of-{count:05}.safetensors", i + 1);
-        let bytes: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = mine
-            .iter()
-            .map(|(n, (shape, v, dtype))| {
-                let raw = match dtype {
-                    Dtype::BF16 => v.iter().flat_map(|x| bf16::from_f32(*x).to_le_bytes()).collect(),
-                    Dtype::F16 => v.iter().flat_map(|x| half::f16::from_f32(*x).to_le_bytes()).collect(),
-                    _ => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-                };
-                ((*n).clone(), *dtype, shape.clone(), raw)
-            })
-            .collect();
-        let views = bytes
-            .iter()
-            .map(|(n, dtype, shape, raw)| {
-                Ok((
-                    n.clone(),
-                    TensorView::new(*dtype, shape.clone(), raw).map_err(|e| Error::invalid(n, e.to_string()))?,
-                ))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let data = safetensors::serialize(views, None).map_err(|e| Error::invalid(&shard, e.to_string()))?;
-        std::fs::write(dir.join(&shard), data).map_err(io)?;
-        for (n, _) in mine {
-            weight_map.insert((*n).clone(), json!(shard));
+        let path = dir.join(&shard);
+        write_safetensors(&path, mine, &mut rng).map_err(|e| Error::io(&path, e))?;
+        for t in mine.iter().filter(|t| !t.omitted) {
+            weight_map.insert(t.name.clone(), json!(shard));
         }
     }
     write_json(&dir.join("model.safetensors.index.json"), &json!({"metadata": {}, "weight_map": weight_map}))?;
@@ -346,9 +363,42 @@ pub fn write_tiny_checkpoint(dir: &Path, spec: &TinySpec) -> Result<()> {
     write_json(&dir.join("config.json"), &config)?;
     write_json(&dir.join("generation_config.json"), &generation)?;
     let tower_dir = dir.join(tower(spec).2);
-    std::fs::create_dir_all(&tower_dir).map_err(io)?;
+    std::fs::create_dir_all(&tower_dir).map_err(|e| Error::io(&tower_dir, e))?;
     write_json(&tower_dir.join("config.json"), &vision)?;
     write_json(&dir.join("tokenizer.json"), &tokenizer)
+}
+
+/// One safetensors file: the 8-byte header length, the JSON header (padded with spaces to 8
+/// bytes, as the format's writers do), then each tensor's bytes, streamed.
+fn write_safetensors(path: &Path, tensors: &[&Planned], rng: &mut SplitMix64) -> std::io::Result<()> {
+    let mut header = serde_json::Map::new();
+    header.insert("__metadata__".into(), json!({"format": "pt"}));
+    let mut offset = 0;
+    for t in tensors.iter().filter(|t| !t.omitted) {
+        let dtype = match t.dtype {
+            Dtype::BF16 => "BF16",
+            Dtype::F16 => "F16",
+            _ => "F32",
+        };
+        header.insert(
+            t.name.clone(),
+            json!({"dtype": dtype, "shape": t.shape, "data_offsets": [offset, offset + t.bytes()]}),
+        );
+        offset += t.bytes();
+    }
+    let mut header = serde_json::Value::Object(header).to_string().into_bytes();
+    header.resize(header.len().next_multiple_of(8), b' ');
+    let mut out = BufWriter::with_capacity(1 << 20, File::create(path)?);
+    out.write_all(&(header.len() as u64).to_le_bytes())?;
+    out.write_all(&header)?;
+    for t in tensors {
+        if t.omitted {
+            t.write(rng, &mut std::io::sink())?;
+        } else {
+            t.write(rng, &mut out)?;
+        }
+    }
+    out.flush()
 }
 
 /// `config.json`, the tower's config, `generation_config.json` and `tokenizer.json`.
@@ -436,13 +486,13 @@ pub fn write_random_int4(dir: &Path, spec: &TinySpec, group: usize) -> Result<cr
     use crate::convert::{Shards, storage};
     use crate::manifest::{DType, FORMAT, FORMAT_VERSION, MAX_SHARD_BYTES, Manifest};
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let t = tensors(spec, false);
     let mut random = RandomWeights::new(spec.seed, group);
     let mut shards = Shards::new(dir, MAX_SHARD_BYTES);
     let mut entries = Vec::new();
-    for (name, (shape, _, _)) in &t.items {
+    let mut planned: Vec<Planned> = plan(spec).into_iter().filter(|t| !t.omitted).collect();
+    planned.sort_by(|a, b| a.name.cmp(&b.name));
+    for Planned { name, shape, .. } in planned {
         let n: usize = shape.iter().product();
-        let (name, shape) = (name.clone(), shape.clone());
         let entry = match storage(&name, &shape) {
             DType::Int4 => {
                 let w = random.int4(shape[0], shape[1]);
@@ -496,7 +546,7 @@ pub struct RandomModel {
 
 impl RandomModel {
     pub fn new(spec: &TinySpec, group: usize) -> Result<Self> {
-        let shapes = tensors(spec, false).items.into_iter().map(|(name, (shape, _, _))| (name, shape)).collect();
+        let shapes = plan(spec).into_iter().filter(|t| !t.omitted).map(|t| (t.name, t.shape)).collect();
         let (config, vision, _, tokenizer) = configs(spec);
         Ok(Self {
             shapes,
