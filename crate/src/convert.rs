@@ -144,11 +144,12 @@ pub fn convert(src: &Path, out: &Path, options: &ConvertOptions) -> Result<Manif
     convert_with_progress(src, out, options, &mut |_| {})
 }
 
-/// How far a conversion is: the tensor just written, and the source bytes read so far.
+/// How far a conversion is: the tensor just written, and the weights (values) converted so
+/// far and in all.
 pub struct Progress<'a> {
     pub tensor: &'a str,
-    pub done_bytes: u64,
-    pub total_bytes: u64,
+    pub done: u64,
+    pub total: u64,
 }
 
 /// [`convert`], calling `progress` after each tensor. The whole checkpoint is checked first
@@ -190,8 +191,8 @@ pub fn convert_with_progress(
     let mut names: Vec<String> = checkpoint.names().map(str::to_owned).collect();
     names.sort();
     let numel = |shape: &[usize]| shape.iter().map(|&d| d as u64).product::<u64>();
-    let total_bytes = names.iter().filter_map(|n| checkpoint.shape(n)).map(|s| numel(&s)).sum();
-    let mut done_bytes = 0;
+    let total = names.iter().filter_map(|n| checkpoint.shape(n)).map(|s| numel(&s)).sum();
+    let mut done = 0;
 
     let mut shards = Shards::new(out, options.max_shard_bytes);
     let mut tensors = Vec::with_capacity(names.len());
@@ -216,8 +217,8 @@ pub fn convert_with_progress(
             }
             DType::F32 => shards.tensor(name, t.shape, dtype, bytemuck::cast_slice(&t.data), None)?,
         };
-        done_bytes += numel(&entry.shape);
-        progress(Progress { tensor: &entry.name, done_bytes, total_bytes });
+        done += numel(&entry.shape);
+        progress(Progress { tensor: &entry.name, done, total });
         tensors.push(entry);
     }
     let shards = shards.finish()?;
@@ -257,6 +258,7 @@ fn check_room(out: &Path, needed: u64) -> Result<()> {
             }
         }
     }
+    #[cfg(not(unix))]
     let _ = (out, needed);
     Ok(())
 }

@@ -338,8 +338,8 @@ fn run(cli: Cli) -> Result<()> {
                     .map_err(|e| Error::invalid("progress bar", e.to_string()))?,
             );
             let m = fusion::convert::convert_with_progress(&src, &out, &options, &mut |p| {
-                bar.set_length(p.total_bytes);
-                bar.set_position(p.done_bytes);
+                bar.set_length(p.total);
+                bar.set_position(p.done);
                 bar.set_message(p.tensor.to_owned());
             })?;
             bar.finish_and_clear();
