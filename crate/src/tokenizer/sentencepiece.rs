@@ -190,7 +190,8 @@ impl SentencePiece {
     }
 
     pub fn id(&self, piece: &str) -> Option<u32> {
-        self.pieces.iter().position(|p| p.piece == piece).map(|i| i as u32)
+        let other = || self.pieces.iter().position(|p| p.piece == piece).map(|i| i as u32);
+        self.index.mergeable.get(piece).copied().or_else(other)
     }
 
     /// The ids of `text`: spaces become `▁`, a `▁` goes first when `dummy_prefix` and the
