@@ -113,7 +113,18 @@ impl Engine {
     /// Load a checkpoint directory (config, safetensors, tokenizer, generation config).
     #[cfg(not(target_family = "wasm"))]
     pub fn load(dir: &std::path::Path, gpu: &crate::Gpu, format: crate::model::WeightFormat) -> Result<Self> {
-        let model = FusionModel::load(dir, gpu, format)?;
+        Self::load_reporting(dir, gpu, format, &mut |_, _| {})
+    }
+
+    /// [`Self::load`], reporting the tensors loaded ([`FusionModel::load_reporting`]).
+    #[cfg(not(target_family = "wasm"))]
+    pub fn load_reporting(
+        dir: &std::path::Path,
+        gpu: &crate::Gpu,
+        format: crate::model::WeightFormat,
+        report: &mut dyn FnMut(usize, usize),
+    ) -> Result<Self> {
+        let model = FusionModel::load_reporting(dir, gpu, format, report)?;
         let backbone = model.config.model_type;
         // A converted model names its tokenizer and carries its generation config in its
         // manifest (already verified by the model load: only the manifest is read here).

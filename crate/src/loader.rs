@@ -37,6 +37,54 @@ pub trait TensorSource {
     }
 }
 
+/// A source that says how many tensors the model has taken from it so far (a progress bar's
+/// position), each name counted once whichever way it was read.
+pub struct Reporting<'a> {
+    source: &'a mut dyn TensorSource,
+    taken: std::collections::HashSet<String>,
+    report: &'a mut dyn FnMut(usize),
+}
+
+impl<'a> Reporting<'a> {
+    pub fn new(source: &'a mut dyn TensorSource, report: &'a mut dyn FnMut(usize)) -> Self {
+        Self { source, taken: Default::default(), report }
+    }
+
+    fn took(&mut self, name: &str) {
+        if self.taken.insert(name.to_owned()) {
+            (self.report)(self.taken.len());
+        }
+    }
+}
+
+impl TensorSource for Reporting<'_> {
+    fn tensor(&mut self, name: &str) -> Result<HostTensor> {
+        let t = self.source.tensor(name)?;
+        self.took(name);
+        Ok(t)
+    }
+
+    fn shape(&self, name: &str) -> Option<Vec<usize>> {
+        self.source.shape(name)
+    }
+
+    fn int4(&mut self, name: &str) -> Result<Option<crate::quant::Int4Weight>> {
+        let w = self.source.int4(name)?;
+        if w.is_some() {
+            self.took(name);
+        }
+        Ok(w)
+    }
+
+    fn upload(&mut self, name: &str, dtype: crate::manifest::DType, gpu: &crate::Gpu) -> Result<Option<GpuTensor>> {
+        let t = self.source.upload(name, dtype, gpu)?;
+        if t.is_some() {
+            self.took(name);
+        }
+        Ok(t)
+    }
+}
+
 /// A tensor's stored bytes in GPU buffers, laid out as the converted format keeps them
 /// (`manifest.rs`): int4 packed words and f16 scale pairs, or f16 values in pairs.
 pub struct GpuTensor {

@@ -26,7 +26,18 @@ pub struct Session {
 impl Session {
     /// Load the model in `dir` onto `gpu` and encode the photo, if there is one.
     pub fn open(gpu: &Gpu, dir: &Path, format: WeightFormat, views: Option<Views>) -> Result<Self> {
-        let engine = Engine::load(dir, gpu, format)?;
+        Self::open_reporting(gpu, dir, format, views, &mut |_, _| {})
+    }
+
+    /// [`Self::open`], reporting the tensors loaded (`report(taken, total)`).
+    pub fn open_reporting(
+        gpu: &Gpu,
+        dir: &Path,
+        format: WeightFormat,
+        views: Option<Views>,
+        report: &mut dyn FnMut(usize, usize),
+    ) -> Result<Self> {
+        let engine = Engine::load_reporting(dir, gpu, format, report)?;
         let photo = views.map(|v| engine.encode_photo(v)).transpose()?;
         let conversation = engine.new_conversation();
         Ok(Self { dir: dir.to_owned(), format, engine, photo, conversation, recoveries: 0 })

@@ -62,8 +62,17 @@ fn published_model_answers(backbone: Backbone, x: bool, keys: usize, photo: bool
     let checked = fusion(&["check"], &[&out]);
     assert!(checked.status.success() && text(&checked).contains("converted model"), "{}", text(&checked));
 
+    // Loading reports each tensor as it reaches the GPU (what the CLI's bar shows): every one
+    // but the tower's unused last norm (weight and bias), once each, in order.
+    let mut reports = Vec::new();
+    let format = WeightFormat::Int4 { group: 32 };
+    let engine =
+        Engine::load_reporting(&out, crate::common::gpu(), format, &mut |taken, total| reports.push((taken, total)))
+            .unwrap();
+    let expected: Vec<(usize, usize)> = (1..=keys - 2).map(|taken| (taken, keys)).collect();
+    assert_eq!(reports, expected);
+
     // The prompt of the converted model: the reference's ids (made by transformers).
-    let engine = Engine::load(&out, crate::common::gpu(), WeightFormat::Int4 { group: 32 }).unwrap();
     let fixture = match backbone {
         Backbone::Phi => "phi/prompts.json",
         Backbone::Llama => "llama/prompts.json",

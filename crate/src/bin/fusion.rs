@@ -245,7 +245,16 @@ fn run(cli: Cli) -> Result<()> {
             // One engine driven from this one thread: decode steps can be recorded.
             let gpu = Gpu::new()?.record_decode_steps(true);
             let gpu = if baseline { gpu.baseline() } else { gpu };
-            let mut session = Session::open(&gpu, &model, format, views)?;
+            // On a terminal, a bar over the model's tensors as they reach the GPU.
+            let bar = indicatif::ProgressBar::new(0).with_style(
+                indicatif::ProgressStyle::with_template("loading {bar:40} {pos}/{len} tensors (ETA {eta})")
+                    .map_err(|e| Error::invalid("progress bar", e.to_string()))?,
+            );
+            let mut session = Session::open_reporting(&gpu, &model, format, views, &mut |taken, total| {
+                bar.set_length(total as u64);
+                bar.set_position(taken as u64);
+            })?;
+            bar.finish_and_clear();
             let mut lost = 0;
             for (i, q) in std::iter::once(question).chain(follow_ups).enumerate() {
                 if i > 0 {

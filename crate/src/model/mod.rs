@@ -29,7 +29,7 @@ use crate::gpu::Gpu;
 use crate::image::Views;
 use crate::kernels::argmax::{self, Pick};
 use crate::kernels::embedding::Ids;
-use crate::loader::{Checkpoint, Converted, ShardReader, TensorSource};
+use crate::loader::{Checkpoint, Converted, Reporting, ShardReader, TensorSource};
 use alignment::{Interaction, adaptive_max_pool, context_windows};
 pub use attention::Kernels;
 use decoder::Decoder;
@@ -104,13 +104,32 @@ pub struct FusionModel {
 impl FusionModel {
     /// Load a Hugging Face FUSION checkpoint directory, or a converted one (`manifest.json`).
     pub fn load(dir: &Path, gpu: &Gpu, format: WeightFormat) -> Result<Self> {
+        Self::load_reporting(dir, gpu, format, &mut |_, _| {})
+    }
+
+    /// [`Self::load`], calling `report(taken, total)` as the tensors reach the GPU (`total`:
+    /// the tensors the folder holds; the model takes all but the tower's unused last norm).
+    pub fn load_reporting(
+        dir: &Path,
+        gpu: &Gpu,
+        format: WeightFormat,
+        report: &mut dyn FnMut(usize, usize),
+    ) -> Result<Self> {
         if dir.join("manifest.json").exists() {
-            return Self::from_converted(&mut Converted::open(dir)?, gpu, format);
+            let mut converted = Converted::open(dir)?;
+            let (config, vision) = Self::converted_configs(&converted)?;
+            let total = converted.manifest.tensors.len();
+            let mut report = |taken| report(taken, total);
+            let mut source = Reporting::new(&mut converted, &mut report);
+            return Self::from_source(config, &vision, &mut source, gpu, format);
         }
         let config = FusionConfig::load(dir)?;
         let vision = VisionConfig::load(dir, &config)?;
         let mut checkpoint = Checkpoint::open(dir)?;
-        Self::from_source(config, &vision, &mut checkpoint, gpu, format)
+        let total = checkpoint.names().count();
+        let mut report = |taken| report(taken, total);
+        let mut source = Reporting::new(&mut checkpoint, &mut report);
+        Self::from_source(config, &vision, &mut source, gpu, format)
     }
 
     /// Load a converted model (configs from its manifest).
@@ -119,6 +138,12 @@ impl FusionModel {
         gpu: &Gpu,
         format: WeightFormat,
     ) -> Result<Self> {
+        let (config, vision) = Self::converted_configs(converted)?;
+        Self::from_source(config, &vision, converted, gpu, format)
+    }
+
+    /// A converted model's configs, from its manifest.
+    fn converted_configs<R: ShardReader>(converted: &Converted<R>) -> Result<(FusionConfig, VisionConfig)> {
         let m = &converted.manifest;
         let config = FusionConfig::from_json(&m.config.to_string())?;
         let vision = match &m.vision_config {
@@ -126,7 +151,7 @@ impl FusionModel {
                 .map_err(|e| Error::invalid("manifest.json vision_config", e.to_string()))?,
             None => VisionConfig::defaults(config.tower_kind()),
         };
-        Self::from_source(config, &vision, converted, gpu, format)
+        Ok((config, vision))
     }
 
     pub fn from_source(
