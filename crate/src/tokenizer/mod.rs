@@ -157,12 +157,7 @@ impl Tokenizer {
                 .collect::<Option<Vec<u8>>>()
                 .unwrap_or_else(|| piece.into_bytes());
         }
-        match piece
-            .strip_prefix("<0x")
-            .and_then(|hex| hex.strip_suffix('>'))
-            .filter(|hex| hex.len() == 2)
-            .and_then(|hex| u8::from_str_radix(hex, 16).ok())
-        {
+        match sentencepiece::byte_piece(&piece) {
             Some(byte) => vec![byte],
             None => piece.replace('▁', " ").into_bytes(),
         }

@@ -294,7 +294,7 @@ impl Ord for Pair {
 }
 
 /// `<0xNN>` → NN.
-fn byte_piece(piece: &str) -> Option<u8> {
+pub(super) fn byte_piece(piece: &str) -> Option<u8> {
     let hex = piece.strip_prefix("<0x")?.strip_suffix('>')?;
     (hex.len() == 2).then(|| u8::from_str_radix(hex, 16).ok()).flatten()
 }
